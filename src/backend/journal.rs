@@ -1,0 +1,295 @@
+//! The journal: one ordered record of everything that happened in a scenario.
+//!
+//! The backend writes every REST request (with the endpoint it was classified as, the status it
+//! got and a token fingerprint) and every event frame it put on a socket; the scenario driver
+//! writes the commands it sent, the replies and observations it received and the controls it
+//! applied. One sequence number orders them all, and every entry carries virtual time, so checks
+//! can say "the reply came before the event" and reports can quote the trace. Tokens are never
+//! stored: [`Secrets`] turns them into fingerprints.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::adapter::{Command, Observation, Outcome};
+use crate::clock::{VirtualClock, VirtualInstant};
+
+/// A client instance id, as sent in `X-Convo-Client`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct InstanceId(pub String);
+
+impl std::fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A token's fingerprint: `tok:` and the first 12 hex digits of its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TokenFingerprint(pub String);
+
+impl TokenFingerprint {
+    /// The fingerprint of `token`.
+    pub fn of(token: &str) -> Self {
+        let digest = Sha256::digest(token.as_bytes());
+        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        Self(format!("tok:{hex}"))
+    }
+}
+
+/// Every token minted in a run, so any text can be scrubbed of them.
+#[derive(Clone, Default, Debug)]
+pub struct Secrets {
+    tokens: Arc<Mutex<Vec<(String, TokenFingerprint)>>>,
+}
+
+impl Secrets {
+    /// Remembers a token to redact.
+    pub fn register(&self, token: &str) {
+        let mut t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        t.push((token.to_owned(), TokenFingerprint::of(token)));
+    }
+
+    /// `text` with every known token replaced by its fingerprint.
+    pub fn redact(&self, text: &str) -> String {
+        let t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = text.to_owned();
+        for (token, fp) in t.iter() {
+            if out.contains(token.as_str()) {
+                out = out.replace(token.as_str(), &fp.0);
+            }
+        }
+        out
+    }
+}
+
+/// What the REST layer took a request for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "endpoint", rename_all = "snake_case")]
+pub enum Endpoint {
+    /// The app's token generator.
+    Token,
+    /// A page of the user's subscribed conversations.
+    UserConversations {
+        /// Zero-based page number.
+        page: u32,
+        /// Whether it was the final page.
+        last: bool,
+    },
+    /// Read the user.
+    GetUser,
+    /// Update the user (a client-level operation).
+    UpdateUser,
+    /// Read a conversation.
+    GetConversation {
+        /// Conversation sid.
+        sid: String,
+    },
+    /// Update a conversation (a conversation operation).
+    UpdateConversation {
+        /// Conversation sid.
+        sid: String,
+    },
+    /// Read a conversation's participants.
+    Participants {
+        /// Conversation sid.
+        sid: String,
+    },
+    /// Read a conversation's messages.
+    Messages {
+        /// Conversation sid.
+        sid: String,
+    },
+    /// Send a message (a conversation operation).
+    SendMessage {
+        /// Conversation sid.
+        sid: String,
+    },
+    /// Nothing we serve.
+    Unknown,
+}
+
+/// How a request relates to synchronization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperationClass<'a> {
+    /// Part of fetching state (allowed any time).
+    Sync,
+    /// An operation on the client as a whole.
+    ClientOperation,
+    /// An operation on one conversation.
+    ConversationOperation(&'a str),
+    /// Neither.
+    Other,
+}
+
+impl Endpoint {
+    /// How this endpoint relates to synchronization.
+    pub fn class(&self) -> OperationClass<'_> {
+        match self {
+            Self::UserConversations { .. }
+            | Self::GetUser
+            | Self::GetConversation { .. }
+            | Self::Participants { .. }
+            | Self::Messages { .. } => OperationClass::Sync,
+            Self::UpdateUser => OperationClass::ClientOperation,
+            Self::UpdateConversation { sid } | Self::SendMessage { sid } => {
+                OperationClass::ConversationOperation(sid)
+            }
+            Self::Token | Self::Unknown => OperationClass::Other,
+        }
+    }
+}
+
+/// One journal entry's content.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A REST request and the status it was answered with.
+    Request {
+        /// HTTP method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Query string, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        query: Option<String>,
+        /// Classification.
+        #[serde(flatten)]
+        endpoint: Endpoint,
+        /// Response status.
+        status: u16,
+        /// The object revision the response carried, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revision: Option<u64>,
+        /// Fingerprint of the token presented.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<TokenFingerprint>,
+        /// Why it was refused, if it was.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// An event channel was opened by a client.
+    Connected {
+        /// The replay point the client asked for.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+    },
+    /// An event channel closed.
+    Disconnected,
+    /// An event frame was written to a client's socket.
+    Frame {
+        /// The event's sequence number.
+        event_seq: u64,
+        /// The event type (`conversation_updated`).
+        event: String,
+        /// The object it concerns (`CH...` or `user:alice`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// The object's revision in the event.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revision: Option<u64>,
+    },
+    /// The harness sent a command.
+    Command {
+        /// Request id.
+        id: u64,
+        /// The command.
+        command: Command,
+    },
+    /// The adapter replied.
+    Reply {
+        /// Request id.
+        id: u64,
+        /// The outcome.
+        outcome: Outcome,
+    },
+    /// The adapter reported an observation.
+    Observation {
+        /// What it saw.
+        observation: Observation,
+    },
+    /// The harness changed the backend or the world (gate, hold, another writer...).
+    Control {
+        /// Description.
+        action: String,
+    },
+    /// A line of adapter log output (redacted).
+    Log {
+        /// The line.
+        line: String,
+    },
+}
+
+/// One journal entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry {
+    /// Global order within the scenario.
+    pub seq: u64,
+    /// Virtual time of the harness clock.
+    pub at: VirtualInstant,
+    /// The client instance involved, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceId>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EntryKind,
+}
+
+/// The shared, append-only journal of one scenario.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    entries: Arc<Mutex<Vec<Entry>>>,
+    clock: VirtualClock,
+    secrets: Secrets,
+}
+
+impl Journal {
+    /// An empty journal stamping entries with `clock`'s time.
+    pub fn new(clock: VirtualClock, secrets: Secrets) -> Self {
+        Self {
+            entries: Arc::default(),
+            clock,
+            secrets,
+        }
+    }
+
+    /// Appends an entry; returns its sequence number.
+    pub fn record(&self, instance: Option<InstanceId>, kind: EntryKind) -> u64 {
+        let kind = match kind {
+            EntryKind::Log { line } => EntryKind::Log {
+                line: self.secrets.redact(&line),
+            },
+            other => other,
+        };
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = e.len() as u64 + 1;
+        e.push(Entry {
+            seq,
+            at: self.clock.now(),
+            instance,
+            kind,
+        });
+        seq
+    }
+
+    /// A copy of every entry so far.
+    pub fn snapshot(&self) -> Vec<Entry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The sequence number the next entry will get.
+    pub fn next_seq(&self) -> u64 {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len() as u64 + 1
+    }
+
+    /// The redactor for this run's tokens.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+}

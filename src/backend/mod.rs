@@ -1,0 +1,282 @@
+//! The mock Conversations service: real HTTP and a real WebSocket on loopback.
+//!
+//! Parts: [`state`] (the truth and its revisions), [`resources`] (v1 JSON shapes), `rest`
+//! (wiremock endpoints), [`hub`] (the WebSocket event channel), [`tokens`] (JWT minting and
+//! validation on virtual time), [`journal`] (the record of everything the client did) and
+//! [`fixture`] (starting states). [`Backend`] is the front: the scenario driver starts one per
+//! scenario and uses its controls (gates, event holds, another writer's changes, stale replays).
+
+pub mod fixture;
+pub mod hub;
+pub mod journal;
+pub mod resources;
+mod rest;
+pub mod state;
+pub mod tokens;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use wiremock::MockServer;
+
+use crate::clock::VirtualClock;
+use fixture::Fixture;
+use hub::{Hub, HubContext};
+use journal::{EntryKind, Journal};
+use state::{BackendState, Gate, ObjectKey};
+use tokens::TokenAuthority;
+
+/// The backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// A loopback listener could not be bound.
+    #[error("could not bind a loopback listener: {0}")]
+    Bind(#[from] std::io::Error),
+    /// A scenario referred to something the backend does not have.
+    #[error("{0}")]
+    Missing(String),
+}
+
+/// State shared by the REST responders, the hub and the controls.
+pub(crate) struct Shared {
+    state: Mutex<BackendState>,
+    pub(crate) journal: Journal,
+    pub(crate) tokens: Arc<TokenAuthority>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, BackendState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running mock backend. Dropping it stops both listeners.
+pub struct Backend {
+    shared: Arc<Shared>,
+    hub: Hub,
+    _rest: MockServer,
+    rest_url: String,
+    events_url: String,
+    hub_task: JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.hub_task.abort();
+    }
+}
+
+impl Backend {
+    /// Starts a backend on fresh loopback ports. `seed` makes sids and token secrets reproducible.
+    pub async fn start(
+        clock: VirtualClock,
+        journal: Journal,
+        seed: u64,
+    ) -> Result<Self, BackendError> {
+        let rest_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let rest_url = format!("http://{}", rest_listener.local_addr()?);
+        let events_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let events_url = format!("ws://{}/v1/events", events_listener.local_addr()?);
+        let hub = Hub::default();
+        let st = BackendState::new(seed, rest_url.clone(), clock.clone(), hub.clone());
+        let tokens = Arc::new(TokenAuthority::new(
+            clock,
+            journal.secrets().clone(),
+            seed,
+            &st.account_sid,
+            &st.service_sid,
+        ));
+        let shared = Arc::new(Shared {
+            state: Mutex::new(st),
+            journal: journal.clone(),
+            tokens: tokens.clone(),
+        });
+        let server = MockServer::builder()
+            .listener(rest_listener)
+            .disable_request_recording()
+            .start()
+            .await;
+        rest::mount(&server, &shared).await;
+        let ctx = Arc::new(HubContext {
+            hub: hub.clone(),
+            journal,
+            tokens,
+        });
+        let hub_task = tokio::spawn(hub::serve(events_listener, ctx));
+        Ok(Self {
+            shared,
+            hub,
+            _rest: server,
+            rest_url,
+            events_url,
+            hub_task,
+        })
+    }
+
+    /// Base URL of the REST API (`http://127.0.0.1:PORT`).
+    pub fn rest_url(&self) -> &str {
+        &self.rest_url
+    }
+
+    /// The token generator's URL.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.rest_url)
+    }
+
+    /// The event channel's URL.
+    pub fn events_url(&self) -> &str {
+        &self.events_url
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Journal {
+        &self.shared.journal
+    }
+
+    /// The token authority (to mint tokens scenarios hand out themselves).
+    pub fn tokens(&self) -> &TokenAuthority {
+        &self.shared.tokens
+    }
+
+    /// The event hub.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Direct access to the truth, for controls and checks.
+    pub fn state(&self) -> MutexGuard<'_, BackendState> {
+        self.shared.lock()
+    }
+
+    fn control(&self, action: String) {
+        self.shared
+            .journal
+            .record(None, EntryKind::Control { action });
+    }
+
+    /// Adds a fixture's users and conversations, silently.
+    pub fn load_fixture(&self, name: &str, fixture: &Fixture) {
+        let mut st = self.state();
+        for u in &fixture.users {
+            st.ensure_user(&u.identity);
+            if let Some(a) = &u.attributes {
+                let key = ObjectKey::User(u.identity.clone());
+                st.set_attributes(&key, a.clone());
+            }
+        }
+        for c in &fixture.conversations {
+            let (sid, _) = st.create_conversation(
+                Some(&c.unique_name),
+                c.friendly_name.as_deref(),
+                c.attributes
+                    .clone()
+                    .unwrap_or_else(|| serde_json::json!({})),
+                &c.participants,
+            );
+            for m in &c.messages {
+                st.add_message(&sid, &m.author, &m.body);
+            }
+        }
+        drop(st);
+        self.control(format!("loaded fixture `{name}`"));
+    }
+
+    /// Adds `n` conversations named `{prefix}-{i}` with the given participants, silently.
+    pub fn seed_conversations(&self, prefix: &str, n: usize, participants: &[String]) {
+        let mut st = self.state();
+        for i in 0..n {
+            st.create_conversation(
+                Some(&format!("{prefix}-{i}")),
+                None,
+                serde_json::json!({}),
+                participants,
+            );
+        }
+        drop(st);
+        self.control(format!(
+            "seeded {n} conversations `{prefix}-*` for {}",
+            participants.join(", ")
+        ));
+    }
+
+    /// The sid of the conversation with this unique name.
+    pub fn conversation_sid(&self, unique_name: &str) -> Result<String, BackendError> {
+        self.state()
+            .conversations
+            .values()
+            .find(|c| c.unique_name.as_deref() == Some(unique_name))
+            .map(|c| c.sid.clone())
+            .ok_or_else(|| BackendError::Missing(format!("no conversation named `{unique_name}`")))
+    }
+
+    /// Closes a gate: the endpoint answers 503 + Retry-After until [`Backend::open_gate`].
+    pub fn close_gate(&self, gate: Gate) {
+        self.control(format!("gate closed on {gate}"));
+        self.state().close_gate(gate);
+    }
+
+    /// Opens a gate.
+    pub fn open_gate(&self, gate: &Gate) {
+        self.state().open_gate(gate);
+        self.control(format!("gate opened on {gate}"));
+    }
+
+    /// Sets how many seconds gated answers ask clients to wait.
+    pub fn set_retry_after(&self, secs: u64) {
+        self.state().retry_after_secs = secs;
+    }
+
+    /// Holds every event about `key` until [`Backend::release`].
+    pub fn hold(&self, key: ObjectKey) {
+        self.control(format!("holding events about {key}"));
+        self.state().hold(key);
+    }
+
+    /// Publishes what was held about `key`; returns how many events.
+    pub fn release(&self, key: &ObjectKey) -> usize {
+        let n = self.state().release(key);
+        self.control(format!("released {n} held event(s) about {key}"));
+        n
+    }
+
+    /// Another writer sets `key`'s attributes; returns the new revision.
+    pub fn external_update(&self, key: &ObjectKey, attributes: Value) -> Result<u64, BackendError> {
+        self.control(format!(
+            "another writer sets {key} attributes to {attributes}"
+        ));
+        let mut st = self.state();
+        let (rev, events) = st
+            .set_attributes(key, attributes)
+            .ok_or_else(|| BackendError::Missing(format!("no object {key}")))?;
+        st.emit(events);
+        Ok(rev)
+    }
+
+    /// Re-sends the snapshot before the newest one of `key` (a late, stale event).
+    pub fn deliver_stale(&self, key: &ObjectKey) -> Result<(), BackendError> {
+        let mut st = self.state();
+        let ev = st
+            .stale_event(key)
+            .ok_or_else(|| BackendError::Missing(format!("{key} has no older snapshot")))?;
+        let rev = ev.stale.as_ref().map_or(0, |s| s.revision);
+        st.emit(vec![ev]);
+        drop(st);
+        self.control(format!(
+            "re-delivered stale snapshot (revision {rev}) of {key}"
+        ));
+        Ok(())
+    }
+
+    /// The backend's current attributes of `key`.
+    pub fn attributes(&self, key: &ObjectKey) -> Option<Value> {
+        self.state().snapshot(key).map(|s| s.attributes.clone())
+    }
+
+    /// Mints a token directly (scenario setup), within the service's TTL bounds.
+    pub fn mint_token(&self, identity: &str, ttl: Duration) -> Result<String, tokens::TokenError> {
+        self.shared.tokens.mint(identity, ttl)
+    }
+}

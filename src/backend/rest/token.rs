@@ -1,0 +1,30 @@
+//! `POST /token`: the app's token generator (form fields `identity`, `ttl` in seconds).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Answer, Call};
+use crate::backend::journal::Endpoint;
+
+pub(super) fn mint(call: &Call<'_>) -> Answer {
+    let ep = Endpoint::Token;
+    let Some(identity) = call.form.get("identity").filter(|s| !s.is_empty()) else {
+        return Answer::error(ep, 400, 20_001, "missing form field `identity`");
+    };
+    let ttl = match call.form.get("ttl").map(|s| s.parse::<u64>()) {
+        None => 3600,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return Answer::error(ep, 400, 20_001, "`ttl` must be a number of seconds"),
+    };
+    match call.shared.tokens.mint(identity, Duration::from_secs(ttl)) {
+        Ok(token) => {
+            call.shared.lock().ensure_user(identity);
+            Answer::ok(
+                ep,
+                json!({ "identity": identity, "ttl": ttl, "token": token }),
+            )
+        }
+        Err(e) => Answer::error(ep, 400, e.code(), e.to_string()),
+    }
+}

@@ -1,0 +1,522 @@
+//! The backend's truth: users, conversations, participants and messages, with per-object revisions.
+//!
+//! Every mutation bumps the object's revision, remembers the snapshot (so a stale one can be
+//! replayed later) and returns the [`PendingEvent`]s it causes. The backend's front
+//! ([`super::Backend`] and the REST responders) hands those to [`BackendState::emit`], which either
+//! publishes them on the hub or parks them while the object is held. Event bodies are built when
+//! they are published, from the state at that moment, as a sync service would send them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::hub::{Hub, Published};
+use super::resources;
+use crate::clock::{VirtualClock, VirtualInstant};
+
+/// A deterministic Twilio-style sid: two-letter prefix and 32 hex digits.
+pub fn sid(prefix: &str, n: u64) -> String {
+    format!("{prefix}{n:032x}")
+}
+
+/// An object events can be about.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "String")]
+pub enum ObjectKey {
+    /// A user by identity.
+    User(String),
+    /// A conversation by sid.
+    Conversation(String),
+}
+
+impl From<ObjectKey> for String {
+    fn from(k: ObjectKey) -> String {
+        k.to_string()
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(id) => write!(f, "user:{id}"),
+            Self::Conversation(sid) => f.write_str(sid),
+        }
+    }
+}
+
+/// One remembered version of an object's attributes.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Revision it had.
+    pub revision: u64,
+    /// Its attributes.
+    pub attributes: Value,
+    /// When it was written.
+    pub at: VirtualInstant,
+}
+
+/// A user.
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    /// `US...`
+    pub sid: String,
+    /// Chat identity.
+    pub identity: String,
+    /// Display name.
+    pub friendly_name: Option<String>,
+    /// Created at.
+    pub created: VirtualInstant,
+    /// Attribute history, newest last (never empty).
+    pub history: Vec<Snapshot>,
+}
+
+/// A participant of a conversation.
+#[derive(Clone, Debug)]
+pub struct ParticipantRecord {
+    /// `MB...`
+    pub sid: String,
+    /// Chat identity.
+    pub identity: String,
+    /// Joined at.
+    pub created: VirtualInstant,
+    /// Read horizon.
+    pub last_read_message_index: Option<u64>,
+}
+
+/// A message.
+#[derive(Clone, Debug)]
+pub struct MessageRecord {
+    /// `IM...`
+    pub sid: String,
+    /// Index within the conversation.
+    pub index: u64,
+    /// Author identity.
+    pub author: String,
+    /// Text.
+    pub body: String,
+    /// Created at.
+    pub created: VirtualInstant,
+    /// Last changed at.
+    pub updated: VirtualInstant,
+}
+
+/// A conversation.
+#[derive(Clone, Debug)]
+pub struct ConversationRecord {
+    /// `CH...`
+    pub sid: String,
+    /// Creation order.
+    pub created_index: u64,
+    /// Unique name, if any.
+    pub unique_name: Option<String>,
+    /// Display name.
+    pub friendly_name: Option<String>,
+    /// Who created it.
+    pub created_by: String,
+    /// Created at.
+    pub created: VirtualInstant,
+    /// Attribute history, newest last (never empty).
+    pub history: Vec<Snapshot>,
+    /// Participants.
+    pub participants: Vec<ParticipantRecord>,
+    /// Messages, by index.
+    pub messages: Vec<MessageRecord>,
+}
+
+fn current(history: &[Snapshot]) -> &Snapshot {
+    history
+        .last()
+        .expect("an object always has a first snapshot")
+}
+
+impl UserRecord {
+    /// The newest snapshot.
+    pub fn current(&self) -> &Snapshot {
+        current(&self.history)
+    }
+}
+
+impl ConversationRecord {
+    /// The newest snapshot.
+    pub fn current(&self) -> &Snapshot {
+        current(&self.history)
+    }
+
+    /// Whether `identity` takes part.
+    pub fn has_participant(&self, identity: &str) -> bool {
+        self.participants.iter().any(|p| p.identity == identity)
+    }
+}
+
+/// Event types the hub carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// The user was added to a conversation.
+    ConversationAdded,
+    /// A conversation changed.
+    ConversationUpdated,
+    /// The user left or lost a conversation.
+    ConversationRemoved,
+    /// The user changed.
+    UserUpdated,
+    /// A message was sent.
+    MessageAdded,
+}
+
+impl EventType {
+    /// Wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ConversationAdded => "conversation_added",
+            Self::ConversationUpdated => "conversation_updated",
+            Self::ConversationRemoved => "conversation_removed",
+            Self::UserUpdated => "user_updated",
+            Self::MessageAdded => "message_added",
+        }
+    }
+}
+
+/// An event caused by a mutation, not yet published.
+#[derive(Clone, Debug)]
+pub struct PendingEvent {
+    /// Type.
+    pub kind: EventType,
+    /// The object.
+    pub key: ObjectKey,
+    /// Update reasons (`attributes`, ...).
+    pub reasons: Vec<String>,
+    /// Publish this old snapshot instead of the current one (stale replays).
+    pub stale: Option<Snapshot>,
+    /// Extra fields (a message index, ...).
+    pub extra: Value,
+}
+
+impl PendingEvent {
+    fn new(kind: EventType, key: ObjectKey) -> Self {
+        Self {
+            kind,
+            key,
+            reasons: Vec::new(),
+            stale: None,
+            extra: Value::Null,
+        }
+    }
+}
+
+/// A closed gate on an endpoint: answered 503 with Retry-After until opened.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Gate {
+    /// The final page of the subscribed-conversations list.
+    LastListPage,
+    /// A conversation's participants list.
+    Participants(String),
+    /// A conversation's own resource.
+    Conversation(String),
+}
+
+impl fmt::Display for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LastListPage => f.write_str("the last page of the subscribed list"),
+            Self::Participants(s) => write!(f, "the participants of {s}"),
+            Self::Conversation(s) => write!(f, "conversation {s}"),
+        }
+    }
+}
+
+/// The mutable truth of one backend.
+pub struct BackendState {
+    pub(crate) account_sid: String,
+    pub(crate) service_sid: String,
+    pub(crate) base_url: String,
+    pub(crate) clock: VirtualClock,
+    pub(crate) hub: Hub,
+    next_sid: u64,
+    pub(crate) users: BTreeMap<String, UserRecord>,
+    pub(crate) conversations: BTreeMap<String, ConversationRecord>,
+    /// Conversations by creation index (the stable list order).
+    pub(crate) by_creation: BTreeMap<u64, String>,
+    gate_list: Vec<Gate>,
+    pub(crate) retry_after_secs: u64,
+    holds: BTreeSet<ObjectKey>,
+    held: Vec<PendingEvent>,
+}
+
+impl BackendState {
+    /// An empty backend.
+    pub fn new(seed: u64, base_url: String, clock: VirtualClock, hub: Hub) -> Self {
+        Self {
+            account_sid: sid("AC", seed),
+            service_sid: sid("IS", seed),
+            base_url,
+            clock,
+            hub,
+            next_sid: 1,
+            users: BTreeMap::new(),
+            conversations: BTreeMap::new(),
+            by_creation: BTreeMap::new(),
+            gate_list: Vec::new(),
+            retry_after_secs: 1,
+            holds: BTreeSet::new(),
+            held: Vec::new(),
+        }
+    }
+
+    fn next(&mut self, prefix: &str) -> String {
+        let n = self.next_sid;
+        self.next_sid += 1;
+        sid(prefix, n)
+    }
+
+    /// Adds a user if missing; returns its sid.
+    pub fn ensure_user(&mut self, identity: &str) -> String {
+        if let Some(u) = self.users.get(identity) {
+            return u.sid.clone();
+        }
+        let sid = self.next("US");
+        let now = self.clock.now();
+        self.users.insert(
+            identity.to_owned(),
+            UserRecord {
+                sid: sid.clone(),
+                identity: identity.to_owned(),
+                friendly_name: None,
+                created: now,
+                history: vec![Snapshot {
+                    revision: 1,
+                    attributes: json!({}),
+                    at: now,
+                }],
+            },
+        );
+        sid
+    }
+
+    /// Creates a conversation with `participants`; returns its sid and the events to emit.
+    pub fn create_conversation(
+        &mut self,
+        unique_name: Option<&str>,
+        friendly_name: Option<&str>,
+        attributes: Value,
+        participants: &[String],
+    ) -> (String, Vec<PendingEvent>) {
+        let sid = self.next("CH");
+        let now = self.clock.now();
+        let created_index = self.by_creation.keys().next_back().map_or(0, |k| k + 1);
+        let mut parts = Vec::new();
+        for identity in participants {
+            self.ensure_user(identity);
+            parts.push(ParticipantRecord {
+                sid: self.next("MB"),
+                identity: identity.clone(),
+                created: now,
+                last_read_message_index: None,
+            });
+        }
+        self.conversations.insert(
+            sid.clone(),
+            ConversationRecord {
+                sid: sid.clone(),
+                created_index,
+                unique_name: unique_name.map(str::to_owned),
+                friendly_name: friendly_name.map(str::to_owned),
+                created_by: participants.first().cloned().unwrap_or_default(),
+                created: now,
+                history: vec![Snapshot {
+                    revision: 1,
+                    attributes,
+                    at: now,
+                }],
+                participants: parts,
+                messages: Vec::new(),
+            },
+        );
+        self.by_creation.insert(created_index, sid.clone());
+        let ev = PendingEvent::new(
+            EventType::ConversationAdded,
+            ObjectKey::Conversation(sid.clone()),
+        );
+        (sid, vec![ev])
+    }
+
+    /// Writes new attributes to an object; returns the new revision and the events to emit.
+    pub fn set_attributes(
+        &mut self,
+        key: &ObjectKey,
+        attributes: Value,
+    ) -> Option<(u64, Vec<PendingEvent>)> {
+        let now = self.clock.now();
+        let (history, kind) = match key {
+            ObjectKey::User(id) => (&mut self.users.get_mut(id)?.history, EventType::UserUpdated),
+            ObjectKey::Conversation(sid) => (
+                &mut self.conversations.get_mut(sid)?.history,
+                EventType::ConversationUpdated,
+            ),
+        };
+        let revision = current(history).revision + 1;
+        history.push(Snapshot {
+            revision,
+            attributes,
+            at: now,
+        });
+        let mut ev = PendingEvent::new(kind, key.clone());
+        ev.reasons = vec!["attributes".into()];
+        Some((revision, vec![ev]))
+    }
+
+    /// The newest snapshot of an object.
+    pub fn snapshot(&self, key: &ObjectKey) -> Option<&Snapshot> {
+        match key {
+            ObjectKey::User(id) => self.users.get(id).map(UserRecord::current),
+            ObjectKey::Conversation(sid) => {
+                self.conversations.get(sid).map(ConversationRecord::current)
+            }
+        }
+    }
+
+    /// An event re-sending the snapshot before the newest one (a stale delivery).
+    pub fn stale_event(&self, key: &ObjectKey) -> Option<PendingEvent> {
+        let (history, kind) = match key {
+            ObjectKey::User(id) => (&self.users.get(id)?.history, EventType::UserUpdated),
+            ObjectKey::Conversation(sid) => (
+                &self.conversations.get(sid)?.history,
+                EventType::ConversationUpdated,
+            ),
+        };
+        let old = history.iter().rev().nth(1)?.clone();
+        let mut ev = PendingEvent::new(kind, key.clone());
+        ev.reasons = vec!["attributes".into()];
+        ev.stale = Some(old);
+        Some(ev)
+    }
+
+    /// Appends a message; returns its index and events.
+    pub fn add_message(
+        &mut self,
+        conversation: &str,
+        author: &str,
+        body: &str,
+    ) -> Option<(u64, Vec<PendingEvent>)> {
+        let msid = self.next("IM");
+        let now = self.clock.now();
+        let c = self.conversations.get_mut(conversation)?;
+        let index = c.messages.last().map_or(0, |m| m.index + 1);
+        c.messages.push(MessageRecord {
+            sid: msid,
+            index,
+            author: author.to_owned(),
+            body: body.to_owned(),
+            created: now,
+            updated: now,
+        });
+        let mut ev = PendingEvent::new(
+            EventType::MessageAdded,
+            ObjectKey::Conversation(conversation.to_owned()),
+        );
+        ev.extra = json!({ "index": index });
+        Some((index, vec![ev]))
+    }
+
+    /// Closes a gate.
+    pub fn close_gate(&mut self, gate: Gate) {
+        if !self.gate_list.contains(&gate) {
+            self.gate_list.push(gate);
+        }
+    }
+
+    /// Opens a gate; returns whether it was closed.
+    pub fn open_gate(&mut self, gate: &Gate) -> bool {
+        let before = self.gate_list.len();
+        self.gate_list.retain(|g| g != gate);
+        before != self.gate_list.len()
+    }
+
+    /// Whether a gate is closed.
+    pub fn is_gated(&self, gate: &Gate) -> bool {
+        self.gate_list.contains(gate)
+    }
+
+    /// Starts holding events about `key`.
+    pub fn hold(&mut self, key: ObjectKey) {
+        self.holds.insert(key);
+    }
+
+    /// Stops holding events about `key`; publishes what was held, in order.
+    pub fn release(&mut self, key: &ObjectKey) -> usize {
+        self.holds.remove(key);
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|e| &e.key == key);
+        self.held = later;
+        let n = now.len();
+        for ev in now {
+            self.publish(ev);
+        }
+        n
+    }
+
+    /// Publishes events, or parks those whose object is held.
+    pub fn emit(&mut self, events: Vec<PendingEvent>) {
+        for ev in events {
+            if self.holds.contains(&ev.key) {
+                self.held.push(ev);
+            } else {
+                self.publish(ev);
+            }
+        }
+    }
+
+    /// Who should receive an event about `key`.
+    fn audience(&self, key: &ObjectKey) -> BTreeSet<String> {
+        match key {
+            ObjectKey::User(id) => BTreeSet::from([id.clone()]),
+            ObjectKey::Conversation(sid) => self
+                .conversations
+                .get(sid)
+                .map(|c| c.participants.iter().map(|p| p.identity.clone()).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn publish(&mut self, ev: PendingEvent) {
+        let audience = self.audience(&ev.key);
+        let snapshot = match &ev.stale {
+            Some(s) => Some(s.clone()),
+            None => self.snapshot(&ev.key).cloned(),
+        };
+        let revision = snapshot.as_ref().map(|s| s.revision);
+        let mut body = json!({
+            "type": ev.kind.name(),
+            "revision": revision,
+            "reasons": ev.reasons,
+        });
+        match &ev.key {
+            ObjectKey::User(id) => {
+                if let (Some(u), Some(s)) = (self.users.get(id), &snapshot) {
+                    body["user"] = resources::user(self, u, s);
+                }
+            }
+            ObjectKey::Conversation(sid) => {
+                body["conversation_sid"] = json!(sid);
+                if let (Some(c), Some(s)) = (self.conversations.get(sid), &snapshot) {
+                    body["conversation"] = resources::conversation(self, c, s);
+                }
+            }
+        }
+        if let Value::Object(extra) = &ev.extra {
+            for (k, v) in extra {
+                body[k] = v.clone();
+            }
+        }
+        self.hub.publish(Published {
+            audience,
+            event: ev.kind.name().to_owned(),
+            target: ev.key.to_string(),
+            revision,
+            body,
+        });
+    }
+}

@@ -1,0 +1,191 @@
+//! Access tokens: HS256 JWTs with Twilio access-token claims, minted and checked on virtual time.
+//!
+//! The token endpoint (the app's token generator) mints them; REST and the event hub validate
+//! them. Expiry is judged against the backend's [`VirtualClock`], never the wall clock. Every
+//! minted token is registered with [`Secrets`] so it never reaches a report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::journal::Secrets;
+use crate::clock::VirtualClock;
+
+/// Shortest TTL the service accepts (three minutes).
+pub const MIN_TTL: Duration = Duration::from_secs(180);
+/// Longest TTL the service accepts (a day).
+pub const MAX_TTL: Duration = Duration::from_secs(86_400);
+
+/// The `grants` claim.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Grants {
+    /// Chat identity.
+    pub identity: String,
+    /// Chat grant.
+    pub chat: ChatGrant,
+}
+
+/// The chat grant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChatGrant {
+    /// Conversations service sid.
+    pub service_sid: String,
+}
+
+/// Twilio access-token claims.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// Token id (`SK...-n`).
+    pub jti: String,
+    /// API key sid that signed it.
+    pub iss: String,
+    /// Account sid.
+    pub sub: String,
+    /// Issued at (unix seconds, virtual).
+    pub iat: u64,
+    /// Expiry (unix seconds, virtual).
+    pub exp: u64,
+    /// Grants.
+    pub grants: Grants,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// TTL outside the accepted range.
+    #[error("token TTL of {0} s is outside the accepted 180..=86400 s")]
+    BadTtl(u64),
+    /// Not a token we signed.
+    #[error("invalid access token")]
+    Invalid,
+    /// Past its expiry on the virtual clock.
+    #[error("access token expired")]
+    Expired,
+}
+
+impl TokenError {
+    /// The Twilio error code for this refusal.
+    pub fn code(&self) -> u32 {
+        match self {
+            Self::BadTtl(_) => 20_107,
+            Self::Invalid => 20_101,
+            Self::Expired => 20_104,
+        }
+    }
+}
+
+/// Mints and validates tokens with a per-run secret.
+pub struct TokenAuthority {
+    clock: VirtualClock,
+    secrets: Secrets,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    api_key_sid: String,
+    account_sid: String,
+    service_sid: String,
+    next: AtomicU64,
+}
+
+impl TokenAuthority {
+    /// An authority whose secret derives from `seed` (so runs are reproducible).
+    pub fn new(
+        clock: VirtualClock,
+        secrets: Secrets,
+        seed: u64,
+        account_sid: &str,
+        service_sid: &str,
+    ) -> Self {
+        let key = Sha256::digest(format!("convo-tck secret {seed}").as_bytes()).to_vec();
+        Self {
+            clock,
+            secrets,
+            encoding: EncodingKey::from_secret(&key).expect("an HMAC key of 32 bytes is valid"),
+            decoding: DecodingKey::from_secret(&key).expect("an HMAC key of 32 bytes is valid"),
+            api_key_sid: super::state::sid("SK", seed),
+            account_sid: account_sid.to_owned(),
+            service_sid: service_sid.to_owned(),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    /// Mints a token for `identity` living `ttl` from now.
+    pub fn mint(&self, identity: &str, ttl: Duration) -> Result<String, TokenError> {
+        if ttl < MIN_TTL || ttl > MAX_TTL {
+            return Err(TokenError::BadTtl(ttl.as_secs()));
+        }
+        Ok(self.mint_unchecked(identity, ttl))
+    }
+
+    /// Mints a token without the TTL bounds (for scenarios that hand a client a bad token).
+    pub fn mint_unchecked(&self, identity: &str, ttl: Duration) -> String {
+        let now = self.clock.now();
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let claims = Claims {
+            jti: format!("{}-{n}", self.api_key_sid),
+            iss: self.api_key_sid.clone(),
+            sub: self.account_sid.clone(),
+            iat: now.unix_secs(),
+            exp: now.plus(ttl).unix_secs(),
+            grants: Grants {
+                identity: identity.to_owned(),
+                chat: ChatGrant {
+                    service_sid: self.service_sid.clone(),
+                },
+            },
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.cty = Some("twilio-fpa;v=1".into());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .expect("HS256 signing with an in-memory key cannot fail");
+        self.secrets.register(&token);
+        token
+    }
+
+    /// Validates `token` against the virtual clock; returns its claims.
+    pub fn validate(&self, token: &str) -> Result<Claims, TokenError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.required_spec_claims.clear();
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+            .map_err(|_| TokenError::Invalid)?;
+        if data.claims.exp <= self.clock.now().unix_secs() {
+            return Err(TokenError::Expired);
+        }
+        Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authority(clock: &VirtualClock) -> TokenAuthority {
+        TokenAuthority::new(clock.clone(), Secrets::default(), 1, "AC1", "IS1")
+    }
+
+    #[test]
+    fn ttl_outside_three_minutes_to_a_day_is_refused() {
+        let a = authority(&VirtualClock::new());
+        assert_eq!(
+            a.mint("alice", Duration::from_secs(120)),
+            Err(TokenError::BadTtl(120))
+        );
+        assert!(a.mint("alice", Duration::from_secs(90_000)).is_err());
+        assert!(a.mint("alice", Duration::from_secs(3600)).is_ok());
+    }
+
+    #[test]
+    fn tokens_expire_on_virtual_time() {
+        let clock = VirtualClock::new();
+        let a = authority(&clock);
+        let t = a.mint("alice", Duration::from_secs(3600)).unwrap();
+        assert_eq!(a.validate(&t).unwrap().grants.identity, "alice");
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(a.validate(&t).unwrap_err(), TokenError::Expired);
+        assert_eq!(a.validate("garbage").unwrap_err(), TokenError::Invalid);
+    }
+}
