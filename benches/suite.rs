@@ -1,1 +1,101 @@
-fn main() {}
+//! Benchmark (not a timed test): prints the figures DESIGN §8 sets targets for.
+//!
+//! - whole default suite against the reference client, both profiles (wall time);
+//! - per-scenario overhead: a backend on fresh loopback ports, an adapter session, a driver, and
+//!   tearing them down again (target: under 20 ms);
+//! - property campaign throughput against the compliant reference client (cases per second).
+//!
+//! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use convo_tck::adapter::Adapter;
+use convo_tck::backend::Backend;
+use convo_tck::backend::journal::{Journal, Secrets};
+use convo_tck::clock::VirtualClock;
+use convo_tck::properties::{CampaignResult, run_campaign};
+use convo_tck::scenario::{Driver, SuiteOptions, run_suite};
+use convo_tck::{FaultSet, Profile, ReferenceAdapter};
+
+fn stats(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    let n = samples.len();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mean = samples.iter().sum::<Duration>() / n as u32;
+    format!(
+        "n={n} mean={:.2} ms p50={:.2} ms p95={:.2} ms max={:.2} ms",
+        ms(mean),
+        ms(samples[n / 2]),
+        ms(samples[(n * 95 / 100).min(n - 1)]),
+        ms(samples[n - 1])
+    )
+}
+
+fn main() {
+    let quick = std::env::var_os("CONVO_BENCH_QUICK").is_some();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // Per-scenario overhead.
+    let iterations = if quick { 50 } else { 300 };
+    let adapter = ReferenceAdapter::with_faults(Profile::Mobile, FaultSet::none());
+    let mut overhead = Vec::new();
+    runtime.block_on(async {
+        for _ in 0..iterations {
+            let t = Instant::now();
+            let clock = VirtualClock::new();
+            let journal = Journal::new(clock.clone(), Secrets::default());
+            let backend = Backend::start(clock, journal.clone(), 1)
+                .await
+                .expect("backend");
+            let session = adapter.open().await.expect("adapter");
+            let mut driver = Driver::new(session, journal, Duration::from_secs(10));
+            driver.settle().await.expect("settle");
+            driver.close().await;
+            drop(backend);
+            overhead.push(t.elapsed());
+        }
+    });
+    println!(
+        "per-scenario overhead (backend + adapter start, settle, stop): {}",
+        stats(overhead)
+    );
+
+    // Whole suite.
+    let runs = if quick { 3 } else { 10 };
+    for profile in Profile::ALL {
+        let mut walls = Vec::new();
+        let mut scenarios = 0;
+        for _ in 0..runs {
+            let adapter = Arc::new(ReferenceAdapter::with_faults(profile, FaultSet::none()));
+            let t = Instant::now();
+            let run = runtime
+                .block_on(run_suite(adapter, &SuiteOptions::default()))
+                .expect("suite");
+            walls.push(t.elapsed());
+            scenarios = run.scenarios.len();
+        }
+        println!(
+            "whole suite, {profile} profile ({scenarios} scenarios): {}",
+            stats(walls)
+        );
+    }
+
+    // Property throughput.
+    let cases = if quick { 20 } else { 100 };
+    let t = Instant::now();
+    let result = run_campaign(FaultSet::none(), cases, 30, None);
+    let secs = t.elapsed().as_secs_f64();
+    match result {
+        CampaignResult::Held { cases } => println!(
+            "property campaign (up to 30 steps per case): {cases} cases in {secs:.2} s = {:.0} cases/s",
+            f64::from(cases) / secs
+        ),
+        CampaignResult::Violated { message, .. } => {
+            println!("property campaign found a violation in the reference client: {message}")
+        }
+    }
+}

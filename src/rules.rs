@@ -24,7 +24,7 @@ pub enum Level {
 
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Self::Must => "MUST",
             Self::Should => "SHOULD",
             Self::Info => "INFO",
@@ -57,7 +57,7 @@ impl RuleProfile {
 
 impl fmt::Display for RuleProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Self::All => "all",
             Self::Js => "js",
             Self::Mobile => "mobile",
@@ -86,7 +86,7 @@ impl RuleId {
 
 impl fmt::Display for RuleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.pad(self.0)
     }
 }
 

@@ -172,6 +172,10 @@ fn refuse(status: StatusCode, code: u32, message: &str) -> ErrorResponse {
     resp
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "tungstenite's handshake callback fixes the error type"
+)]
 async fn connection(stream: TcpStream, ctx: Arc<HubContext>) {
     let mut hs = Handshake {
         instance: None,

@@ -1,5 +1,10 @@
 //! `/v1/Conversations/{sid}` with its participants and messages.
 
+#![expect(
+    clippy::result_large_err,
+    reason = "the error side is the HTTP answer itself"
+)]
+
 use serde_json::Value;
 
 use super::{Answer, Call, PageMeta};

@@ -1,5 +1,10 @@
 //! `/v1/Users/{identity}` and its subscribed-conversations list.
 
+#![expect(
+    clippy::result_large_err,
+    reason = "the error side is the HTTP answer itself"
+)]
+
 use serde_json::Value;
 
 use super::{Answer, Call, PageMeta};

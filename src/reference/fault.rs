@@ -1,0 +1,179 @@
+//! Planted bugs: each [`Fault`] makes the reference client break specific rules.
+//!
+//! The self-check runs the suite with each fault switched on and demands that its target rules
+//! FAIL: a rule that no fault can fail is a check that cannot fail. Names are kebab-case and
+//! stable, since users pass them as `--fault NAME`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::rules::RuleId;
+use crate::rules::ids::*;
+
+/// One deliberate deviation of the reference client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// Client operations go to the backend before the client finished synchronizing.
+    OpsBeforeSync,
+    /// Conversation operations go to the backend before that conversation synchronized.
+    ConversationOpsBeforeSync,
+    /// A refresh after sync re-announces an earlier sync status.
+    SyncStatusRegresses,
+    /// `update_attributes` completes when the REST call is acknowledged, not on the Updated event.
+    UpdateCompletesOnAck,
+    /// The client reports the value it wrote instead of the one the backend announced.
+    LocalWriteWins,
+    /// Events are applied without comparing revisions, so a late old snapshot overwrites a newer one.
+    StaleEventOverwrites,
+}
+
+impl Fault {
+    /// Every fault, in a stable order.
+    pub const ALL: &'static [Fault] = &[
+        Fault::OpsBeforeSync,
+        Fault::ConversationOpsBeforeSync,
+        Fault::SyncStatusRegresses,
+        Fault::UpdateCompletesOnAck,
+        Fault::LocalWriteWins,
+        Fault::StaleEventOverwrites,
+    ];
+
+    /// The `--fault` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpsBeforeSync => "ops-before-sync",
+            Self::ConversationOpsBeforeSync => "conversation-ops-before-sync",
+            Self::SyncStatusRegresses => "sync-status-regresses",
+            Self::UpdateCompletesOnAck => "update-completes-on-ack",
+            Self::LocalWriteWins => "local-write-wins",
+            Self::StaleEventOverwrites => "stale-event-overwrites",
+        }
+    }
+
+    /// The rules this fault must make FAIL.
+    pub fn targets(self) -> &'static [RuleId] {
+        match self {
+            Self::OpsBeforeSync => &[SYNC_1],
+            Self::ConversationOpsBeforeSync => &[SYNC_2],
+            Self::SyncStatusRegresses => &[SYNC_3],
+            Self::UpdateCompletesOnAck => &[UPD_1],
+            Self::LocalWriteWins => &[UPD_2],
+            Self::StaleEventOverwrites => &[UPD_3],
+        }
+    }
+
+    /// Rules the fault may fail besides its targets, because they observe the same behaviour.
+    pub fn collateral(self) -> &'static [RuleId] {
+        match self {
+            // Completing on the acknowledgement also reports the local write as the result.
+            Self::UpdateCompletesOnAck => &[UPD_2],
+            _ => &[],
+        }
+    }
+
+    /// What the fault does, for listings.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::OpsBeforeSync => "client operations are sent before the client sync completed",
+            Self::ConversationOpsBeforeSync => {
+                "conversation operations are sent before that conversation synced"
+            }
+            Self::SyncStatusRegresses => {
+                "a refresh after sync re-announces the conversation as only metadata-synced"
+            }
+            Self::UpdateCompletesOnAck => {
+                "update_attributes answers on the REST acknowledgement, before the Updated event"
+            }
+            Self::LocalWriteWins => "the client shows the value it wrote, not the backend's",
+            Self::StaleEventOverwrites => "events are applied without comparing revisions",
+        }
+    }
+
+    /// The faults that target `rule`.
+    pub fn targeting(rule: RuleId) -> impl Iterator<Item = Fault> {
+        Self::ALL
+            .iter()
+            .copied()
+            .filter(move |f| f.targets().contains(&rule))
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault name that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault `{given}`; valid faults: {}", Fault::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "))]
+pub struct UnknownFault {
+    /// What was asked for.
+    pub given: String,
+}
+
+impl FromStr for Fault {
+    type Err = UnknownFault;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|f| f.name() == s.trim())
+            .ok_or_else(|| UnknownFault {
+                given: s.to_owned(),
+            })
+    }
+}
+
+/// The faults switched on for one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultSet(BTreeSet<Fault>);
+
+impl FaultSet {
+    /// No faults: the compliant reference client.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Whether `fault` is on.
+    pub fn has(&self, fault: Fault) -> bool {
+        self.0.contains(&fault)
+    }
+
+    /// Every fault that is on.
+    pub fn iter(&self) -> impl Iterator<Item = Fault> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Whether no fault is on.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<Fault> for FaultSet {
+    fn from_iter<I: IntoIterator<Item = Fault>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl From<Fault> for FaultSet {
+    fn from(f: Fault) -> Self {
+        Self(BTreeSet::from([f]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_valid_ones() {
+        for f in Fault::ALL {
+            assert_eq!(f.name().parse::<Fault>(), Ok(*f));
+        }
+        let err = "nope".parse::<Fault>().unwrap_err().to_string();
+        assert!(err.contains("update-completes-on-ack"), "{err}");
+    }
+}

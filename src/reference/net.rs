@@ -1,0 +1,270 @@
+//! The reference client's wire side: REST calls with retry on virtual time, the event socket, and
+//! the activity ledger that tells the engine when it is quiet.
+//!
+//! Every background task the engine spawns is counted in [`Activity`]; a task waiting on the
+//! virtual clock (a Retry-After or a backoff) registers its deadline, so the engine can tell
+//! "waiting for time" (quiet) from "waiting for the network" (busy) when it answers `settle`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::engine::Input;
+use crate::adapter::{CommandError, ErrorKind};
+use crate::clock::{VirtualClock, VirtualInstant};
+
+/// Background work in flight, and which of it only waits for virtual time.
+#[derive(Default)]
+pub(crate) struct Activity {
+    inner: Mutex<Ledger>,
+}
+
+#[derive(Default)]
+struct Ledger {
+    inflight: usize,
+    sleeping: Vec<VirtualInstant>,
+}
+
+impl Activity {
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A task starts.
+    pub(crate) fn begin(&self) {
+        self.ledger().inflight += 1;
+    }
+
+    /// A task ended (its result input has been handled).
+    pub(crate) fn end(&self) {
+        let mut l = self.ledger();
+        l.inflight = l.inflight.saturating_sub(1);
+    }
+
+    /// Whether every task in flight is asleep until a deadline still in the future.
+    pub(crate) fn is_quiet(&self, now: VirtualInstant) -> bool {
+        let l = self.ledger();
+        l.inflight == l.sleeping.iter().filter(|d| **d > now).count()
+    }
+
+    /// Forgets every task (they were aborted).
+    pub(crate) fn reset(&self) {
+        *self.ledger() = Ledger::default();
+    }
+
+    /// Sleeps on the virtual clock, counted as quiet; nudges the engine so it can notice.
+    pub(crate) async fn sleep(
+        &self,
+        clock: &VirtualClock,
+        d: Duration,
+        nudge: &mpsc::UnboundedSender<Input>,
+    ) {
+        let deadline = clock.now().plus(d);
+        self.ledger().sleeping.push(deadline);
+        let _ = nudge.send(Input::Nudge);
+        clock.sleep_until(deadline).await;
+        let mut l = self.ledger();
+        if let Some(i) = l.sleeping.iter().position(|x| *x == deadline) {
+            l.sleeping.swap_remove(i);
+        }
+    }
+}
+
+/// A successful REST answer.
+#[derive(Debug)]
+pub(crate) struct RestOk {
+    pub(crate) body: Value,
+    pub(crate) revision: Option<u64>,
+}
+
+/// REST access for one client instance.
+#[derive(Clone)]
+pub(crate) struct Rest {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) token: Arc<Mutex<String>>,
+    pub(crate) instance: String,
+    pub(crate) clock: VirtualClock,
+    pub(crate) activity: Arc<Activity>,
+    pub(crate) nudge: mpsc::UnboundedSender<Input>,
+}
+
+/// How many times a gated (503) or failing call is retried before giving up.
+const MAX_ATTEMPTS: u32 = 100;
+
+impl Rest {
+    /// `path` may be absolute (a `next_page_url`) or relative to the base.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        form: Option<Vec<(&str, String)>>,
+    ) -> Result<RestOk, CommandError> {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut backoff = Duration::from_millis(500);
+        for _ in 0..MAX_ATTEMPTS {
+            let token = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header("X-Convo-Client", &self.instance)
+                .header("X-Twilio-Token", token);
+            if let Some(form) = &form {
+                req = req.form(form);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.activity.sleep(&self.clock, backoff, &self.nudge).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    if e.is_connect() {
+                        continue;
+                    }
+                    return Err(CommandError::new(
+                        ErrorKind::Backend,
+                        format!("{method} {url}: {e}"),
+                    ));
+                }
+            };
+            let status = resp.status();
+            let revision = resp
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim_matches('"').parse().ok());
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            if status.is_success() {
+                return Ok(RestOk { body, revision });
+            }
+            if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS
+            {
+                let wait = retry_after.map_or(backoff, Duration::from_secs);
+                self.activity.sleep(&self.clock, wait, &self.nudge).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+            let kind = match status {
+                StatusCode::UNAUTHORIZED => ErrorKind::TokenRejected,
+                StatusCode::NOT_FOUND => ErrorKind::NotFound,
+                _ => ErrorKind::Backend,
+            };
+            return Err(CommandError::new(
+                kind,
+                format!(
+                    "{method} {url}: {status}: {}",
+                    body["message"].as_str().unwrap_or("")
+                ),
+            ));
+        }
+        Err(CommandError::new(
+            ErrorKind::Backend,
+            format!("{method} {url}: gave up after {MAX_ATTEMPTS} attempts"),
+        ))
+    }
+}
+
+/// Fetches a token from the app's generator.
+pub(crate) async fn fetch_token(
+    http: &reqwest::Client,
+    token_url: &str,
+    identity: &str,
+    ttl: Duration,
+) -> Result<String, CommandError> {
+    let resp = http
+        .post(token_url)
+        .form(&[
+            ("identity", identity.to_owned()),
+            ("ttl", ttl.as_secs().to_string()),
+        ])
+        .send()
+        .await
+        .map_err(|e| {
+            CommandError::new(
+                ErrorKind::Backend,
+                format!("token generator unreachable: {e}"),
+            )
+        })?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    match body["token"].as_str() {
+        Some(t) if status.is_success() => Ok(t.to_owned()),
+        _ => Err(CommandError::new(
+            ErrorKind::TokenRejected,
+            format!(
+                "token generator answered {status}: {}",
+                body["message"].as_str().unwrap_or("")
+            ),
+        )),
+    }
+}
+
+/// Opens the event socket and pumps its frames into the engine. Returns the sender for
+/// outgoing frames (pings).
+pub(crate) async fn connect_events(
+    events_url: &str,
+    token: &str,
+    instance: &str,
+    since: Option<u64>,
+    inputs: mpsc::UnboundedSender<Input>,
+) -> Result<mpsc::UnboundedSender<String>, CommandError> {
+    let url = match since {
+        Some(s) => format!("{events_url}?since={s}"),
+        None => events_url.to_owned(),
+    };
+    let mut req = url.into_client_request().map_err(|e| {
+        CommandError::new(ErrorKind::InvalidCommand, format!("bad events_url: {e}"))
+    })?;
+    let headers = req.headers_mut();
+    let header = |v: &str| {
+        v.parse()
+            .map_err(|_| CommandError::new(ErrorKind::Internal, "header value is not ASCII"))
+    };
+    headers.insert("x-convo-client", header(instance)?);
+    headers.insert("x-twilio-token", header(token)?);
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| {
+        let kind = match &e {
+            tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 401 => {
+                ErrorKind::TokenRejected
+            }
+            _ => ErrorKind::Backend,
+        };
+        CommandError::new(kind, format!("event channel refused: {e}"))
+    })?;
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                out = out_rx.recv() => match out {
+                    Some(text) => if sink.send(Message::text(text)).await.is_err() { break },
+                    None => { let _ = sink.close().await; break }
+                },
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        if let Ok(v) = serde_json::from_str::<Value>(t.as_str()) {
+                            if inputs.send(Input::Frame(v)).is_err() { break }
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    None | Some(Err(_)) => { let _ = inputs.send(Input::Disconnected); break }
+                }
+            }
+        }
+    });
+    Ok(out_tx)
+}

@@ -1,0 +1,231 @@
+//! The scenario driver: sends commands to one adapter session and journals what comes back.
+//!
+//! A recorder task reads the adapter's replies, observations and logs as they arrive and writes
+//! them to the [`Journal`] at once, so the journal's order is the order things happened. Commands
+//! can be awaited ([`Driver::call`]) or left in flight ([`Driver::submit`]) while the scenario
+//! works the backend, and looked at later ([`Driver::reply`]). Waiting is bounded by a real-time
+//! safety timeout; everything a rule depends on runs on virtual time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::{Notify, mpsc};
+
+use crate::adapter::{
+    AdapterError, AdapterEvent, AdapterSession, Command, Hello, Observation, Outcome, Request,
+};
+use crate::backend::journal::{EntryKind, InstanceId, Journal};
+use crate::clock::VirtualClock;
+
+#[derive(Default)]
+struct Inbox {
+    replies: HashMap<u64, Outcome>,
+    exited: Option<String>,
+    instance: Option<InstanceId>,
+}
+
+#[derive(Default)]
+struct Shared {
+    inbox: Mutex<Inbox>,
+    notify: Notify,
+}
+
+impl Shared {
+    fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Drives one adapter session for one scenario.
+pub struct Driver {
+    hello: Hello,
+    requests: mpsc::UnboundedSender<Request>,
+    shared: Arc<Shared>,
+    journal: Journal,
+    next_id: u64,
+    safety: Duration,
+    closer: Option<BoxFuture<'static, ()>>,
+    recorder: tokio::task::JoinHandle<()>,
+}
+
+impl Driver {
+    /// Takes over an opened session; `safety` bounds every wait in real time.
+    pub fn new(session: AdapterSession, journal: Journal, safety: Duration) -> Self {
+        let hello = session.hello().clone();
+        let (requests, mut events, closer) = session.into_parts();
+        let shared = Arc::new(Shared::default());
+        let recorder = {
+            let shared = shared.clone();
+            let journal = journal.clone();
+            tokio::spawn(async move {
+                while let Some(ev) = events.recv().await {
+                    let instance = shared.inbox().instance.clone();
+                    match ev {
+                        AdapterEvent::Reply(r) => {
+                            journal.record(
+                                instance,
+                                EntryKind::Reply {
+                                    id: r.id,
+                                    outcome: r.outcome.clone(),
+                                },
+                            );
+                            shared.inbox().replies.insert(r.id, r.outcome);
+                        }
+                        AdapterEvent::Observation(o) => {
+                            let instance = match &o {
+                                Observation::ClientCreated { instance } => {
+                                    let id = InstanceId(instance.clone());
+                                    shared.inbox().instance = Some(id.clone());
+                                    Some(id)
+                                }
+                                _ => instance,
+                            };
+                            journal.record(instance, EntryKind::Observation { observation: o });
+                        }
+                        AdapterEvent::Log(line) => {
+                            journal.record(instance, EntryKind::Log { line });
+                        }
+                        AdapterEvent::Exited(why) => {
+                            shared.inbox().exited = Some(why);
+                        }
+                    }
+                    shared.notify.notify_waiters();
+                }
+                let mut inbox = shared.inbox();
+                if inbox.exited.is_none() {
+                    inbox.exited = Some("the adapter closed its event stream".into());
+                }
+                drop(inbox);
+                shared.notify.notify_waiters();
+            })
+        };
+        Self {
+            hello,
+            requests,
+            shared,
+            journal,
+            next_id: 1,
+            safety,
+            closer: Some(closer),
+            recorder,
+        }
+    }
+
+    /// The adapter's handshake.
+    pub fn hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    /// The instance id of the newest client the adapter reported.
+    pub fn instance(&self) -> Option<InstanceId> {
+        self.shared.inbox().instance.clone()
+    }
+
+    /// Sends a command without waiting; returns its request id.
+    pub fn submit(&mut self, command: Command) -> Result<u64, AdapterError> {
+        if let Some(why) = self.shared.inbox().exited.clone() {
+            return Err(AdapterError::Exited(why));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.journal.record(
+            self.instance(),
+            EntryKind::Command {
+                id,
+                command: command.clone(),
+            },
+        );
+        self.requests
+            .send(Request { id, command })
+            .map_err(|_| AdapterError::Exited("the adapter stopped taking requests".into()))?;
+        Ok(id)
+    }
+
+    /// The reply to request `id`, if it has arrived.
+    pub fn reply(&self, id: u64) -> Option<Outcome> {
+        self.shared.inbox().replies.get(&id).cloned()
+    }
+
+    /// Waits (boundedly, in real time) for the reply to request `id`.
+    pub async fn wait(&self, id: u64, command: &'static str) -> Result<Outcome, AdapterError> {
+        let deadline = tokio::time::Instant::now() + self.safety;
+        loop {
+            let notified = self.shared.notify.notified();
+            {
+                let inbox = self.shared.inbox();
+                if let Some(o) = inbox.replies.get(&id) {
+                    return Ok(o.clone());
+                }
+                if let Some(why) = &inbox.exited {
+                    return Err(AdapterError::Exited(why.clone()));
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(AdapterError::Hung {
+                    command,
+                    id,
+                    waited_ms: self.safety.as_millis() as u64,
+                });
+            }
+        }
+    }
+
+    /// Sends a command and waits for its reply.
+    pub async fn call(&mut self, command: Command) -> Result<Outcome, AdapterError> {
+        let name = command.name();
+        let id = self.submit(command)?;
+        self.wait(id, name).await
+    }
+
+    /// Waits until the adapter reports it is quiet.
+    pub async fn settle(&mut self) -> Result<(), AdapterError> {
+        match self.call(Command::Settle).await? {
+            Outcome::Ok(_) => Ok(()),
+            Outcome::Error(e) => Err(AdapterError::Protocol {
+                line: "settle".into(),
+                reason: format!("settle failed: {e}"),
+            }),
+        }
+    }
+
+    /// Moves the backend's clock and the adapter's clock forward by `d`, settling after each
+    /// step. Steps are a second long, or a sixtieth of `d` for long spans, so that retries and
+    /// backoffs inside the span get their turns.
+    pub async fn advance(
+        &mut self,
+        backend_clock: &VirtualClock,
+        d: Duration,
+    ) -> Result<(), AdapterError> {
+        self.journal.record(
+            None,
+            EntryKind::Control {
+                action: format!("{} ms of virtual time pass", d.as_millis()),
+            },
+        );
+        let step = (d / 60).max(Duration::from_secs(1));
+        let mut left = d;
+        while !left.is_zero() {
+            let now = left.min(step);
+            left -= now;
+            backend_clock.advance(now);
+            self.call(Command::AdvanceTime {
+                ms: now.as_millis() as u64,
+            })
+            .await?;
+            self.settle().await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the session: stops sending, lets the adapter stop, stops recording.
+    pub async fn close(mut self) {
+        let (dummy, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.requests, dummy));
+        if let Some(closer) = self.closer.take() {
+            closer.await;
+        }
+        self.recorder.abort();
+    }
+}

@@ -1,0 +1,238 @@
+//! [`run_suite`]: the one runner behind `cargo test` and `convo-tck run`.
+
+use std::io::{self, Write};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use cucumber::event::{ScenarioFinished, StepError};
+use cucumber::gherkin::tagexpr::TagOperation;
+use cucumber::tag::Ext as _;
+use cucumber::writer::{self, Coloring, Stats as _, Verbosity};
+use cucumber::{Cucumber, WriterExt as _, gherkin, runner};
+
+use super::features::{Embedded, looks_like_rule};
+use super::steps;
+use super::world::{PANIC_MARKER, RunContext, ScenarioRecord, TckWorld};
+use crate::adapter::{Adapter, Hello};
+use crate::rules::{RuleId, UnknownRule};
+
+/// How to run the suite.
+#[derive(Clone, Debug)]
+pub struct SuiteOptions {
+    /// A cucumber tag expression selecting scenarios (`@SYNC-1 or @UPD-2`).
+    pub tags: Option<String>,
+    /// Only scenarios tagged with one of these rules (all when empty).
+    pub rules: Vec<RuleId>,
+    /// Seed for sids and token secrets.
+    pub seed: u64,
+    /// Real-time bound on every wait for the adapter.
+    pub safety: Duration,
+    /// Print cucumber's progress to stderr.
+    pub progress: bool,
+    /// Scenarios run at once.
+    pub concurrency: usize,
+}
+
+impl Default for SuiteOptions {
+    fn default() -> Self {
+        Self {
+            tags: None,
+            rules: Vec::new(),
+            seed: 1,
+            safety: Duration::from_secs(10),
+            progress: false,
+            concurrency: 16,
+        }
+    }
+}
+
+/// The suite could not be run as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// The tag expression does not parse.
+    #[error("invalid tag expression `{expr}`: {reason}")]
+    BadTags {
+        /// The expression.
+        expr: String,
+        /// Why.
+        reason: String,
+    },
+    /// A rule id (in `--rule` or in the tag expression) is not in the catalog.
+    #[error(transparent)]
+    UnknownRule(#[from] UnknownRule),
+}
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct SuiteRun {
+    /// The adapter's name.
+    pub adapter: String,
+    /// Its handshake (from the first session).
+    pub hello: Option<Hello>,
+    /// One record per scenario run, sorted by feature and name.
+    pub scenarios: Vec<ScenarioRecord>,
+    /// Feature files that failed to parse.
+    pub parse_errors: usize,
+    /// The seed used.
+    pub seed: u64,
+    /// Whether the run was restricted to some scenarios.
+    pub filtered: bool,
+}
+
+fn rules_of(feature: &gherkin::Feature, scenario: &gherkin::Scenario) -> Vec<RuleId> {
+    let mut ids: Vec<RuleId> = scenario
+        .tags
+        .iter()
+        .chain(&feature.tags)
+        .filter(|t| looks_like_rule(t))
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Silences the panics steps raise on purpose (cucumber reports them); others print as usual.
+fn quiet_step_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or_default();
+            if !msg.starts_with(PANIC_MARKER) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn step_error(finished: &ScenarioFinished) -> Option<String> {
+    match finished {
+        ScenarioFinished::StepPassed => None,
+        ScenarioFinished::StepSkipped => Some("a step matched no step definition".into()),
+        ScenarioFinished::BeforeHookFailed(_) => Some("the scenario set-up panicked".into()),
+        ScenarioFinished::StepFailed(_, _, err) => Some(match err {
+            StepError::Panic(info) => info
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| info.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "a step panicked".into())
+                .trim_start_matches(PANIC_MARKER)
+                .trim()
+                .to_owned(),
+            other => other.to_string(),
+        }),
+    }
+}
+
+fn validate_tags(expr: &str) -> Result<TagOperation, SuiteError> {
+    for word in expr.split(|c: char| c.is_whitespace() || c == '(' || c == ')') {
+        if let Some(tag) = word.strip_prefix('@').filter(|t| looks_like_rule(t)) {
+            tag.parse::<RuleId>()?;
+        }
+    }
+    TagOperation::from_str(expr).map_err(|e| SuiteError::BadTags {
+        expr: expr.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Runs the embedded features against `adapter`.
+pub async fn run_suite(
+    adapter: Arc<dyn Adapter>,
+    opts: &SuiteOptions,
+) -> Result<SuiteRun, SuiteError> {
+    let tags = opts.tags.as_deref().map(validate_tags).transpose()?;
+    quiet_step_panics();
+    let ctx = Arc::new(RunContext {
+        adapter: adapter.clone(),
+        seed: opts.seed,
+        safety: opts.safety,
+        records: Mutex::new(Vec::new()),
+        hello: Mutex::new(None),
+    });
+    let out: Box<dyn Write> = if opts.progress {
+        Box::new(io::stderr())
+    } else {
+        Box::new(io::sink())
+    };
+    let runner = runner::Basic::default()
+        .max_concurrent_scenarios(opts.concurrency.max(1))
+        .steps(steps::collection());
+    let before_ctx = ctx.clone();
+    let after_ctx = ctx.clone();
+    let cucumber = Cucumber::<_, _, _, _, _, cucumber::cli::Empty>::custom(
+        Embedded,
+        runner,
+        writer::Basic::new(out, Coloring::Never, Verbosity::Default).summarized(),
+    )
+    .with_default_cli()
+    .fail_on_skipped()
+    .before(move |feature, _, scenario, world: &mut TckWorld| {
+        let ctx = before_ctx.clone();
+        let rules = rules_of(feature, scenario);
+        Box::pin(async move { world.set_up(ctx, rules).await })
+    })
+    .after(move |feature, _, scenario, finished, world| {
+        let ctx = after_ctx.clone();
+        let feature = feature.name.clone();
+        let name = scenario.name.clone();
+        let error = step_error(finished);
+        Box::pin(async move {
+            let record = match world {
+                Some(w) => w.tear_down(&feature, &name, error).await,
+                None => ScenarioRecord {
+                    feature,
+                    scenario: name,
+                    rules: Vec::new(),
+                    outcomes: Vec::new(),
+                    error: Some(error.unwrap_or_else(|| "the scenario never got a world".into())),
+                    not_applicable: None,
+                    journal: Vec::new(),
+                    secrets: Default::default(),
+                },
+            };
+            ctx.records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(record);
+        })
+    });
+    let wanted = opts.rules.clone();
+    let filtered = tags.is_some() || !wanted.is_empty();
+    let writer = cucumber
+        .filter_run((), move |feature, rule, scenario| {
+            let by_tags = tags.as_ref().is_none_or(|t| {
+                t.eval(
+                    feature
+                        .tags
+                        .iter()
+                        .chain(rule.iter().flat_map(|r| &r.tags))
+                        .chain(scenario.tags.iter()),
+                )
+            });
+            let by_rule = wanted.is_empty()
+                || rules_of(feature, scenario)
+                    .iter()
+                    .any(|r| wanted.contains(r));
+            by_tags && by_rule
+        })
+        .await;
+    let mut scenarios = std::mem::take(&mut *ctx.records.lock().unwrap_or_else(|p| p.into_inner()));
+    scenarios.sort_by(|a, b| (&a.feature, &a.scenario).cmp(&(&b.feature, &b.scenario)));
+    let hello = ctx.hello.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(SuiteRun {
+        adapter: adapter.name(),
+        hello,
+        scenarios,
+        parse_errors: writer.parsing_errors(),
+        seed: opts.seed,
+        filtered,
+    })
+}
