@@ -14,7 +14,7 @@ use convo_tck::adapter::Adapter;
 use convo_tck::backend::Backend;
 use convo_tck::backend::journal::{Journal, Secrets};
 use convo_tck::clock::VirtualClock;
-use convo_tck::properties::{CampaignResult, run_campaign};
+use convo_tck::properties::{Campaign, CampaignResult, run_campaign};
 use convo_tck::scenario::{Driver, SuiteOptions, run_suite};
 use convo_tck::{FaultSet, Profile, ReferenceAdapter};
 
@@ -87,7 +87,10 @@ fn main() {
     // Property throughput.
     let cases = if quick { 20 } else { 100 };
     let t = Instant::now();
-    let result = run_campaign(FaultSet::none(), cases, 30, None);
+    let result = run_campaign(&Campaign {
+        cases,
+        ..Campaign::default()
+    });
     let secs = t.elapsed().as_secs_f64();
     match result {
         CampaignResult::Held { cases } => println!(

@@ -151,6 +151,8 @@ pub(crate) async fn serve(listener: TcpListener, ctx: Arc<HubContext>) {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
+                    // Small frames (events, pongs) must not wait for delayed ACKs.
+                    let _ = stream.set_nodelay(true);
                     connections.spawn(connection(stream, ctx.clone()));
                 }
             }

@@ -27,6 +27,7 @@ use crate::clock::VirtualClock;
 use crate::reference::{Config as ReferenceConfig, FaultSet, ReferenceAdapter};
 use crate::rules::ids::{UPD_2, UPD_3};
 use crate::scenario::Driver;
+use crate::scenario::world::{PANIC_MARKER, quiet_marked_panics};
 
 /// One step of a lifecycle.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +44,10 @@ pub enum Step {
     GateLastPage,
     /// Open that gate.
     OpenLastPage,
+    /// Gate the participants of "general" (it cannot finish synchronizing).
+    GateParticipants,
+    /// Open that gate.
+    OpenParticipants,
     /// Hold Updated events of "general".
     Hold,
     /// Release them.
@@ -80,6 +85,7 @@ impl ReferenceStateMachine for Lifecycle {
             return prop_oneof![
                 4 => Just(Step::Start),
                 1 => Just(Step::GateLastPage),
+                1 => Just(Step::GateParticipants),
                 1 => Just(Step::Hold),
                 1 => (0u8..4).prop_map(Step::OtherWriter),
             ]
@@ -91,6 +97,8 @@ impl ReferenceStateMachine for Lifecycle {
             3 => Just(Step::ReadConversation),
             1 => Just(Step::GateLastPage),
             2 => Just(Step::OpenLastPage),
+            1 => Just(Step::GateParticipants),
+            2 => Just(Step::OpenParticipants),
             2 => Just(Step::Hold),
             2 => Just(Step::Release),
             2 => (0u8..4).prop_map(Step::OtherWriter),
@@ -148,12 +156,12 @@ impl fmt::Debug for System {
 }
 
 fn harness_panic(e: impl fmt::Display) -> ! {
-    panic!("harness error: {e}")
+    panic!("{PANIC_MARKER} harness error: {e}")
 }
 
 fn violated(outcome: CheckOutcome) {
     if !outcome.passed() {
-        panic!("{} FAIL: {}", outcome.rule, outcome.evidence);
+        panic!("{PANIC_MARKER} {} FAIL: {}", outcome.rule, outcome.evidence);
     }
 }
 
@@ -299,6 +307,12 @@ impl System {
             }
             Step::GateLastPage => self.backend.close_gate(Gate::LastListPage),
             Step::OpenLastPage => self.backend.open_gate(&Gate::LastListPage),
+            Step::GateParticipants => self
+                .backend
+                .close_gate(Gate::Participants(self.general.clone())),
+            Step::OpenParticipants => self
+                .backend
+                .open_gate(&Gate::Participants(self.general.clone())),
             Step::Hold => self.backend.hold(general),
             Step::Release => {
                 self.backend.release(&general);
@@ -398,17 +412,47 @@ pub enum CampaignResult {
     },
 }
 
-/// Runs `cases` random lifecycles of up to `max_steps` steps with `faults` switched on.
-/// Failing seeds are persisted to `persistence` (and replayed first next time) when given.
-pub fn run_campaign(
-    faults: FaultSet,
-    cases: u32,
-    max_steps: usize,
-    persistence: Option<&'static str>,
-) -> CampaignResult {
+/// How to run a campaign.
+#[derive(Clone, Debug)]
+pub struct Campaign {
+    /// Planted bugs of the reference client.
+    pub faults: FaultSet,
+    /// Random lifecycles to try.
+    pub cases: u32,
+    /// Longest lifecycle, in steps.
+    pub max_steps: usize,
+    /// Seed of the case generator: same seed, same cases.
+    pub seed: u64,
+    /// Where failing seeds are persisted (and replayed first next time).
+    pub persistence: Option<&'static str>,
+}
+
+impl Default for Campaign {
+    fn default() -> Self {
+        Self {
+            faults: FaultSet::none(),
+            cases: 64,
+            max_steps: 30,
+            seed: 1,
+            persistence: None,
+        }
+    }
+}
+
+/// Runs a campaign of random lifecycles against the reference client.
+pub fn run_campaign(campaign: &Campaign) -> CampaignResult {
+    let Campaign {
+        faults,
+        cases,
+        max_steps,
+        seed,
+        persistence,
+    } = campaign.clone();
+    quiet_marked_panics();
     FAULTS.with(|f| *f.borrow_mut() = faults);
     let config = Config {
         cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
         failure_persistence: persistence.map(|p| {
             Box::new(FileFailurePersistence::Direct(p))
                 as Box<dyn proptest::test_runner::FailurePersistence>

@@ -236,15 +236,17 @@ pub(crate) async fn connect_events(
     };
     headers.insert("x-convo-client", header(instance)?);
     headers.insert("x-twilio-token", header(token)?);
-    let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| {
-        let kind = match &e {
-            tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 401 => {
-                ErrorKind::TokenRejected
-            }
-            _ => ErrorKind::Backend,
-        };
-        CommandError::new(kind, format!("event channel refused: {e}"))
-    })?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
+        .await
+        .map_err(|e| {
+            let kind = match &e {
+                tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 401 => {
+                    ErrorKind::TokenRejected
+                }
+                _ => ErrorKind::Backend,
+            };
+            CommandError::new(kind, format!("event channel refused: {e}"))
+        })?;
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {

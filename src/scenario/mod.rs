@@ -10,7 +10,7 @@ mod driver;
 pub mod features;
 mod runner;
 mod steps;
-mod world;
+pub(crate) mod world;
 
 pub use driver::Driver;
 pub use runner::{SuiteError, SuiteOptions, SuiteRun, run_suite};

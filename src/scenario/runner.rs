@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cucumber::event::{ScenarioFinished, StepError};
@@ -13,7 +13,7 @@ use cucumber::{Cucumber, WriterExt as _, gherkin, runner};
 
 use super::features::{Embedded, looks_like_rule};
 use super::steps;
-use super::world::{PANIC_MARKER, RunContext, ScenarioRecord, TckWorld};
+use super::world::{PANIC_MARKER, RunContext, ScenarioRecord, TckWorld, quiet_marked_panics};
 use crate::adapter::{Adapter, Hello};
 use crate::rules::{RuleId, UnknownRule};
 
@@ -93,25 +93,6 @@ fn rules_of(feature: &gherkin::Feature, scenario: &gherkin::Scenario) -> Vec<Rul
     ids
 }
 
-/// Silences the panics steps raise on purpose (cucumber reports them); others print as usual.
-fn quiet_step_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or_default();
-            if !msg.starts_with(PANIC_MARKER) {
-                previous(info);
-            }
-        }));
-    });
-}
-
 fn step_error(finished: &ScenarioFinished) -> Option<String> {
     match finished {
         ScenarioFinished::StepPassed => None,
@@ -149,7 +130,7 @@ pub async fn run_suite(
     opts: &SuiteOptions,
 ) -> Result<SuiteRun, SuiteError> {
     let tags = opts.tags.as_deref().map(validate_tags).transpose()?;
-    quiet_step_panics();
+    quiet_marked_panics();
     let ctx = Arc::new(RunContext {
         adapter: adapter.clone(),
         seed: opts.seed,

@@ -85,6 +85,26 @@ pub(crate) type StepResult = Result<(), StepFail>;
 /// The marker that starts every panic message a step raises (the runner silences these).
 pub(crate) const PANIC_MARKER: &str = "[convo-tck]";
 
+/// Silences the panics raised on purpose with [`PANIC_MARKER`] (cucumber and proptest report
+/// them); others print as usual.
+pub(crate) fn quiet_marked_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or_default();
+            if !msg.starts_with(PANIC_MARKER) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// One scenario's world.
 #[derive(Default)]
 pub(crate) struct TckWorld {
