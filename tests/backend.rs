@@ -294,3 +294,26 @@ async fn the_event_channel_refuses_a_missing_or_bad_token() {
     let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 }
+
+#[tokio::test]
+async fn any_endpoint_can_be_gated_and_a_gated_write_changes_nothing() {
+    let fx = fx().await;
+    let sid = fx.backend.conversation_sid("general").unwrap();
+    let key = ObjectKey::Conversation(sid.clone());
+    let before = fx.backend.attributes(&key).unwrap();
+    fx.backend
+        .close_gate(Gate::endpoint("update_conversation").unwrap());
+    let r = fx
+        .http
+        .post(format!("{}/v1/Conversations/{sid}", fx.backend.rest_url()))
+        .header("X-Twilio-Token", &fx.token)
+        .form(&[("Attributes", "{\"changed\":true}")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(fx.backend.attributes(&key).unwrap(), before);
+    let err = Gate::endpoint("nope").unwrap_err();
+    assert!(err.contains("update_conversation"), "{err}");
+}

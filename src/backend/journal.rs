@@ -126,6 +126,36 @@ pub enum OperationClass<'a> {
 }
 
 impl Endpoint {
+    /// The journal names of every endpoint.
+    pub const NAMES: &'static [&'static str] = &[
+        "token",
+        "user_conversations",
+        "get_user",
+        "update_user",
+        "get_conversation",
+        "update_conversation",
+        "participants",
+        "messages",
+        "send_message",
+        "unknown",
+    ];
+
+    /// The endpoint's journal name (`update_conversation`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::UserConversations { .. } => "user_conversations",
+            Self::GetUser => "get_user",
+            Self::UpdateUser => "update_user",
+            Self::GetConversation { .. } => "get_conversation",
+            Self::UpdateConversation { .. } => "update_conversation",
+            Self::Participants { .. } => "participants",
+            Self::Messages { .. } => "messages",
+            Self::SendMessage { .. } => "send_message",
+            Self::Unknown => "unknown",
+        }
+    }
+
     /// How this endpoint relates to synchronization.
     pub fn class(&self) -> OperationClass<'_> {
         match self {

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::hub::{Hub, Published};
+use super::journal::Endpoint;
 use super::resources;
 use crate::clock::{VirtualClock, VirtualInstant};
 
@@ -213,8 +214,37 @@ pub enum Gate {
     LastListPage,
     /// A conversation's participants list.
     Participants(String),
-    /// A conversation's own resource.
+    /// A conversation's own resource (GET).
     Conversation(String),
+    /// Every request to one kind of endpoint, by its journal name (see [`Endpoint::NAMES`]).
+    Endpoint(&'static str),
+}
+
+impl Gate {
+    /// Whether a request classified as `ep` is held back by this gate.
+    pub fn matches(&self, ep: &Endpoint) -> bool {
+        match (self, ep) {
+            (Self::LastListPage, Endpoint::UserConversations { last, .. }) => *last,
+            (Self::Participants(s), Endpoint::Participants { sid }) => s == sid,
+            (Self::Conversation(s), Endpoint::GetConversation { sid }) => s == sid,
+            (Self::Endpoint(name), ep) => ep.name() == *name,
+            _ => false,
+        }
+    }
+
+    /// A gate on every request to the endpoint called `name`.
+    pub fn endpoint(name: &str) -> Result<Self, String> {
+        Endpoint::NAMES
+            .iter()
+            .find(|n| **n == name)
+            .map(|n| Self::Endpoint(n))
+            .ok_or_else(|| {
+                format!(
+                    "unknown endpoint `{name}`; known endpoints: {}",
+                    Endpoint::NAMES.join(", ")
+                )
+            })
+    }
 }
 
 impl fmt::Display for Gate {
@@ -223,6 +253,7 @@ impl fmt::Display for Gate {
             Self::LastListPage => f.write_str("the last page of the subscribed list"),
             Self::Participants(s) => write!(f, "the participants of {s}"),
             Self::Conversation(s) => write!(f, "conversation {s}"),
+            Self::Endpoint(name) => write!(f, "every `{name}` request"),
         }
     }
 }
@@ -434,9 +465,9 @@ impl BackendState {
         before != self.gate_list.len()
     }
 
-    /// Whether a gate is closed.
-    pub fn is_gated(&self, gate: &Gate) -> bool {
-        self.gate_list.contains(gate)
+    /// The closed gate that holds back a request classified as `ep`, if any.
+    pub fn closed_gate(&self, ep: &Endpoint) -> Option<&Gate> {
+        self.gate_list.iter().find(|g| g.matches(ep))
     }
 
     /// Starts holding events about `key`.

@@ -146,7 +146,9 @@ pub struct System {
     backend: Backend,
     driver: Option<Driver>,
     general: String,
-    updates: Vec<(u64, ObjectKey)>,
+    /// Updates issued while their object's events were held: the ones whose completion order
+    /// is certain (without a hold, an early completion is a race the invariant could miss).
+    held_updates: Vec<(u64, ObjectKey)>,
 }
 
 impl fmt::Debug for System {
@@ -199,7 +201,7 @@ impl System {
             backend,
             driver: Some(driver),
             general,
-            updates: Vec::new(),
+            held_updates: Vec::new(),
         }
     }
 
@@ -232,7 +234,7 @@ impl System {
         })
     }
 
-    fn submit_update(&mut self, target: Target, key: ObjectKey, n: u8) {
+    fn submit_update(&mut self, target: Target, key: ObjectKey, n: u8, held: bool) {
         let id = self
             .driver()
             .submit(Command::UpdateAttributes {
@@ -240,7 +242,9 @@ impl System {
                 attributes: json!({ "v": n }),
             })
             .unwrap_or_else(|e| harness_panic(e));
-        self.updates.push((id, key));
+        if held {
+            self.held_updates.push((id, key));
+        }
     }
 
     fn step(&mut self, step: Step, model: &Model) {
@@ -265,7 +269,7 @@ impl System {
                 }
             }
             Step::UpdateUser(n) => {
-                self.submit_update(Target::User, ObjectKey::User("alice".into()), n)
+                self.submit_update(Target::User, ObjectKey::User("alice".into()), n, false)
             }
             Step::UpdateConversation(n) => self.submit_update(
                 Target::Conversation {
@@ -273,6 +277,7 @@ impl System {
                 },
                 general.clone(),
                 n,
+                model.held,
             ),
             Step::ReadConversation => {
                 self.settle();
@@ -349,7 +354,7 @@ impl System {
         violated(sync::client_ops_wait_for_sync(&entries, &instance));
         violated(sync::conversation_ops_wait_for_sync(&entries, &instance));
         violated(sync::sync_status_only_moves_forward(&entries));
-        for (id, key) in &self.updates {
+        for (id, key) in &self.held_updates {
             let replied = entries
                 .iter()
                 .any(|e| matches!(&e.kind, EntryKind::Reply { id: r, .. } if r == id));
@@ -477,4 +482,21 @@ pub fn run_campaign(campaign: &Campaign) -> CampaignResult {
             message: format!("aborted: {reason}"),
         },
     }
+}
+
+/// Replays one step sequence (e.g. a shrunk counterexample); returns the violation, if any.
+pub fn replay(faults: FaultSet, steps: Vec<Step>) -> Result<(), String> {
+    quiet_marked_panics();
+    FAULTS.with(|f| *f.borrow_mut() = faults);
+    std::panic::catch_unwind(|| {
+        LifecycleTest::test_sequential(Config::default(), Model::default(), steps, None)
+    })
+    .map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "a step panicked".into())
+            .trim_start_matches(PANIC_MARKER)
+            .trim()
+            .to_owned()
+    })
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Answer, Call, PageMeta};
 use crate::backend::journal::Endpoint;
 use crate::backend::resources;
-use crate::backend::state::{Gate, ObjectKey};
+use crate::backend::state::ObjectKey;
 
 /// Authenticates and checks that the caller takes part in the addressed conversation.
 fn member(call: &Call<'_>, ep: &Endpoint) -> Result<(String, String), Answer> {
@@ -45,9 +45,8 @@ pub(super) fn get(call: &Call<'_>) -> Answer {
         Err(a) => return a,
     };
     let st = call.shared.lock();
-    let gate = Gate::Conversation(sid.clone());
-    if st.is_gated(&gate) {
-        return Answer::gated(ep, &gate, st.retry_after_secs);
+    if let Some(a) = Answer::gated(&st, &ep) {
+        return a;
     }
     let c = &st.conversations[&sid];
     Answer::ok(ep, resources::conversation(&st, c, c.current())).with_revision(c.current().revision)
@@ -64,6 +63,9 @@ pub(super) fn update(call: &Call<'_>) -> Answer {
         Err(a) => return a,
     };
     let mut st = call.shared.lock();
+    if let Some(a) = Answer::gated(&st, &ep) {
+        return a;
+    }
     let attrs = attrs.unwrap_or_else(|| st.conversations[&sid].current().attributes.clone());
     let Some((revision, events)) = st.set_attributes(&ObjectKey::Conversation(sid.clone()), attrs)
     else {
@@ -86,9 +88,8 @@ pub(super) fn participants(call: &Call<'_>) -> Answer {
         Err(a) => return a,
     };
     let st = call.shared.lock();
-    let gate = Gate::Participants(sid.clone());
-    if st.is_gated(&gate) {
-        return Answer::gated(ep, &gate, st.retry_after_secs);
+    if let Some(a) = Answer::gated(&st, &ep) {
+        return a;
     }
     let c = &st.conversations[&sid];
     let items: Vec<Value> = c
@@ -119,6 +120,9 @@ pub(super) fn messages(call: &Call<'_>) -> Answer {
         Err(a) => return a,
     };
     let st = call.shared.lock();
+    if let Some(a) = Answer::gated(&st, &ep) {
+        return a;
+    }
     let c = &st.conversations[&sid];
     let desc = call.query.get("Order").is_some_and(|o| o == "desc");
     let mut items: Vec<Value> = c
@@ -152,6 +156,9 @@ pub(super) fn send_message(call: &Call<'_>) -> Answer {
     };
     let author = call.form.get("Author").cloned().unwrap_or(identity);
     let mut st = call.shared.lock();
+    if let Some(a) = Answer::gated(&st, &ep) {
+        return a;
+    }
     let Some((index, events)) = st.add_message(&sid, &author, body) else {
         return Answer::error(ep, 404, 20_404, "conversation vanished");
     };

@@ -24,7 +24,7 @@ use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use super::Shared;
 use super::journal::{Endpoint, EntryKind, InstanceId, TokenFingerprint};
-use super::state::Gate;
+use super::state::BackendState;
 use super::tokens::Claims;
 
 /// A Twilio-style error body.
@@ -95,16 +95,18 @@ impl Answer {
         }
     }
 
-    /// 503 with Retry-After: the endpoint is gated.
-    pub(crate) fn gated(endpoint: Endpoint, gate: &Gate, retry_after: u64) -> Self {
+    /// 503 with Retry-After if a closed gate holds `endpoint` back. Handlers call it once they
+    /// know their endpoint and before they change anything.
+    pub(crate) fn gated(st: &BackendState, endpoint: &Endpoint) -> Option<Self> {
+        let gate = st.closed_gate(endpoint)?;
         let mut a = Self::error(
-            endpoint,
+            endpoint.clone(),
             503,
             20_503,
             format!("service unavailable: {gate} is gated"),
         );
-        a.retry_after = Some(retry_after);
-        a
+        a.retry_after = Some(st.retry_after_secs);
+        Some(a)
     }
 }
 

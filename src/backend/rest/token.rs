@@ -9,6 +9,9 @@ use crate::backend::journal::Endpoint;
 
 pub(super) fn mint(call: &Call<'_>) -> Answer {
     let ep = Endpoint::Token;
+    if let Some(a) = Answer::gated(&call.shared.lock(), &ep) {
+        return a;
+    }
     let Some(identity) = call.form.get("identity").filter(|s| !s.is_empty()) else {
         return Answer::error(ep, 400, 20_001, "missing form field `identity`");
     };

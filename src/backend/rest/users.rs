@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Answer, Call, PageMeta};
 use crate::backend::journal::Endpoint;
 use crate::backend::resources;
-use crate::backend::state::{Gate, ObjectKey};
+use crate::backend::state::ObjectKey;
 
 fn own_identity(call: &Call<'_>, ep: &Endpoint) -> Result<String, Answer> {
     let claims = call.authenticate(ep)?;
@@ -39,6 +39,9 @@ pub(super) fn get(call: &Call<'_>) -> Answer {
         Err(a) => return a,
     };
     let mut st = call.shared.lock();
+    if let Some(a) = Answer::gated(&st, &ep) {
+        return a;
+    }
     st.ensure_user(&identity);
     let u = &st.users[&identity];
     let snap = u.current();
@@ -56,6 +59,9 @@ pub(super) fn update(call: &Call<'_>) -> Answer {
         Err(a) => return a,
     };
     let mut st = call.shared.lock();
+    if let Some(a) = Answer::gated(&st, &ep) {
+        return a;
+    }
     st.ensure_user(&identity);
     let key = ObjectKey::User(identity.clone());
     let attrs = attrs.unwrap_or_else(|| st.users[&identity].current().attributes.clone());
@@ -115,8 +121,8 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
     let more = picked.len() > page_size as usize;
     picked.truncate(page_size as usize);
     let ep = Endpoint::UserConversations { page, last: !more };
-    if !more && st.is_gated(&Gate::LastListPage) {
-        return Answer::gated(ep, &Gate::LastListPage, st.retry_after_secs);
+    if let Some(a) = Answer::gated(&st, &ep) {
+        return a;
     }
     let user = &st.users[&identity];
     let items: Vec<Value> = picked

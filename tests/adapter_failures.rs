@@ -1,0 +1,124 @@
+//! A broken adapter is the adapter's failure, not a rule's: every scenario still runs, the report
+//! names the cause, and the exit code is 2.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use convo_tck::Report;
+use convo_tck::adapter::{
+    Adapter, AdapterError, AdapterEvent, AdapterSession, Capabilities, Hello, PROTOCOL_VERSION,
+    Profile,
+};
+use convo_tck::checks::Verdict;
+use convo_tck::scenario::{SuiteOptions, run_suite};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+
+#[derive(Clone, Copy)]
+enum Breakage {
+    CannotStart,
+    NeverAnswers,
+    Dies,
+}
+
+struct Broken(Breakage);
+
+fn hello() -> Hello {
+    Hello {
+        protocol: PROTOCOL_VERSION,
+        adapter: "broken".into(),
+        version: "0".into(),
+        profile: Profile::Mobile,
+        capabilities: Capabilities::default(),
+    }
+}
+
+impl Adapter for Broken {
+    fn name(&self) -> String {
+        "broken".into()
+    }
+
+    fn open(&self) -> BoxFuture<'static, Result<AdapterSession, AdapterError>> {
+        let breakage = self.0;
+        async move {
+            let (req_tx, mut req_rx) = mpsc::unbounded_channel();
+            let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+            match breakage {
+                Breakage::CannotStart => {
+                    return Err(AdapterError::Spawn("no such program `acme-adapter`".into()));
+                }
+                Breakage::NeverAnswers => {
+                    tokio::spawn(async move {
+                        // Reads requests, answers none, keeps the event channel open.
+                        let _keep = ev_tx;
+                        while req_rx.recv().await.is_some() {}
+                    });
+                }
+                Breakage::Dies => {
+                    let _ = ev_tx.send(AdapterEvent::Log("segmentation fault".into()));
+                    let _ = ev_tx.send(AdapterEvent::Exited("killed by signal 11".into()));
+                    drop(req_rx);
+                }
+            }
+            Ok(AdapterSession::new(
+                hello(),
+                req_tx,
+                ev_rx,
+                async {}.boxed(),
+            ))
+        }
+        .boxed()
+    }
+}
+
+async fn report(b: Breakage) -> Report {
+    let opts = SuiteOptions {
+        safety: Duration::from_millis(300),
+        ..SuiteOptions::default()
+    };
+    let run = run_suite(Arc::new(Broken(b)), &opts)
+        .await
+        .expect("the suite runs");
+    Report::build(&run, Profile::Mobile)
+}
+
+fn assert_every_scenario_errored(report: &Report, cause: &str) {
+    assert_eq!(report.exit_code(), 2);
+    assert_eq!(
+        report.errors.len(),
+        report.summary.scenarios,
+        "every scenario is reported: {:?}",
+        report.errors
+    );
+    assert!(report.summary.scenarios >= 10);
+    for e in &report.errors {
+        assert!(
+            e.error.contains(cause),
+            "{} does not name the cause `{cause}`",
+            e.error
+        );
+    }
+    assert!(
+        report.rules.iter().all(|r| r.verdict != Verdict::Pass),
+        "nothing passes when nothing ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_that_cannot_start_is_an_error_not_a_failure() {
+    assert_every_scenario_errored(&report(Breakage::CannotStart).await, "could not be started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_that_never_answers_is_reported_as_hung() {
+    assert_every_scenario_errored(
+        &report(Breakage::NeverAnswers).await,
+        "did not answer `start`",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_that_dies_is_reported_as_exited() {
+    assert_every_scenario_errored(&report(Breakage::Dies).await, "killed by signal 11");
+}
