@@ -15,14 +15,16 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 /// Unix seconds of the epoch every clock starts at: 2026-01-01T00:00:00Z.
 pub const EPOCH_UNIX_SECS: u64 = 1_767_225_600;
 
 /// A point in virtual time: milliseconds since [`EPOCH_UNIX_SECS`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct VirtualInstant(u64);
 

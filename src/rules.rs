@@ -163,41 +163,50 @@ impl Rule {
 }
 
 /// Constants for the ids the code refers to by name.
-#[allow(missing_docs)]
 pub mod ids {
     use super::RuleId;
-    pub const LIFE_1: RuleId = RuleId("LIFE-1");
-    pub const LIFE_2: RuleId = RuleId("LIFE-2");
-    pub const LIFE_3: RuleId = RuleId("LIFE-3");
-    pub const LIFE_4: RuleId = RuleId("LIFE-4");
-    pub const LIFE_5: RuleId = RuleId("LIFE-5");
-    pub const PUSH_1: RuleId = RuleId("PUSH-1");
-    pub const PUSH_2: RuleId = RuleId("PUSH-2");
-    pub const PUSH_3: RuleId = RuleId("PUSH-3");
-    pub const PUSH_4: RuleId = RuleId("PUSH-4");
-    pub const PUSH_5: RuleId = RuleId("PUSH-5");
-    pub const TOKEN_1: RuleId = RuleId("TOKEN-1");
-    pub const TOKEN_2: RuleId = RuleId("TOKEN-2");
-    pub const TOKEN_3: RuleId = RuleId("TOKEN-3");
-    pub const TOKEN_4: RuleId = RuleId("TOKEN-4");
-    pub const TOKEN_5: RuleId = RuleId("TOKEN-5");
-    pub const TOKEN_6: RuleId = RuleId("TOKEN-6");
-    pub const LIST_1: RuleId = RuleId("LIST-1");
-    pub const LIST_2: RuleId = RuleId("LIST-2");
-    pub const LIST_3: RuleId = RuleId("LIST-3");
-    pub const LIST_4: RuleId = RuleId("LIST-4");
-    pub const MSG_1: RuleId = RuleId("MSG-1");
-    pub const MSG_2: RuleId = RuleId("MSG-2");
-    pub const COUNT_1: RuleId = RuleId("COUNT-1");
-    pub const COUNT_2: RuleId = RuleId("COUNT-2");
-    pub const COUNT_3: RuleId = RuleId("COUNT-3");
-    pub const SYNC_1: RuleId = RuleId("SYNC-1");
-    pub const SYNC_2: RuleId = RuleId("SYNC-2");
-    pub const SYNC_3: RuleId = RuleId("SYNC-3");
-    pub const UPD_1: RuleId = RuleId("UPD-1");
-    pub const UPD_2: RuleId = RuleId("UPD-2");
-    pub const UPD_3: RuleId = RuleId("UPD-3");
-    pub const REL_1: RuleId = RuleId("REL-1");
+
+    macro_rules! ids {
+        ($($name:ident = $id:literal),* $(,)?) => {$(
+            #[doc = concat!("Rule `", $id, "`.")]
+            pub const $name: RuleId = RuleId($id);
+        )*};
+    }
+
+    ids! {
+        LIFE_1 = "LIFE-1",
+        LIFE_2 = "LIFE-2",
+        LIFE_3 = "LIFE-3",
+        LIFE_4 = "LIFE-4",
+        LIFE_5 = "LIFE-5",
+        PUSH_1 = "PUSH-1",
+        PUSH_2 = "PUSH-2",
+        PUSH_3 = "PUSH-3",
+        PUSH_4 = "PUSH-4",
+        PUSH_5 = "PUSH-5",
+        TOKEN_1 = "TOKEN-1",
+        TOKEN_2 = "TOKEN-2",
+        TOKEN_3 = "TOKEN-3",
+        TOKEN_4 = "TOKEN-4",
+        TOKEN_5 = "TOKEN-5",
+        TOKEN_6 = "TOKEN-6",
+        LIST_1 = "LIST-1",
+        LIST_2 = "LIST-2",
+        LIST_3 = "LIST-3",
+        LIST_4 = "LIST-4",
+        MSG_1 = "MSG-1",
+        MSG_2 = "MSG-2",
+        COUNT_1 = "COUNT-1",
+        COUNT_2 = "COUNT-2",
+        COUNT_3 = "COUNT-3",
+        SYNC_1 = "SYNC-1",
+        SYNC_2 = "SYNC-2",
+        SYNC_3 = "SYNC-3",
+        UPD_1 = "UPD-1",
+        UPD_2 = "UPD-2",
+        UPD_3 = "UPD-3",
+        REL_1 = "REL-1",
+    }
 }
 
 use Level::{Info, Must, Should};

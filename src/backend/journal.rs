@@ -9,14 +9,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::adapter::{Command, Observation, Outcome};
 use crate::clock::{VirtualClock, VirtualInstant};
 
 /// A client instance id, as sent in `X-Convo-Client`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct InstanceId(pub String);
 
@@ -27,7 +27,7 @@ impl std::fmt::Display for InstanceId {
 }
 
 /// A token's fingerprint: `tok:` and the first 12 hex digits of its SHA-256.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TokenFingerprint(pub String);
 
@@ -53,6 +53,21 @@ impl Secrets {
         t.push((token.to_owned(), TokenFingerprint::of(token)));
     }
 
+    /// A copy of `entry` with every known token replaced by its fingerprint, wherever it hides.
+    pub fn redact_entry(&self, entry: &Entry) -> Entry {
+        let text = serde_json::to_string(entry).unwrap_or_default();
+        let clean = self.redact(&text);
+        if clean == text {
+            return entry.clone();
+        }
+        serde_json::from_str(&clean).unwrap_or_else(|_| Entry {
+            kind: EntryKind::Log {
+                line: "(entry withheld: it held a token and could not be redacted)".into(),
+            },
+            ..entry.clone()
+        })
+    }
+
     /// `text` with every known token replaced by its fingerprint.
     pub fn redact(&self, text: &str) -> String {
         let t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
@@ -67,7 +82,7 @@ impl Secrets {
 }
 
 /// What the REST layer took a request for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "endpoint", rename_all = "snake_case")]
 pub enum Endpoint {
     /// The app's token generator.
@@ -174,7 +189,7 @@ impl Endpoint {
 }
 
 /// One journal entry's content.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EntryKind {
     /// A REST request and the status it was answered with.
@@ -254,7 +269,7 @@ pub enum EntryKind {
 }
 
 /// One journal entry.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Entry {
     /// Global order within the scenario.
     pub seq: u64,
@@ -266,6 +281,77 @@ pub struct Entry {
     /// What happened.
     #[serde(flatten)]
     pub kind: EntryKind,
+}
+
+impl Entry {
+    /// A one-line human description: `#12 t+1.000s [ref-1] POST /v1/... → 200 (revision 3)`.
+    pub fn summary(&self) -> String {
+        let json = |v: &dyn erased::Json| v.json();
+        let what = match &self.kind {
+            EntryKind::Request {
+                method,
+                path,
+                query,
+                status,
+                revision,
+                error,
+                ..
+            } => {
+                let mut s = format!("{method} {path}");
+                if let Some(q) = query {
+                    s.push('?');
+                    s.push_str(q);
+                }
+                s.push_str(&format!(" → {status}"));
+                if let Some(r) = revision {
+                    s.push_str(&format!(" (revision {r})"));
+                }
+                if let Some(e) = error {
+                    s.push_str(&format!(": {e}"));
+                }
+                s
+            }
+            EntryKind::Frame {
+                event,
+                target,
+                revision,
+                event_seq,
+            } => format!(
+                "event {event} about {} at revision {} (event seq {event_seq}) delivered",
+                target.as_deref().unwrap_or("?"),
+                revision.map_or_else(|| "?".to_owned(), |r| r.to_string())
+            ),
+            EntryKind::Command { id, command } => format!("command {id}: {}", json(command)),
+            EntryKind::Reply { id, outcome } => format!("reply to command {id}: {}", json(outcome)),
+            EntryKind::Observation { observation } => format!("observed {}", json(observation)),
+            EntryKind::Connected { since } => match since {
+                Some(s) => format!("event channel opened, replaying after seq {s}"),
+                None => "event channel opened".into(),
+            },
+            EntryKind::Disconnected => "event channel closed".into(),
+            EntryKind::Control { action } => format!("harness: {action}"),
+            EntryKind::Log { line } => format!("log: {line}"),
+        };
+        let who = self
+            .instance
+            .as_ref()
+            .map(|i| format!(" [{i}]"))
+            .unwrap_or_default();
+        format!("#{} {}{who} {what}", self.seq, self.at)
+    }
+}
+
+mod erased {
+    /// Compact JSON of anything serializable, for summaries.
+    pub(super) trait Json {
+        fn json(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
 }
 
 /// The shared, append-only journal of one scenario.

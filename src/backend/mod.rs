@@ -151,6 +151,22 @@ impl Backend {
         self.shared.lock()
     }
 
+    /// `"general" (CH...)` for a named conversation, the key itself otherwise: for control entries.
+    fn name_of(&self, key: &ObjectKey) -> String {
+        match key {
+            ObjectKey::Conversation(sid) => match self
+                .state()
+                .conversations
+                .get(sid)
+                .and_then(|c| c.unique_name.clone())
+            {
+                Some(name) => format!("\"{name}\" ({sid})"),
+                None => sid.clone(),
+            },
+            ObjectKey::User(_) => key.to_string(),
+        }
+    }
+
     fn control(&self, action: String) {
         self.shared
             .journal
@@ -231,14 +247,15 @@ impl Backend {
 
     /// Holds every event about `key` until [`Backend::release`].
     pub fn hold(&self, key: ObjectKey) {
-        self.control(format!("holding events about {key}"));
+        self.control(format!("holding events about {}", self.name_of(&key)));
         self.state().hold(key);
     }
 
     /// Publishes what was held about `key`; returns how many events.
     pub fn release(&self, key: &ObjectKey) -> usize {
+        let name = self.name_of(key);
         let n = self.state().release(key);
-        self.control(format!("released {n} held event(s) about {key}"));
+        self.control(format!("released {n} held event(s) about {name}"));
         n
     }
 

@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::backend::journal::{Entry, EntryKind, InstanceId};
+use crate::backend::journal::{Entry, InstanceId};
 use crate::rules::RuleId;
 
 /// The verdict on one rule.
@@ -81,36 +81,9 @@ impl CheckOutcome {
     }
 }
 
-/// A short description of a journal entry for evidence sentences.
+/// A journal entry as quoted in evidence sentences.
 pub(crate) fn describe(e: &Entry) -> String {
-    let what = match &e.kind {
-        EntryKind::Request {
-            method,
-            path,
-            status,
-            ..
-        } => format!("{method} {path} → {status}"),
-        EntryKind::Frame {
-            event,
-            target,
-            revision,
-            ..
-        } => format!(
-            "{event} frame for {} at revision {}",
-            target.as_deref().unwrap_or("?"),
-            revision.map_or("?".into(), |r| r.to_string())
-        ),
-        EntryKind::Reply { id, .. } => format!("reply to request {id}"),
-        EntryKind::Command { id, command } => format!("command {id} `{}`", command.name()),
-        EntryKind::Observation { observation } => {
-            serde_json::to_string(observation).unwrap_or_default()
-        }
-        EntryKind::Connected { .. } => "event channel opened".into(),
-        EntryKind::Disconnected => "event channel closed".into(),
-        EntryKind::Control { action } => action.clone(),
-        EntryKind::Log { line } => line.clone(),
-    };
-    format!("#{} ({}) {what}", e.seq, e.at)
+    e.summary()
 }
 
 /// Entries attributed to `instance`.

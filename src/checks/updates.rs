@@ -29,12 +29,11 @@ pub fn update_still_pending(entries: &[Entry], id: u64, what: &str) -> CheckOutc
             UPD_1,
             format!("{what} had not completed while its Updated event was held"),
         ),
-        Some((e, outcome)) => CheckOutcome::fail(
+        Some((e, _)) => CheckOutcome::fail(
             UPD_1,
             format!(
-                "{what} completed ({}: {}) while the backend still held its Updated event: the client answered on the acknowledgement, not on the event",
-                describe(e),
-                serde_json::to_string(outcome).unwrap_or_default()
+                "{what} completed ({}) while the backend still held its Updated event: the client answered on the acknowledgement, not on the event",
+                describe(e)
             ),
             vec![command_seq(entries, id), e.seq],
         ),

@@ -8,8 +8,8 @@
 pub mod json;
 pub mod table;
 
+use crate::backend::journal::Entry;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::adapter::Profile;
 use crate::checks::Verdict;
@@ -33,7 +33,7 @@ pub struct Trace {
     /// Journal sequence numbers the check pointed at.
     pub culprits: Vec<u64>,
     /// Journal entries, redacted.
-    pub entries: Vec<Value>,
+    pub entries: Vec<Entry>,
 }
 
 /// One row of the matrix.
@@ -115,10 +115,7 @@ fn trace_of(record: &ScenarioRecord, culprits: &[u64]) -> Trace {
         .journal
         .iter()
         .filter(|e| e.seq <= cut)
-        .map(|e| {
-            let text = serde_json::to_string(e).unwrap_or_default();
-            serde_json::from_str(&record.secrets.redact(&text)).unwrap_or(Value::Null)
-        })
+        .map(|e| record.secrets.redact_entry(e))
         .collect();
     Trace {
         feature: record.feature.clone(),

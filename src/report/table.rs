@@ -2,32 +2,18 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use crate::backend::journal::Entry;
 
 use super::{Report, RuleRow};
 use crate::checks::Verdict;
 
-fn trace_line(e: &Value, culprits: &[u64]) -> String {
-    let seq = e["seq"].as_u64().unwrap_or(0);
-    let at = e["at"].as_u64().unwrap_or(0);
-    let mark = if culprits.contains(&seq) { ">>" } else { "  " };
-    let who = e["instance"]
-        .as_str()
-        .map(|i| format!(" [{i}]"))
-        .unwrap_or_default();
-    let kind = e["kind"].as_str().unwrap_or("?");
-    let mut rest = e.clone();
-    if let Value::Object(m) = &mut rest {
-        for k in ["seq", "at", "instance", "kind"] {
-            m.remove(k);
-        }
-    }
-    format!(
-        "  {mark} #{seq:<4} t+{}.{:03}s{who} {kind} {}",
-        at / 1000,
-        at % 1000,
-        serde_json::to_string(&rest).unwrap_or_default()
-    )
+fn trace_line(e: &Entry, culprits: &[u64]) -> String {
+    let mark = if culprits.contains(&e.seq) {
+        ">>"
+    } else {
+        "  "
+    };
+    format!("  {mark} {}", e.summary())
 }
 
 fn failure(out: &mut String, r: &RuleRow) {
