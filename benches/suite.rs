@@ -97,7 +97,7 @@ fn main() {
             "property campaign (up to 30 steps per case): {cases} cases in {secs:.2} s = {:.0} cases/s",
             f64::from(cases) / secs
         ),
-        CampaignResult::Violated { message, .. } => {
+        CampaignResult::Violated { message, .. } | CampaignResult::Error { message } => {
             println!("property campaign found a violation in the reference client: {message}")
         }
     }

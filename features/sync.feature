@@ -22,11 +22,16 @@ Feature: Operations wait for synchronization
     And no client operation has reached the backend before the client synchronized
 
   @SYNC-1
-  Scenario: A client operation issued right after start waits for sync
+  Scenario: A client operation waits for every conversation to synchronize, not only the list
+    Given the participants of "support" are gated
     When alice's client starts
     And alice updates her user attributes to {"status": "away"} without waiting
     And the client settles
-    Then the user update completes or is refused as not synchronized
+    Then no client operation has reached the backend before the client synchronized
+    When the gate on the participants of "support" is opened
+    And 3 seconds pass
+    Then the client finished synchronizing
+    And the user update completes or is refused as not synchronized
     And no client operation has reached the backend before the client synchronized
 
   @SYNC-2
@@ -62,11 +67,12 @@ Feature: Operations wait for synchronization
     Then the sync status never moved backwards
 
   @SYNC-3
-  Scenario: Sync status only moves forward through a gated list and its retries
-    Given the last page of alice's conversation list is gated
+  Scenario: Sync status only moves forward through a gated conversation, its retries and concurrent changes
+    Given the participants of "support" are gated
     When alice's client starts
     And 3 seconds pass
-    And the gate on the last page is opened
+    And another writer sets the attributes of "general" to {"topic": "while syncing"}
+    And the gate on the participants of "support" is opened
     And 3 seconds pass
     Then the client finished synchronizing
     And the sync status never moved backwards

@@ -12,7 +12,7 @@
 //!
 //! let adapter = Arc::new(ReferenceAdapter::with_faults(Profile::Mobile, Default::default()));
 //! let run = run_suite(adapter, &SuiteOptions::default()).await?;
-//! let report = Report::build(&run, Profile::Mobile);
+//! let report = Report::build(&run);
 //! assert_eq!(report.exit_code(), 0);
 //! # Ok(()) }
 //! ```

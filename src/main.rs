@@ -139,6 +139,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 rules,
                 seed,
                 progress,
+                profile,
                 ..SuiteOptions::default()
             };
             let suite = match run_suite(adapter, &opts).await {
@@ -148,7 +149,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let report = Report::build(&suite, profile);
+            let report = Report::build(&suite);
             let text = match format {
                 Format::Table => report::table::render(&report),
                 Format::Json => report::json::to_string(&report),
@@ -175,7 +176,18 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Rules { format } => {
             match format {
                 Format::Table => print!("{}", rules_table()),
-                Format::Json => println!("{}", serde_json::to_string_pretty(rules::CATALOG)?),
+                Format::Json => {
+                    // The catalog, plus the planted bugs that prove each rule can fail.
+                    let mut rows = serde_json::to_value(rules::CATALOG)?;
+                    if let Some(rows) = rows.as_array_mut() {
+                        for (row, rule) in rows.iter_mut().zip(CATALOG) {
+                            let faults: Vec<_> =
+                                Fault::targeting(rule.id).map(Fault::name).collect();
+                            row["faults"] = serde_json::json!(faults);
+                        }
+                    }
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -80,7 +80,7 @@ async fn report(b: Breakage) -> Report {
     let run = run_suite(Arc::new(Broken(b)), &opts)
         .await
         .expect("the suite runs");
-    Report::build(&run, Profile::Mobile)
+    Report::build(&run)
 }
 
 fn assert_every_scenario_errored(report: &Report, cause: &str) {

@@ -94,6 +94,26 @@ fn rules_lists_the_catalog_as_table_and_json() {
     let (_, json, _) = tck(&["rules", "--format", "json"]);
     let rules: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(rules.as_array().unwrap().len(), 32);
+    let upd1 = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "UPD-1")
+        .unwrap();
+    assert_eq!(
+        upd1["faults"],
+        serde_json::json!(["update-completes-on-ack"])
+    );
+}
+
+#[test]
+fn a_selection_that_runs_nothing_is_an_error_and_rule_tags_match_in_any_case() {
+    let (code, out, _) = tck(&["run", "--rule", "REL-1"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("the selection ran no scenario"), "{out}");
+    let (code, out, _) = tck(&["run", "--tags", "@upd-1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("UPD-1    MUST     mobile  PASS"), "{out}");
 }
 
 #[test]

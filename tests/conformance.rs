@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         let run = runtime
             .block_on(run_suite(adapter, &opts))
             .expect("the suite runs");
-        let report = Report::build(&run, profile);
+        let report = Report::build(&run);
         println!("{}", table::render(&report));
         for rule in CATALOG.iter().filter(|r| r.is_implemented()) {
             let row = report.rule(rule.id);

@@ -14,6 +14,7 @@ fn the_reference_client_holds_sync_and_upd_invariants_over_random_lifecycles() {
     };
     match run_campaign(&campaign) {
         CampaignResult::Held { .. } => {}
+        CampaignResult::Error { message } => panic!("the harness failed: {message}"),
         CampaignResult::Violated { steps, message } => {
             panic!("the reference client broke an invariant: {message}\nsteps: {steps:#?}")
         }
@@ -30,6 +31,9 @@ fn finds_and_shrinks(fault: Fault, persistence: &'static str) {
     match run_campaign(&campaign) {
         CampaignResult::Held { cases } => {
             panic!("{cases} random lifecycles never caught fault `{fault}`")
+        }
+        CampaignResult::Error { message } => {
+            panic!("the harness failed while hunting `{fault}`: {message}")
         }
         CampaignResult::Violated { steps, message } => {
             assert!(

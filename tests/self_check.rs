@@ -13,7 +13,7 @@ async fn report(profile: Profile, faults: FaultSet) -> Report {
     let run = run_suite(adapter, &SuiteOptions::default())
         .await
         .expect("the suite runs");
-    Report::build(&run, profile)
+    Report::build(&run)
 }
 
 fn failing(report: &Report) -> Vec<RuleId> {
@@ -156,4 +156,32 @@ async fn same_seed_gives_same_verdicts() {
             .collect::<Vec<_>>()
     };
     assert_eq!(verdicts(&a), verdicts(&b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_is_failed_by_some_fault() {
+    // A scenario no planted bug can fail is a check nobody proved can fail.
+    let mut all = std::collections::BTreeSet::new();
+    let mut failed = std::collections::BTreeSet::new();
+    for fault in Fault::ALL {
+        let adapter = Arc::new(ReferenceAdapter::with_faults(
+            Profile::Mobile,
+            (*fault).into(),
+        ));
+        let run = run_suite(adapter, &SuiteOptions::default())
+            .await
+            .expect("the suite runs");
+        for s in &run.scenarios {
+            let name = format!("{}: {}", s.feature, s.scenario);
+            if s.outcomes.iter().any(|o| o.verdict == Verdict::Fail) {
+                failed.insert(name.clone());
+            }
+            all.insert(name);
+        }
+    }
+    let unproven: Vec<_> = all.difference(&failed).collect();
+    assert!(
+        unproven.is_empty(),
+        "no fault fails these scenarios: {unproven:#?}"
+    );
 }

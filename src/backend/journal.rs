@@ -93,6 +93,9 @@ pub enum Endpoint {
         page: u32,
         /// Whether it was the final page.
         last: bool,
+        /// The conversation sids the page listed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        items: Vec<String>,
     },
     /// Read the user.
     GetUser,
@@ -372,22 +375,18 @@ impl Journal {
         }
     }
 
-    /// Appends an entry; returns its sequence number.
+    /// Appends an entry, with every known token replaced by its fingerprint wherever it hides
+    /// (a log line, an error message an adapter echoed, a command); returns its sequence number.
     pub fn record(&self, instance: Option<InstanceId>, kind: EntryKind) -> u64 {
-        let kind = match kind {
-            EntryKind::Log { line } => EntryKind::Log {
-                line: self.secrets.redact(&line),
-            },
-            other => other,
-        };
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let seq = e.len() as u64 + 1;
-        e.push(Entry {
+        let entry = Entry {
             seq,
             at: self.clock.now(),
             instance,
             kind,
-        });
+        };
+        e.push(self.secrets.redact_entry(&entry));
         seq
     }
 

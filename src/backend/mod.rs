@@ -40,16 +40,40 @@ pub enum BackendError {
     Missing(String),
 }
 
+/// A change the backend makes by itself at an exact point; returns what to journal.
+pub type Action = Box<dyn FnOnce(&mut BackendState) -> String + Send>;
+
 /// State shared by the REST responders, the hub and the controls.
 pub(crate) struct Shared {
     state: Mutex<BackendState>,
     pub(crate) journal: Journal,
     pub(crate) tokens: Arc<TokenAuthority>,
+    /// Actions to run right after a page of the subscribed list is served, by page number.
+    after_page: Mutex<Vec<(u32, Action)>>,
 }
 
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, BackendState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs (once) the actions scheduled for after page `page` of the subscribed list.
+    pub(crate) fn after_page_served(&self, page: u32) {
+        let due: Vec<Action> = {
+            let mut pending = self.after_page.lock().unwrap_or_else(|p| p.into_inner());
+            let (due, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(p, _)| *p == page);
+            *pending = later;
+            due.into_iter().map(|(_, a)| a).collect()
+        };
+        for action in due {
+            let what = action(&mut self.lock());
+            self.journal.record(
+                None,
+                EntryKind::Control {
+                    action: format!("after page {page} was served: {what}"),
+                },
+            );
+        }
     }
 }
 
@@ -93,6 +117,7 @@ impl Backend {
             state: Mutex::new(st),
             journal: journal.clone(),
             tokens: tokens.clone(),
+            after_page: Mutex::new(Vec::new()),
         });
         let server = MockServer::builder()
             .listener(rest_listener)
@@ -228,6 +253,17 @@ impl Backend {
             .ok_or_else(|| BackendError::Missing(format!("no conversation named `{unique_name}`")))
     }
 
+    /// Schedules `action` to run right after page `page` (0-based) of the subscribed list is served,
+    /// before the client can ask for the next one.
+    pub fn after_page(&self, page: u32, description: &str, action: Action) {
+        self.control(format!("scheduled after page {page}: {description}"));
+        self.shared
+            .after_page
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((page, action));
+    }
+
     /// Closes a gate: the endpoint answers 503 + Retry-After until [`Backend::open_gate`].
     pub fn close_gate(&self, gate: Gate) {
         self.control(format!("gate closed on {gate}"));
@@ -262,7 +298,8 @@ impl Backend {
     /// Another writer sets `key`'s attributes; returns the new revision.
     pub fn external_update(&self, key: &ObjectKey, attributes: Value) -> Result<u64, BackendError> {
         self.control(format!(
-            "another writer sets {key} attributes to {attributes}"
+            "another writer sets the attributes of {} to {attributes}",
+            self.name_of(key)
         ));
         let mut st = self.state();
         let (rev, events) = st
@@ -282,7 +319,8 @@ impl Backend {
         st.emit(vec![ev]);
         drop(st);
         self.control(format!(
-            "re-delivered stale snapshot (revision {rev}) of {key}"
+            "re-delivered the stale snapshot (revision {rev}) of {}",
+            self.name_of(key)
         ));
         Ok(())
     }

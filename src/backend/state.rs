@@ -118,6 +118,8 @@ pub struct ConversationRecord {
     pub created_by: String,
     /// Created at.
     pub created: VirtualInstant,
+    /// Last activity stamp (creation, messages, bumps): orders the by-activity list.
+    pub activity: u64,
     /// Attribute history, newest last (never empty).
     pub history: Vec<Snapshot>,
     /// Participants.
@@ -193,6 +195,8 @@ pub struct PendingEvent {
     pub stale: Option<Snapshot>,
     /// Extra fields (a message index, ...).
     pub extra: Value,
+    /// Who receives it, when not the object's current audience (a removed conversation).
+    pub audience: Option<BTreeSet<String>>,
 }
 
 impl PendingEvent {
@@ -203,6 +207,7 @@ impl PendingEvent {
             reasons: Vec::new(),
             stale: None,
             extra: Value::Null,
+            audience: None,
         }
     }
 }
@@ -258,6 +263,39 @@ impl fmt::Display for Gate {
     }
 }
 
+/// How `/v1/Users/{id}/Conversations` orders its items.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// By creation, oldest first: stable while the list changes at its end.
+    #[default]
+    Creation,
+    /// By last activity, most recent first: an activity bump moves a conversation to the front.
+    Activity,
+}
+
+/// One user's subscribed conversations, indexed in both orders.
+#[derive(Clone, Debug, Default)]
+pub struct Memberships {
+    /// `(created_index, 0)` → sid.
+    pub by_creation: BTreeMap<(u64, u64), String>,
+    /// `(u64::MAX - activity, created_index)` → sid.
+    pub by_activity: BTreeMap<(u64, u64), String>,
+}
+
+impl Memberships {
+    /// The index for `order`.
+    pub fn ordered(&self, order: ListOrder) -> &BTreeMap<(u64, u64), String> {
+        match order {
+            ListOrder::Creation => &self.by_creation,
+            ListOrder::Activity => &self.by_activity,
+        }
+    }
+}
+
+fn activity_key(c: &ConversationRecord) -> (u64, u64) {
+    (u64::MAX - c.activity, c.created_index)
+}
+
 /// The mutable truth of one backend.
 pub struct BackendState {
     pub(crate) account_sid: String,
@@ -268,8 +306,13 @@ pub struct BackendState {
     next_sid: u64,
     pub(crate) users: BTreeMap<String, UserRecord>,
     pub(crate) conversations: BTreeMap<String, ConversationRecord>,
-    /// Conversations by creation index (the stable list order).
+    /// Conversations by creation index.
     pub(crate) by_creation: BTreeMap<u64, String>,
+    /// Each user's subscribed conversations, in both orders.
+    pub(crate) memberships: BTreeMap<String, Memberships>,
+    /// The order the subscribed list is served in.
+    pub(crate) list_order: ListOrder,
+    activity: u64,
     gate_list: Vec<Gate>,
     pub(crate) retry_after_secs: u64,
     holds: BTreeSet<ObjectKey>,
@@ -289,6 +332,9 @@ impl BackendState {
             users: BTreeMap::new(),
             conversations: BTreeMap::new(),
             by_creation: BTreeMap::new(),
+            memberships: BTreeMap::new(),
+            list_order: ListOrder::default(),
+            activity: 0,
             gate_list: Vec::new(),
             retry_after_secs: 1,
             holds: BTreeSet::new(),
@@ -337,6 +383,8 @@ impl BackendState {
         let sid = self.next("CH");
         let now = self.clock.now();
         let created_index = self.by_creation.keys().next_back().map_or(0, |k| k + 1);
+        self.activity += 1;
+        let activity = self.activity;
         let mut parts = Vec::new();
         for identity in participants {
             self.ensure_user(identity);
@@ -356,6 +404,7 @@ impl BackendState {
                 friendly_name: friendly_name.map(str::to_owned),
                 created_by: participants.first().cloned().unwrap_or_default(),
                 created: now,
+                activity,
                 history: vec![Snapshot {
                     revision: 1,
                     attributes,
@@ -366,11 +415,75 @@ impl BackendState {
             },
         );
         self.by_creation.insert(created_index, sid.clone());
+        for identity in participants {
+            self.index_membership(identity, &sid);
+        }
         let ev = PendingEvent::new(
             EventType::ConversationAdded,
             ObjectKey::Conversation(sid.clone()),
         );
         (sid, vec![ev])
+    }
+
+    fn index_membership(&mut self, identity: &str, sid: &str) {
+        let Some(c) = self.conversations.get(sid) else {
+            return;
+        };
+        let m = self.memberships.entry(identity.to_owned()).or_default();
+        m.by_creation.insert((c.created_index, 0), sid.to_owned());
+        m.by_activity.insert(activity_key(c), sid.to_owned());
+    }
+
+    fn unindex_membership(&mut self, identity: &str, sid: &str) {
+        let Some(c) = self.conversations.get(sid) else {
+            return;
+        };
+        if let Some(m) = self.memberships.get_mut(identity) {
+            m.by_creation.remove(&(c.created_index, 0));
+            m.by_activity.remove(&activity_key(c));
+        }
+    }
+
+    /// Marks activity on a conversation: it moves to the front of the by-activity order.
+    pub fn bump(&mut self, sid: &str) -> bool {
+        let Some(c) = self.conversations.get(sid) else {
+            return false;
+        };
+        let members: Vec<String> = c.participants.iter().map(|p| p.identity.clone()).collect();
+        for m in &members {
+            self.unindex_membership(m, sid);
+        }
+        self.activity += 1;
+        let activity = self.activity;
+        if let Some(c) = self.conversations.get_mut(sid) {
+            c.activity = activity;
+        }
+        for m in &members {
+            self.index_membership(m, sid);
+        }
+        true
+    }
+
+    /// Deletes a conversation; returns the events (sent to its former participants).
+    pub fn remove_conversation(&mut self, sid: &str) -> Option<Vec<PendingEvent>> {
+        let members: Vec<String> = self
+            .conversations
+            .get(sid)?
+            .participants
+            .iter()
+            .map(|p| p.identity.clone())
+            .collect();
+        for m in &members {
+            self.unindex_membership(m, sid);
+        }
+        let c = self.conversations.remove(sid)?;
+        self.by_creation.remove(&c.created_index);
+        let mut ev = PendingEvent::new(
+            EventType::ConversationRemoved,
+            ObjectKey::Conversation(sid.to_owned()),
+        );
+        ev.audience = Some(members.into_iter().collect());
+        Some(vec![ev])
     }
 
     /// Writes new attributes to an object; returns the new revision and the events to emit.
@@ -443,6 +556,7 @@ impl BackendState {
             created: now,
             updated: now,
         });
+        self.bump(conversation);
         let mut ev = PendingEvent::new(
             EventType::MessageAdded,
             ObjectKey::Conversation(conversation.to_owned()),
@@ -513,7 +627,10 @@ impl BackendState {
     }
 
     fn publish(&mut self, ev: PendingEvent) {
-        let audience = self.audience(&ev.key);
+        let audience = ev
+            .audience
+            .clone()
+            .unwrap_or_else(|| self.audience(&ev.key));
         let snapshot = match &ev.stale {
             Some(s) => Some(s.clone()),
             None => self.snapshot(&ev.key).cloned(),

@@ -18,45 +18,83 @@ fn operation<'a>(e: &'a Entry) -> Option<OperationClass<'a>> {
     }
 }
 
-/// SYNC-1: no client operation reached the backend before the final page of the subscribed list
-/// had been served to the same instance.
-pub fn client_ops_wait_for_sync(entries: &[Entry], instance: &InstanceId) -> CheckOutcome {
-    let final_page = of_instance(entries, instance)
+/// Where, in the journal, the client had everything its initial synchronization needs: the final
+/// page of the subscribed list, and the metadata and participants of every conversation the
+/// pages listed, all served to `instance`. `Err` says what is still missing.
+pub fn sync_complete_at(entries: &[Entry], instance: &InstanceId) -> Result<u64, String> {
+    let mine: Vec<&Entry> = of_instance(entries, instance).collect();
+    let final_page = mine
+        .iter()
         .find(|e| {
             served(e, |ep| {
                 matches!(ep, Endpoint::UserConversations { last: true, .. })
             })
         })
-        .map(|e| e.seq);
+        .ok_or("the final page of the subscribed list had not been served")?;
+    let mut done = final_page.seq;
+    let listed: Vec<&String> = mine
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Request {
+                endpoint: Endpoint::UserConversations { items, .. },
+                status: 200,
+                ..
+            } => Some(items),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    for sid in listed {
+        let first = |want: fn(&Endpoint, &str) -> bool| {
+            mine.iter()
+                .find(|e| served(e, |ep| want(ep, sid)))
+                .map(|e| e.seq)
+        };
+        let meta = first(|ep, sid| matches!(ep, Endpoint::GetConversation { sid: s } if s == sid))
+            .ok_or_else(|| format!("conversation {sid} had not been fetched"))?;
+        let parts = first(|ep, sid| matches!(ep, Endpoint::Participants { sid: s } if s == sid))
+            .ok_or_else(|| format!("the participants of {sid} had not been fetched"))?;
+        done = done.max(meta).max(parts);
+    }
+    Ok(done)
+}
+
+/// SYNC-1: no client operation reached the backend before the client's initial synchronization
+/// was complete (see [`sync_complete_at`]).
+pub fn client_ops_wait_for_sync(entries: &[Entry], instance: &InstanceId) -> CheckOutcome {
+    let complete = sync_complete_at(entries, instance);
     let ops: Vec<&Entry> = of_instance(entries, instance)
         .filter(|e| operation(e) == Some(OperationClass::ClientOperation))
         .collect();
     let early: Vec<&Entry> = ops
         .iter()
         .copied()
-        .filter(|e| final_page.is_none_or(|f| e.seq < f))
+        .filter(|e| complete.as_ref().is_err() || complete.as_ref().is_ok_and(|c| e.seq < *c))
         .collect();
-    match (early.first(), final_page) {
-        (None, _) => CheckOutcome::pass(
+    match (early.first(), &complete) {
+        (None, Ok(c)) => CheckOutcome::pass(
             SYNC_1,
             format!(
-                "{} client operation(s) reached the backend, none before the final list page{}",
-                ops.len(),
-                final_page.map_or(String::new(), |f| format!(" (#{f})"))
+                "{} client operation(s) reached the backend, none before synchronization completed (#{c})",
+                ops.len()
             ),
         ),
-        (Some(op), Some(f)) => CheckOutcome::fail(
+        (None, Err(_)) => CheckOutcome::pass(
+            SYNC_1,
+            "no client operation reached the backend while synchronization was incomplete",
+        ),
+        (Some(op), Ok(c)) => CheckOutcome::fail(
             SYNC_1,
             format!(
-                "{} reached the backend before the final page of the subscribed list was served (#{f}): the client had not finished synchronizing",
+                "{} reached the backend before the client had synchronized (the last piece of synchronization was served at #{c})",
                 describe(op)
             ),
-            early.iter().map(|e| e.seq).chain([f]).collect(),
+            early.iter().map(|e| e.seq).chain([*c]).collect(),
         ),
-        (Some(op), None) => CheckOutcome::fail(
+        (Some(op), Err(missing)) => CheckOutcome::fail(
             SYNC_1,
             format!(
-                "{} reached the backend while the final page of the subscribed list had not been served: the client had not finished synchronizing",
+                "{} reached the backend while {missing}: the client had not synchronized",
                 describe(op)
             ),
             early.iter().map(|e| e.seq).collect(),
@@ -110,54 +148,60 @@ pub fn conversation_ops_wait_for_sync(entries: &[Entry], instance: &InstanceId) 
     )
 }
 
-/// SYNC-3: the client and conversation sync statuses each instance reported never step back.
+/// SYNC-3: the client and conversation sync statuses each instance reported never step back
+/// below the furthest status already reached (`failed` may follow anything; a later status
+/// below the furthest reached is a regression even after a failure).
 pub fn sync_status_only_moves_forward(entries: &[Entry]) -> CheckOutcome {
-    let mut client: BTreeMap<Option<&InstanceId>, (ClientSyncStatus, u64)> = BTreeMap::new();
-    let mut conversations: BTreeMap<(Option<&InstanceId>, &str), (ConversationSyncStatus, u64)> =
-        BTreeMap::new();
+    type Key<'a> = (Option<&'a InstanceId>, Option<&'a str>);
+    let mut furthest: BTreeMap<Key<'_>, (u8, String, u64)> = BTreeMap::new();
     let mut seen = 0;
     for e in entries {
         let EntryKind::Observation { observation } = &e.kind else {
             continue;
         };
-        let inst = e.instance.as_ref();
-        let regress = match observation {
-            Observation::ClientSync { status } => {
-                seen += 1;
-                let prev = client.insert(inst, (*status, e.seq));
-                prev.filter(|(p, _)| p > status && *p != ClientSyncStatus::Failed)
-                    .map(|(p, at)| {
-                        (
-                            format!("the client sync status went from {p:?} (#{at})"),
-                            format!("{status:?}"),
-                            at,
-                        )
-                    })
-            }
+        let (key, rank, name, what): (Key<'_>, Option<u8>, String, String) = match observation {
+            Observation::ClientSync { status } => (
+                (e.instance.as_ref(), None),
+                (*status != ClientSyncStatus::Failed).then_some(*status as u8),
+                format!("{status:?}"),
+                "the client sync status".into(),
+            ),
             Observation::ConversationSync {
                 conversation,
                 status,
-            } => {
-                seen += 1;
-                let prev = conversations.insert((inst, conversation.as_str()), (*status, e.seq));
-                prev.filter(|(p, _)| p > status && *p != ConversationSyncStatus::Failed)
-                    .map(|(p, at)| {
-                        (
-                            format!("conversation {conversation} went from {p:?} (#{at})"),
-                            format!("{status:?}"),
-                            at,
-                        )
-                    })
-            }
-            _ => None,
+            } => (
+                (e.instance.as_ref(), Some(conversation.as_str())),
+                (*status != ConversationSyncStatus::Failed).then_some(*status as u8),
+                format!("{status:?}"),
+                format!("the sync status of {conversation}"),
+            ),
+            _ => continue,
         };
-        if let Some((from, to, at)) = regress {
-            return CheckOutcome::fail(
-                SYNC_3,
-                format!("{from} back to {to} ({})", describe(e)),
-                vec![at, e.seq],
-            );
+        seen += 1;
+        let Some(rank) = rank else { continue };
+        match furthest.get(&key) {
+            Some((best, best_name, at)) if rank < *best => {
+                return CheckOutcome::fail(
+                    SYNC_3,
+                    format!(
+                        "{what} went back from {best_name} (#{at}) to {name} ({})",
+                        describe(e)
+                    ),
+                    vec![*at, e.seq],
+                );
+            }
+            Some((best, ..)) if rank == *best => {}
+            _ => {
+                furthest.insert(key, (rank, name, e.seq));
+            }
         }
+    }
+    if seen == 0 {
+        return CheckOutcome::fail(
+            SYNC_3,
+            "the client reported no synchronization status at all, so its progress cannot be shown to move forward",
+            vec![],
+        );
     }
     CheckOutcome::pass(
         SYNC_3,

@@ -62,16 +62,14 @@ pub fn update_completed_after_event(
     if let Outcome::Error(err) = outcome {
         return CheckOutcome::fail(UPD_1, format!("{what} failed: {err}"), vec![reply.seq]);
     }
+    // The update request for this very object: `key` is `CH...` or `user:<identity>`.
+    let is_target = |ep: &Endpoint| match ep {
+        Endpoint::UpdateConversation { sid } => sid == key,
+        Endpoint::UpdateUser => key.starts_with("user:"),
+        _ => false,
+    };
     let ack = of_instance(entries, instance).find(|e| {
-        e.seq > issued
-            && matches!(
-                &e.kind,
-                EntryKind::Request {
-                    endpoint: Endpoint::UpdateConversation { .. } | Endpoint::UpdateUser,
-                    status: 200..=299,
-                    ..
-                }
-            )
+        e.seq > issued && matches!(&e.kind, EntryKind::Request { endpoint, status: 200..=299, .. } if is_target(endpoint))
     });
     let Some((ack, revision)) = ack.and_then(|e| match &e.kind {
         EntryKind::Request {

@@ -408,6 +408,11 @@ pub enum CampaignResult {
         /// Cases run.
         cases: u32,
     },
+    /// The harness itself failed (not a rule violation).
+    Error {
+        /// What went wrong.
+        message: String,
+    },
     /// A case broke an invariant; this is the shrunk sequence.
     Violated {
         /// The minimal failing step sequence.
@@ -473,13 +478,16 @@ pub fn run_campaign(campaign: &Campaign) -> CampaignResult {
     });
     match result {
         Ok(()) => CampaignResult::Held { cases },
-        Err(TestError::Fail(reason, (_, steps, _))) => CampaignResult::Violated {
-            steps,
-            message: reason.to_string(),
-        },
-        Err(TestError::Abort(reason)) => CampaignResult::Violated {
-            steps: Vec::new(),
-            message: format!("aborted: {reason}"),
+        Err(TestError::Fail(reason, (_, steps, _))) => {
+            let message = reason.to_string();
+            if message.contains("harness error") {
+                CampaignResult::Error { message }
+            } else {
+                CampaignResult::Violated { steps, message }
+            }
+        }
+        Err(TestError::Abort(reason)) => CampaignResult::Error {
+            message: format!("the campaign was aborted: {reason}"),
         },
     }
 }

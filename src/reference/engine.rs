@@ -5,7 +5,7 @@
 //! documented lifecycle: operations wait for synchronization, updates complete on their Updated
 //! event, older snapshots never replace newer ones. [`Fault`]s switch single behaviours off.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,6 +46,9 @@ pub(crate) enum TaskResult {
         result: Result<(String, mpsc::UnboundedSender<String>), CommandError>,
     },
     ListPage {
+        result: Result<RestOk, CommandError>,
+    },
+    User {
         result: Result<RestOk, CommandError>,
     },
     Metadata {
@@ -120,6 +123,22 @@ struct Session {
     conversations: BTreeMap<String, Conversation>,
     waiting_ops: Vec<(u64, Op)>,
     awaited: Vec<AwaitedUpdate>,
+    /// Synchronization fetches, run one at a time so the client's traffic has one order.
+    lane: VecDeque<SyncJob>,
+    lane_busy: bool,
+}
+
+/// One synchronization fetch.
+#[derive(Clone, Debug)]
+enum SyncJob {
+    /// A page of the subscribed list (URL relative to the REST base, or absolute).
+    Page(String),
+    /// The user's own resource.
+    User,
+    /// A conversation's resource.
+    Metadata(String),
+    /// A conversation's participants.
+    Participants(String),
 }
 
 struct SettleWaiter {
@@ -152,6 +171,11 @@ fn parse_attributes(resource: &Value) -> Value {
     }
 }
 
+/// `s` percent-encoded as one URL path segment.
+fn segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 fn error(kind: ErrorKind, message: impl Into<String>) -> Outcome {
     Outcome::Error(CommandError::new(kind, message))
 }
@@ -169,7 +193,11 @@ impl Engine {
             clock: VirtualClock::new(),
             out,
             inputs,
-            http: reqwest::Client::new(),
+            // Loopback only: never route through a proxy from the environment.
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap_or_default(),
             activity: Arc::default(),
             tasks: JoinSet::new(),
             generation: 0,
@@ -189,6 +217,7 @@ impl Engine {
                 Some(input) = input_rx.recv() => engine.input(input),
                 Some(_) = engine.tasks.join_next(), if !engine.tasks.is_empty() => {}
             }
+            engine.pump();
             engine.poll_settle();
         }
         engine.tasks.abort_all();
@@ -334,7 +363,7 @@ impl Engine {
         let (inst, ident) = (instance.clone(), identity.clone());
         self.spawn(async move {
             let result = async {
-                let token = net::fetch_token(&http, &token_url, &ident, TOKEN_TTL).await?;
+                let token = net::fetch_token(&http, &token_url, &ident, &inst, TOKEN_TTL).await?;
                 let events = net::connect_events(&events_url, &token, &inst, None, inputs).await?;
                 Ok((token, events))
             }
@@ -400,15 +429,27 @@ impl Engine {
         let Some(s) = &self.session else {
             return Err(error(ErrorKind::ClientShutDown, "no client is started"));
         };
+        let failed = |what: &str| {
+            Err(error(
+                ErrorKind::NotSynchronized,
+                format!("{what} failed to synchronize"),
+            ))
+        };
         match op.conversation() {
-            None => Ok(s.sync == ClientSyncStatus::Completed || self.has(Fault::OpsBeforeSync)),
+            None if self.has(Fault::OpsBeforeSync) => Ok(true),
+            None if s.sync == ClientSyncStatus::Failed => failed("the client"),
+            None => Ok(s.sync == ClientSyncStatus::Completed),
+            Some(_) if self.has(Fault::ConversationOpsBeforeSync) => Ok(true),
             Some(sid) => match s.conversations.get(sid) {
-                _ if self.has(Fault::ConversationOpsBeforeSync) => Ok(true),
+                Some(c) if c.sync == ConversationSyncStatus::Failed => {
+                    failed(&format!("conversation {sid}"))
+                }
                 Some(c) => Ok(c.sync == ConversationSyncStatus::All),
                 None if s.sync == ClientSyncStatus::Completed => Err(error(
                     ErrorKind::NotFound,
                     format!("conversation {sid} is not in the user's list"),
                 )),
+                None if s.sync == ClientSyncStatus::Failed => failed("the client"),
                 None => Ok(false),
             },
         }
@@ -443,7 +484,7 @@ impl Engine {
         match op {
             Op::Update { target, attributes } => {
                 let path = match &target {
-                    Target::User => format!("/v1/Users/{}", s.identity),
+                    Target::User => format!("/v1/Users/{}", segment(&s.identity)),
                     Target::Conversation { sid } => format!("/v1/Conversations/{sid}"),
                 };
                 let written = attributes.clone();
@@ -508,7 +549,24 @@ impl Engine {
     }
 
     fn task(&mut self, result: TaskResult) {
+        let from_lane = matches!(
+            result,
+            TaskResult::ListPage { .. }
+                | TaskResult::User { .. }
+                | TaskResult::Metadata { .. }
+                | TaskResult::Participants { .. }
+        );
+        if from_lane {
+            if let Some(s) = self.session.as_mut() {
+                s.lane_busy = false;
+            }
+        }
+        self.handle(result);
+    }
+
+    fn handle(&mut self, result: TaskResult) {
         match result {
+            TaskResult::User { result } => self.user(result),
             TaskResult::Started { req, result } => self.started(req, result),
             TaskResult::ListPage { result } => self.list_page(result),
             TaskResult::Metadata { sid, result } => self.metadata(sid, result),
@@ -572,6 +630,8 @@ impl Engine {
             conversations: BTreeMap::new(),
             waiting_ops: Vec::new(),
             awaited: Vec::new(),
+            lane: VecDeque::new(),
+            lane_busy: false,
         });
         self.observe(Observation::ClientCreated {
             instance: instance.clone(),
@@ -584,28 +644,68 @@ impl Engine {
         });
         self.reply(req, Outcome::Ok(json!({ "instance": instance })));
         let first = format!(
-            "/v1/Users/{identity}/Conversations?PageSize={}",
+            "/v1/Users/{}/Conversations?PageSize={}",
+            segment(&identity),
             self.config.page_size
         );
-        self.fetch_page(first);
-        let user_rest = rest;
-        self.spawn(async move {
-            let result = user_rest
-                .call(Method::GET, &format!("/v1/Users/{identity}"), None)
-                .await;
-            TaskResult::Metadata {
-                sid: String::new(),
-                result,
-            }
-        });
+        self.enqueue(SyncJob::Page(first), false);
+        self.enqueue(SyncJob::User, false);
     }
 
-    fn fetch_page(&mut self, url: String) {
-        let Some(s) = &self.session else { return };
+    /// Adds a synchronization fetch to the lane (`urgent` ones go first); the engine starts the
+    /// next fetch once it has handled the current input, so every input's jobs are queued first.
+    fn enqueue(&mut self, job: SyncJob, urgent: bool) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        if urgent {
+            s.lane.push_front(job);
+        } else {
+            s.lane.push_back(job);
+        }
+    }
+
+    /// Starts the next synchronization fetch unless one is running.
+    fn pump(&mut self) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        if s.lane_busy {
+            return;
+        }
+        let Some(job) = s.lane.pop_front() else {
+            return;
+        };
+        s.lane_busy = true;
         let rest = s.rest.clone();
+        let identity = segment(&s.identity);
         self.spawn(async move {
-            let result = rest.call(Method::GET, &url, None).await;
-            TaskResult::ListPage { result }
+            match job {
+                SyncJob::Page(url) => TaskResult::ListPage {
+                    result: rest.call(Method::GET, &url, None).await,
+                },
+                SyncJob::User => TaskResult::User {
+                    result: rest
+                        .call(Method::GET, &format!("/v1/Users/{identity}"), None)
+                        .await,
+                },
+                SyncJob::Metadata(sid) => TaskResult::Metadata {
+                    result: rest
+                        .call(Method::GET, &format!("/v1/Conversations/{sid}"), None)
+                        .await,
+                    sid,
+                },
+                SyncJob::Participants(sid) => TaskResult::Participants {
+                    result: rest
+                        .call(
+                            Method::GET,
+                            &format!("/v1/Conversations/{sid}/Participants"),
+                            None,
+                        )
+                        .await,
+                    sid,
+                },
+            }
         });
     }
 
@@ -636,7 +736,7 @@ impl Engine {
             }
         }
         match page["meta"]["next_page_url"].as_str() {
-            Some(next) => self.fetch_page(next.to_owned()),
+            Some(next) => self.enqueue(SyncJob::Page(next.to_owned()), true),
             None => {
                 if let Some(s) = self.session.as_mut() {
                     s.list_done = true;
@@ -672,60 +772,39 @@ impl Engine {
             conversation: sid.to_owned(),
             status: ConversationSyncStatus::Identifier,
         });
-        self.fetch_metadata(sid.to_owned());
-    }
-
-    fn fetch_metadata(&mut self, sid: String) {
-        let Some(s) = &self.session else { return };
-        let rest = s.rest.clone();
-        self.spawn(async move {
-            let result = rest
-                .call(Method::GET, &format!("/v1/Conversations/{sid}"), None)
-                .await;
-            TaskResult::Metadata { sid, result }
-        });
-    }
-
-    fn fetch_participants(&mut self, sid: String) {
-        let Some(s) = &self.session else { return };
-        let rest = s.rest.clone();
-        self.spawn(async move {
-            let result = rest
-                .call(
-                    Method::GET,
-                    &format!("/v1/Conversations/{sid}/Participants"),
-                    None,
-                )
-                .await;
-            TaskResult::Participants { sid, result }
-        });
+        self.enqueue(SyncJob::Metadata(sid.to_owned()), false);
     }
 
     fn metadata(&mut self, sid: String, result: Result<RestOk, CommandError>) {
         let ok = match result {
             Ok(ok) => ok,
-            Err(e) if sid.is_empty() => {
-                return self.observe(Observation::Error {
-                    kind: e.kind,
-                    message: e.message,
-                });
-            }
             Err(e) => return self.conversation_failed(&sid, e),
         };
-        let target = if sid.is_empty() {
-            Target::User
-        } else {
-            Target::Conversation { sid: sid.clone() }
-        };
+        let target = Target::Conversation { sid: sid.clone() };
         self.apply_snapshot(
             &target,
             parse_attributes(&ok.body),
             ok.revision.unwrap_or(1),
             &[],
         );
-        if !sid.is_empty() {
-            self.set_conversation_sync(&sid, ConversationSyncStatus::Metadata);
-            self.fetch_participants(sid);
+        self.set_conversation_sync(&sid, ConversationSyncStatus::Metadata);
+        self.enqueue(SyncJob::Participants(sid), true);
+    }
+
+    fn user(&mut self, result: Result<RestOk, CommandError>) {
+        match result {
+            Ok(ok) => {
+                self.apply_snapshot(
+                    &Target::User,
+                    parse_attributes(&ok.body),
+                    ok.revision.unwrap_or(1),
+                    &[],
+                );
+            }
+            Err(e) => self.observe(Observation::Error {
+                kind: e.kind,
+                message: e.message,
+            }),
         }
     }
 
@@ -911,7 +990,7 @@ impl Engine {
                         .is_some_and(|c| c.sync == ConversationSyncStatus::All);
                     if synced {
                         self.set_conversation_sync(&sid, ConversationSyncStatus::Metadata);
-                        self.fetch_participants(sid);
+                        self.enqueue(SyncJob::Participants(sid), true);
                     }
                 }
                 self.complete_updates(&target);

@@ -183,10 +183,12 @@ pub(crate) async fn fetch_token(
     http: &reqwest::Client,
     token_url: &str,
     identity: &str,
+    instance: &str,
     ttl: Duration,
 ) -> Result<String, CommandError> {
     let resp = http
         .post(token_url)
+        .header("X-Convo-Client", instance)
         .form(&[
             ("identity", identity.to_owned()),
             ("ttl", ttl.as_secs().to_string()),

@@ -160,13 +160,15 @@ fn row(rule: &'static Rule, run: &SuiteRun, profile: Profile) -> RuleRow {
         return r;
     }
     let mut passed = false;
+    let mut errored = false;
     let mut not_applicable = None;
     for s in &tagged {
         if let Some(why) = &s.not_applicable {
             not_applicable.get_or_insert_with(|| why.clone());
         }
         for o in s.outcomes.iter().filter(|o| o.rule == rule.id) {
-            r.evidence.push(format!("{}: {}", s.scenario, o.evidence));
+            r.evidence
+                .push(s.secrets.redact(&format!("{}: {}", s.scenario, o.evidence)));
             match o.verdict {
                 Verdict::Fail if r.verdict != Verdict::Fail => {
                     r.verdict = Verdict::Fail;
@@ -177,8 +179,11 @@ fn row(rule: &'static Rule, run: &SuiteRun, profile: Profile) -> RuleRow {
             }
         }
         if let Some(e) = &s.error {
-            r.evidence
-                .push(format!("{}: not judged, harness error: {e}", s.scenario));
+            errored = true;
+            r.evidence.push(
+                s.secrets
+                    .redact(&format!("{}: not judged, harness error: {e}", s.scenario)),
+            );
         }
     }
     if r.verdict != Verdict::Fail {
@@ -187,7 +192,8 @@ fn row(rule: &'static Rule, run: &SuiteRun, profile: Profile) -> RuleRow {
                 r.evidence.push(format!("not applicable: {why}"));
                 Verdict::NotApplicable
             }
-            (true, _) => Verdict::Pass,
+            // A scenario of the rule could not finish: the rule was not fully judged.
+            (true, _) if !errored => Verdict::Pass,
             _ => Verdict::Untested,
         };
     }
@@ -195,10 +201,11 @@ fn row(rule: &'static Rule, run: &SuiteRun, profile: Profile) -> RuleRow {
 }
 
 impl Report {
-    /// Folds a run into the matrix for `profile`.
-    pub fn build(run: &SuiteRun, profile: Profile) -> Self {
+    /// Folds a run into the matrix, judged by the profile the adapter declared.
+    pub fn build(run: &SuiteRun) -> Self {
+        let profile = run.profile;
         let rules: Vec<RuleRow> = CATALOG.iter().map(|r| row(r, run, profile)).collect();
-        let errors: Vec<HarnessError> = run
+        let mut errors: Vec<HarnessError> = run
             .scenarios
             .iter()
             .filter_map(|s| {
@@ -209,6 +216,13 @@ impl Report {
                 })
             })
             .collect();
+        if run.scenarios.is_empty() {
+            errors.push(HarnessError {
+                scenario: "(selection)".into(),
+                rules: Vec::new(),
+                error: "the selection ran no scenario: nothing was judged".into(),
+            });
+        }
         let count = |v: Verdict| rules.iter().filter(|r| r.verdict == v).count();
         let required_must_failures = rules
             .iter()

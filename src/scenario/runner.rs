@@ -14,7 +14,7 @@ use cucumber::{Cucumber, WriterExt as _, gherkin, runner};
 use super::features::{Embedded, looks_like_rule};
 use super::steps;
 use super::world::{PANIC_MARKER, RunContext, ScenarioRecord, TckWorld, quiet_marked_panics};
-use crate::adapter::{Adapter, Hello};
+use crate::adapter::{Adapter, Hello, Profile};
 use crate::rules::{RuleId, UnknownRule};
 
 /// How to run the suite.
@@ -32,6 +32,8 @@ pub struct SuiteOptions {
     pub progress: bool,
     /// Scenarios run at once.
     pub concurrency: usize,
+    /// The profile to judge by when the adapter never said hello (it could not be started).
+    pub profile: Profile,
 }
 
 impl Default for SuiteOptions {
@@ -43,6 +45,7 @@ impl Default for SuiteOptions {
             safety: Duration::from_secs(10),
             progress: false,
             concurrency: 16,
+            profile: Profile::Mobile,
         }
     }
 }
@@ -66,6 +69,8 @@ pub enum SuiteError {
 /// Everything a run produced.
 #[derive(Debug)]
 pub struct SuiteRun {
+    /// The profile the adapter declared (the rules it must follow).
+    pub profile: Profile,
     /// The adapter's name.
     pub adapter: String,
     /// Its handshake (from the first session).
@@ -112,13 +117,35 @@ fn step_error(finished: &ScenarioFinished) -> Option<String> {
     }
 }
 
+/// Parses a tag expression; rule-id tags are checked against the catalog and written the
+/// catalog's way (`@upd-1` selects `@UPD-1`).
 fn validate_tags(expr: &str) -> Result<TagOperation, SuiteError> {
-    for word in expr.split(|c: char| c.is_whitespace() || c == '(' || c == ')') {
-        if let Some(tag) = word.strip_prefix('@').filter(|t| looks_like_rule(t)) {
-            tag.parse::<RuleId>()?;
+    let mut canonical = String::with_capacity(expr.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| -> Result<(), SuiteError> {
+        match word
+            .strip_prefix('@')
+            .filter(|t| looks_like_rule(&t.to_ascii_uppercase()))
+        {
+            Some(tag) => {
+                out.push('@');
+                out.push_str(tag.parse::<RuleId>()?.as_str());
+            }
+            None => out.push_str(word),
+        }
+        word.clear();
+        Ok(())
+    };
+    for c in expr.chars() {
+        if c.is_whitespace() || c == '(' || c == ')' {
+            flush(&mut word, &mut canonical)?;
+            canonical.push(c);
+        } else {
+            word.push(c);
         }
     }
-    TagOperation::from_str(expr).map_err(|e| SuiteError::BadTags {
+    flush(&mut word, &mut canonical)?;
+    TagOperation::from_str(&canonical).map_err(|e| SuiteError::BadTags {
         expr: expr.to_owned(),
         reason: e.to_string(),
     })
@@ -208,7 +235,9 @@ pub async fn run_suite(
     let mut scenarios = std::mem::take(&mut *ctx.records.lock().unwrap_or_else(|p| p.into_inner()));
     scenarios.sort_by(|a, b| (&a.feature, &a.scenario).cmp(&(&b.feature, &b.scenario)));
     let hello = ctx.hello.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let profile = hello.as_ref().map_or(opts.profile, |h| h.profile);
     Ok(SuiteRun {
+        profile,
         adapter: adapter.name(),
         hello,
         scenarios,

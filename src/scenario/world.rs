@@ -66,6 +66,8 @@ pub(crate) enum StepFail {
     Check(String),
     /// The harness or the adapter failed.
     Harness(String),
+    /// The adapter lacks a capability the scenario needs: its rules are N/A here.
+    NotApplicable(String),
 }
 
 impl From<AdapterError> for StepFail {
@@ -252,8 +254,39 @@ impl TckWorld {
         Ok(r)
     }
 
+    /// Waits for the adapter to be quiet; N/A for adapters that cannot say so.
+    pub(crate) async fn settle(&mut self) -> StepResult {
+        let env = self.env()?;
+        if !env.driver.hello().capabilities.settle {
+            return Err(StepFail::NotApplicable(
+                "the adapter cannot settle, so the kit cannot tell that something did not happen"
+                    .into(),
+            ));
+        }
+        env.driver.settle().await?;
+        Ok(())
+    }
+
+    /// Lets `d` of virtual time pass for the backend and the adapter; N/A without virtual time.
+    pub(crate) async fn advance(&mut self, d: Duration) -> StepResult {
+        let env = self.env()?;
+        if !env.driver.hello().capabilities.virtual_time {
+            return Err(StepFail::NotApplicable(
+                "the adapter's timers do not run on virtual time, so the scenario's time spans cannot pass".into(),
+            ));
+        }
+        if !env.driver.hello().capabilities.settle {
+            return Err(StepFail::NotApplicable("the adapter cannot settle".into()));
+        }
+        env.driver.advance(&env.clock, d).await?;
+        Ok(())
+    }
+
     /// Records a check outcome; a failure stops the scenario.
-    pub(crate) fn check(&mut self, outcome: CheckOutcome) -> StepResult {
+    pub(crate) fn check(&mut self, mut outcome: CheckOutcome) -> StepResult {
+        if let Some(env) = &self.env {
+            outcome.evidence = env.journal.secrets().redact(&outcome.evidence);
+        }
         let failed = !outcome.passed();
         let msg = format!("{} {}: {}", outcome.rule, outcome.verdict, outcome.evidence);
         self.outcomes.push(outcome);
@@ -268,6 +301,7 @@ impl TckWorld {
     pub(crate) fn finish_step(&mut self, result: StepResult) {
         match result {
             Ok(()) => {}
+            Err(StepFail::NotApplicable(why)) => self.not_applicable = Some(why),
             Err(StepFail::Check(msg)) => panic!("{PANIC_MARKER} check failed: {msg}"),
             Err(StepFail::Harness(msg)) => {
                 self.error.get_or_insert(msg.clone());

@@ -5,18 +5,29 @@
     reason = "the error side is the HTTP answer itself"
 )]
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
-use super::{Answer, Call, PageMeta};
+use super::paging::{self, Envelope};
+use super::{Answer, Call};
 use crate::backend::journal::Endpoint;
 use crate::backend::resources;
-use crate::backend::state::ObjectKey;
+use crate::backend::state::{BackendState, ConversationRecord, ObjectKey};
 
-/// Authenticates and checks that the caller takes part in the addressed conversation.
-fn member(call: &Call<'_>, ep: &Endpoint) -> Result<(String, String), Answer> {
+/// The addressed conversation's sid (path segment 2).
+fn sid_of(call: &Call<'_>) -> String {
+    call.segments.get(2).cloned().unwrap_or_default()
+}
+
+/// Authenticates and finds the addressed conversation, which the caller must take part in.
+fn member<'s>(
+    call: &Call<'_>,
+    st: &'s BackendState,
+    ep: &Endpoint,
+) -> Result<(&'s ConversationRecord, String), Answer> {
     let claims = call.authenticate(ep)?;
-    let sid = call.segments.get(2).cloned().unwrap_or_default();
-    let st = call.shared.lock();
+    let sid = sid_of(call);
     match st.conversations.get(&sid) {
         None => Err(Answer::error(
             ep.clone(),
@@ -30,141 +41,158 @@ fn member(call: &Call<'_>, ep: &Endpoint) -> Result<(String, String), Answer> {
             50_430,
             format!("{} is not a participant of {sid}", claims.grants.identity),
         )),
-        Some(_) => Ok((sid, claims.grants.identity)),
+        Some(c) => Ok((c, claims.grants.identity)),
     }
-}
-
-fn sid_of(call: &Call<'_>) -> String {
-    call.segments.get(2).cloned().unwrap_or_default()
 }
 
 pub(super) fn get(call: &Call<'_>) -> Answer {
     let ep = Endpoint::GetConversation { sid: sid_of(call) };
-    let (sid, _) = match member(call, &ep) {
-        Ok(m) => m,
+    let st = call.shared.lock();
+    let c = match member(call, &st, &ep) {
+        Ok((c, _)) => c,
         Err(a) => return a,
     };
-    let st = call.shared.lock();
     if let Some(a) = Answer::gated(&st, &ep) {
         return a;
     }
-    let c = &st.conversations[&sid];
     Answer::ok(ep, resources::conversation(&st, c, c.current())).with_revision(c.current().revision)
 }
 
 pub(super) fn update(call: &Call<'_>) -> Answer {
     let ep = Endpoint::UpdateConversation { sid: sid_of(call) };
-    let (sid, _) = match member(call, &ep) {
-        Ok(m) => m,
+    let mut st = call.shared.lock();
+    let (sid, current) = match member(call, &st, &ep) {
+        Ok((c, _)) => (c.sid.clone(), c.current().attributes.clone()),
         Err(a) => return a,
     };
     let attrs = match call.attributes(&ep) {
-        Ok(a) => a,
+        Ok(a) => a.unwrap_or(current),
         Err(a) => return a,
     };
-    let mut st = call.shared.lock();
     if let Some(a) = Answer::gated(&st, &ep) {
         return a;
     }
-    let attrs = attrs.unwrap_or_else(|| st.conversations[&sid].current().attributes.clone());
     let Some((revision, events)) = st.set_attributes(&ObjectKey::Conversation(sid.clone()), attrs)
     else {
         return Answer::error(ep, 404, 20_404, "conversation vanished");
     };
-    let c = &st.conversations[&sid];
-    let body = resources::conversation(&st, c, c.current());
+    let Some(body) = st
+        .conversations
+        .get(&sid)
+        .map(|c| resources::conversation(&st, c, c.current()))
+    else {
+        return Answer::error(ep, 404, 20_404, "conversation vanished");
+    };
     st.emit(events);
     Answer::ok(ep, body).with_revision(revision)
 }
 
 pub(super) fn participants(call: &Call<'_>) -> Answer {
     let ep = Endpoint::Participants { sid: sid_of(call) };
-    let (sid, _) = match member(call, &ep) {
-        Ok(m) => m,
-        Err(a) => return a,
-    };
-    let page_size = match call.query_num("PageSize", 50, 1..=1000, &ep) {
-        Ok(n) => n,
-        Err(a) => return a,
-    };
     let st = call.shared.lock();
+    let c = match member(call, &st, &ep) {
+        Ok((c, _)) => c,
+        Err(a) => return a,
+    };
+    let (page_size, page, cursor) = match call.paging(&ep, 100) {
+        Ok(p) => p,
+        Err(a) => return a,
+    };
     if let Some(a) = Answer::gated(&st, &ep) {
         return a;
     }
-    let c = &st.conversations[&sid];
-    let items: Vec<Value> = c
-        .participants
-        .iter()
-        .take(page_size as usize)
-        .map(|p| resources::participant(&st, c, p))
+    let index: BTreeMap<(u64, u64), usize> = (0..c.participants.len())
+        .map(|i| ((i as u64, 0), i))
         .collect();
-    let meta = PageMeta {
+    let read = paging::read(&index, cursor, page_size as usize, false);
+    let items: Vec<Value> = read
+        .items
+        .iter()
+        .map(|(_, i)| resources::participant(&st, c, &c.participants[**i]))
+        .collect();
+    let envelope = Envelope {
         key: "participants",
-        path: format!("/v1/Conversations/{sid}/Participants"),
-        page: 0,
+        list_url: format!("{}/v1/Conversations/{}/Participants", st.base_url, c.sid),
+        keep: Vec::new(),
+        page,
         page_size,
-        next_token: None,
-        previous_token: None,
     };
-    Answer::ok(ep, meta.envelope(&st.base_url, items))
+    Answer::ok(ep, envelope.wrap(&read, items))
 }
 
 pub(super) fn messages(call: &Call<'_>) -> Answer {
     let ep = Endpoint::Messages { sid: sid_of(call) };
-    let (sid, _) = match member(call, &ep) {
-        Ok(m) => m,
-        Err(a) => return a,
-    };
-    let page_size = match call.query_num("PageSize", 50, 1..=1000, &ep) {
-        Ok(n) => n,
-        Err(a) => return a,
-    };
     let st = call.shared.lock();
+    let c = match member(call, &st, &ep) {
+        Ok((c, _)) => c,
+        Err(a) => return a,
+    };
+    let (page_size, page, cursor) = match call.paging(&ep, 100) {
+        Ok(p) => p,
+        Err(a) => return a,
+    };
+    let descending = match call.query.get("Order").map(|o| o.to_ascii_lowercase()) {
+        None => false,
+        Some(o) if o == "asc" => false,
+        Some(o) if o == "desc" => true,
+        Some(o) => {
+            return Answer::error(
+                ep,
+                400,
+                20_001,
+                format!("invalid Order `{o}`: expected asc or desc"),
+            );
+        }
+    };
     if let Some(a) = Answer::gated(&st, &ep) {
         return a;
     }
-    let c = &st.conversations[&sid];
-    let desc = call.query.get("Order").is_some_and(|o| o == "desc");
-    let mut items: Vec<Value> = c
+    let index: BTreeMap<(u64, u64), usize> = c
         .messages
         .iter()
-        .map(|m| resources::message(&st, c, m))
+        .enumerate()
+        .map(|(i, m)| ((m.index, 0), i))
         .collect();
-    if desc {
-        items.reverse();
-    }
-    items.truncate(page_size as usize);
-    let meta = PageMeta {
+    let read = paging::read(&index, cursor, page_size as usize, descending);
+    let items: Vec<Value> = read
+        .items
+        .iter()
+        .map(|(_, i)| resources::message(&st, c, &c.messages[**i]))
+        .collect();
+    let envelope = Envelope {
         key: "messages",
-        path: format!("/v1/Conversations/{sid}/Messages"),
-        page: 0,
+        list_url: format!("{}/v1/Conversations/{}/Messages", st.base_url, c.sid),
+        keep: vec![("Order", if descending { "desc" } else { "asc" }.to_owned())],
+        page,
         page_size,
-        next_token: None,
-        previous_token: None,
     };
-    Answer::ok(ep, meta.envelope(&st.base_url, items))
+    Answer::ok(ep, envelope.wrap(&read, items))
 }
 
 pub(super) fn send_message(call: &Call<'_>) -> Answer {
     let ep = Endpoint::SendMessage { sid: sid_of(call) };
-    let (sid, identity) = match member(call, &ep) {
-        Ok(m) => m,
+    let mut st = call.shared.lock();
+    let (sid, identity) = match member(call, &st, &ep) {
+        Ok((c, identity)) => (c.sid.clone(), identity),
         Err(a) => return a,
     };
     let Some(body) = call.form.get("Body") else {
         return Answer::error(ep, 400, 20_001, "missing form field `Body`");
     };
-    let author = call.form.get("Author").cloned().unwrap_or(identity);
-    let mut st = call.shared.lock();
     if let Some(a) = Answer::gated(&st, &ep) {
         return a;
     }
-    let Some((index, events)) = st.add_message(&sid, &author, body) else {
+    let author = call.form.get("Author").cloned().unwrap_or(identity);
+    let Some((_, events)) = st.add_message(&sid, &author, body) else {
         return Answer::error(ep, 404, 20_404, "conversation vanished");
     };
-    let c = &st.conversations[&sid];
-    let resource = resources::message(&st, c, &c.messages[c.messages.len() - 1]);
-    debug_assert_eq!(resource["index"], index);
+    let Some(resource) = st
+        .conversations
+        .get(&sid)
+        .and_then(|c| c.messages.last().map(|m| resources::message(&st, c, m)))
+    else {
+        return Answer::error(ep, 404, 20_404, "conversation vanished");
+    };
     st.emit(events);
     Answer::ok(ep, resource).with_status(201)
 }

@@ -12,6 +12,7 @@
 )]
 
 mod conversations;
+mod paging;
 mod token;
 mod users;
 
@@ -156,6 +157,19 @@ impl Call<'_> {
         }
     }
 
+    /// `PageSize` (1..=`max`, default 50), `Page` and `PageToken`, as the v1 API takes them.
+    pub(crate) fn paging(
+        &self,
+        endpoint: &Endpoint,
+        max: u32,
+    ) -> Result<(u32, u32, paging::Cursor), Answer> {
+        let size = self.query_num("PageSize", 50.min(max), 1..=max, endpoint)?;
+        let page = self.query_num("Page", 0, 0..=100_000, endpoint)?;
+        let cursor = paging::Cursor::parse(self.query.get("PageToken").map(String::as_str), page)
+            .map_err(|e| Answer::error(endpoint.clone(), 400, 20_001, e))?;
+        Ok((size, page, cursor))
+    }
+
     /// The `Attributes` form field parsed as JSON.
     pub(crate) fn attributes(&self, endpoint: &Endpoint) -> Result<Option<Value>, Answer> {
         match self.form.get("Attributes") {
@@ -170,6 +184,11 @@ impl Call<'_> {
             }),
         }
     }
+}
+
+/// `s` percent-encoded for use as one URL path segment.
+pub(crate) fn encode_segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 type Handler = fn(&Call<'_>) -> Answer;
@@ -201,10 +220,9 @@ impl Respond for Api {
             .path_segments()
             .map(|s| {
                 s.map(|p| {
-                    url::form_urlencoded::parse(format!("x={p}").as_bytes())
-                        .next()
-                        .map(|(_, v)| v.into_owned())
-                        .unwrap_or_default()
+                    percent_encoding::percent_decode_str(p)
+                        .decode_utf8_lossy()
+                        .into_owned()
                 })
                 .collect()
             })
@@ -244,6 +262,10 @@ impl Respond for Api {
                 error: answer.error.clone(),
             },
         );
+        if let (Endpoint::UserConversations { page, .. }, 200) = (&answer.endpoint, answer.status) {
+            // Scheduled changes happen once the page is served, before the client can ask for more.
+            self.shared.after_page_served(*page);
+        }
         let mut t = ResponseTemplate::new(answer.status).set_body_json(answer.body);
         if let Some(rev) = answer.revision {
             t = t.insert_header("ETag", format!("\"{rev}\""));
@@ -312,42 +334,4 @@ pub(crate) async fn mount(server: &MockServer, shared: &Arc<Shared>) {
         .with_priority(u8::MAX)
         .mount(server)
         .await;
-}
-
-/// The v1 pagination envelope.
-pub(crate) struct PageMeta<'a> {
-    pub(crate) key: &'a str,
-    pub(crate) path: String,
-    pub(crate) page: u32,
-    pub(crate) page_size: u32,
-    pub(crate) next_token: Option<String>,
-    pub(crate) previous_token: Option<String>,
-}
-
-impl PageMeta<'_> {
-    pub(crate) fn envelope(&self, base: &str, items: Vec<Value>) -> Value {
-        let url = |page: u32, token: Option<&str>| {
-            let mut u = format!(
-                "{base}{}?PageSize={}&Page={page}",
-                self.path, self.page_size
-            );
-            if let Some(t) = token {
-                u.push_str("&PageToken=");
-                u.push_str(t);
-            }
-            u
-        };
-        json!({
-            self.key: items,
-            "meta": {
-                "page": self.page,
-                "page_size": self.page_size,
-                "first_page_url": url(0, None),
-                "previous_page_url": self.previous_token.as_deref().map(|t| url(self.page.saturating_sub(1), Some(t))),
-                "url": url(self.page, None),
-                "next_page_url": self.next_token.as_deref().map(|t| url(self.page + 1, Some(t))),
-                "key": self.key,
-            }
-        })
-    }
 }

@@ -67,26 +67,28 @@ pub(crate) async fn start_client(w: &mut TckWorld, identity: &str) -> StepResult
 
 step!(start, |w, a| {
     start_client(w, a.text(0)).await?;
-    w.env()?.driver.settle().await?;
-    Ok(())
+    w.settle().await
 });
 
 step!(started_and_synced, |w, a| {
     start_client(w, a.text(0)).await?;
-    let env = w.env()?;
-    env.driver.settle().await?;
+    w.settle().await?;
     let instance = w.instance()?;
-    let synced = w.env()?.journal.snapshot().iter().any(|e| {
-        e.instance.as_ref() == Some(&instance)
-            && matches!(
-                &e.kind,
-                EntryKind::Observation {
-                    observation: Observation::ClientSync {
-                        status: ClientSyncStatus::Completed
-                    }
-                }
-            )
-    });
+    // Stacks without a sync status (the JS SDK has none) are synchronized once settled.
+    let statuses: Vec<ClientSyncStatus> = w
+        .env()?
+        .journal
+        .snapshot()
+        .into_iter()
+        .filter(|e| e.instance.as_ref() == Some(&instance))
+        .filter_map(|e| match e.kind {
+            EntryKind::Observation {
+                observation: Observation::ClientSync { status },
+            } => Some(status),
+            _ => None,
+        })
+        .collect();
+    let synced = statuses.is_empty() || statuses.contains(&ClientSyncStatus::Completed);
     if !synced {
         return Err(StepFail::Harness(
             "precondition: the client did not report its sync completed after settling on an ungated backend".into(),
@@ -95,16 +97,9 @@ step!(started_and_synced, |w, a| {
     Ok(())
 });
 
-step!(settle, |w, a| {
-    w.env()?.driver.settle().await?;
-    Ok(())
-});
+step!(settle, |w, a| { w.settle().await });
 
 step!(seconds_pass, |w, a| {
     let secs = a.num(0)?;
-    let env = w.env()?;
-    env.driver
-        .advance(&env.clock, Duration::from_secs(secs))
-        .await?;
-    Ok(())
+    w.advance(Duration::from_secs(secs)).await
 });
