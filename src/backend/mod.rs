@@ -9,6 +9,7 @@
 pub mod fixture;
 pub mod hub;
 pub mod journal;
+mod list_actions;
 pub mod resources;
 mod rest;
 pub mod state;
@@ -26,7 +27,9 @@ use crate::clock::VirtualClock;
 use fixture::Fixture;
 use hub::{Hub, HubContext};
 use journal::{EntryKind, Journal};
-use state::{BackendState, Gate, ObjectKey};
+use state::{BackendState, Gate, ListOrder, ObjectKey};
+
+pub use list_actions::ListAction;
 use tokens::TokenAuthority;
 
 /// The backend could not start.
@@ -40,16 +43,31 @@ pub enum BackendError {
     Missing(String),
 }
 
-/// A change the backend makes by itself at an exact point; returns what to journal.
-pub type Action = Box<dyn FnOnce(&mut BackendState) -> String + Send>;
+/// A point in the client's walk through its subscribed list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// When page `n` (0-based) is requested, before it is computed.
+    BeforePage(u32),
+    /// Right after page `n` is served, before the client can ask for the next one.
+    AfterPage(u32),
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BeforePage(n) => write!(f, "before page {n} was served"),
+            Self::AfterPage(n) => write!(f, "after page {n} was served"),
+        }
+    }
+}
 
 /// State shared by the REST responders, the hub and the controls.
 pub(crate) struct Shared {
     state: Mutex<BackendState>,
     pub(crate) journal: Journal,
     pub(crate) tokens: Arc<TokenAuthority>,
-    /// Actions to run right after a page of the subscribed list is served, by page number.
-    after_page: Mutex<Vec<(u32, Action)>>,
+    /// Changes to make at exact points of the list walk.
+    scheduled: Mutex<Vec<(At, ListAction)>>,
 }
 
 impl Shared {
@@ -57,20 +75,23 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs (once) the actions scheduled for after page `page` of the subscribed list.
-    pub(crate) fn after_page_served(&self, page: u32) {
-        let due: Vec<Action> = {
-            let mut pending = self.after_page.lock().unwrap_or_else(|p| p.into_inner());
-            let (due, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(p, _)| *p == page);
+    /// Runs (once) the changes scheduled for `at`, journaling each.
+    pub(crate) fn reached(&self, at: At) {
+        let due: Vec<ListAction> = {
+            let mut pending = self.scheduled.lock().unwrap_or_else(|p| p.into_inner());
+            let (due, later): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(a, _)| *a == at);
             *pending = later;
             due.into_iter().map(|(_, a)| a).collect()
         };
         for action in due {
-            let what = action(&mut self.lock());
+            let what = match action.apply(&mut self.lock()) {
+                Ok(what) => what,
+                Err(e) => format!("could not {action}: {e}"),
+            };
             self.journal.record(
                 None,
                 EntryKind::Control {
-                    action: format!("after page {page} was served: {what}"),
+                    action: format!("{at}: {what}"),
                 },
             );
         }
@@ -117,7 +138,7 @@ impl Backend {
             state: Mutex::new(st),
             journal: journal.clone(),
             tokens: tokens.clone(),
-            after_page: Mutex::new(Vec::new()),
+            scheduled: Mutex::new(Vec::new()),
         });
         let server = MockServer::builder()
             .listener(rest_listener)
@@ -253,15 +274,35 @@ impl Backend {
             .ok_or_else(|| BackendError::Missing(format!("no conversation named `{unique_name}`")))
     }
 
-    /// Schedules `action` to run right after page `page` (0-based) of the subscribed list is served,
-    /// before the client can ask for the next one.
-    pub fn after_page(&self, page: u32, description: &str, action: Action) {
-        self.control(format!("scheduled after page {page}: {description}"));
+    /// Schedules `action` for an exact point of the client's walk through its subscribed list.
+    pub fn schedule(&self, at: At, action: ListAction) {
+        self.control(format!("scheduled {at}: {action}"));
         self.shared
-            .after_page
+            .scheduled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((page, action));
+            .push((at, action));
+    }
+
+    /// Makes a list change now.
+    pub fn apply(&self, action: ListAction) -> Result<(), BackendError> {
+        let what = action
+            .apply(&mut self.state())
+            .map_err(BackendError::Missing)?;
+        self.control(what);
+        Ok(())
+    }
+
+    /// Serves the subscribed list in `order` from now on.
+    pub fn set_list_order(&self, order: ListOrder) {
+        self.state().list_order = order;
+        self.control(format!(
+            "the subscribed list is ordered by {}",
+            match order {
+                ListOrder::Creation => "creation",
+                ListOrder::Activity => "last activity",
+            }
+        ));
     }
 
     /// Closes a gate: the endpoint answers 503 + Retry-After until [`Backend::open_gate`].

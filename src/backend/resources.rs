@@ -44,7 +44,7 @@ pub fn user_conversation(st: &BackendState, user: &UserRecord, c: &ConversationR
     let participant = c.participants.iter().find(|p| p.identity == user.identity);
     let unread = participant
         .and_then(|p| p.last_read_message_index)
-        .map(|i| c.messages.iter().filter(|m| m.index > i).count());
+        .map(|i| c.messages.range((i + 1, 0)..).count());
     json!({
         "account_sid": st.account_sid,
         "chat_service_sid": st.service_sid,

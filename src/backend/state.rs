@@ -124,8 +124,10 @@ pub struct ConversationRecord {
     pub history: Vec<Snapshot>,
     /// Participants.
     pub participants: Vec<ParticipantRecord>,
-    /// Messages, by index.
-    pub messages: Vec<MessageRecord>,
+    /// Messages by `(index, 0)`; indices keep increasing after removals.
+    pub messages: BTreeMap<(u64, u64), MessageRecord>,
+    /// The index the next message gets.
+    pub next_message_index: u64,
 }
 
 fn current(history: &[Snapshot]) -> &Snapshot {
@@ -167,6 +169,10 @@ pub enum EventType {
     UserUpdated,
     /// A message was sent.
     MessageAdded,
+    /// A message was edited.
+    MessageUpdated,
+    /// A message was deleted.
+    MessageRemoved,
 }
 
 impl EventType {
@@ -178,6 +184,8 @@ impl EventType {
             Self::ConversationRemoved => "conversation_removed",
             Self::UserUpdated => "user_updated",
             Self::MessageAdded => "message_added",
+            Self::MessageUpdated => "message_updated",
+            Self::MessageRemoved => "message_removed",
         }
     }
 }
@@ -200,7 +208,7 @@ pub struct PendingEvent {
 }
 
 impl PendingEvent {
-    fn new(kind: EventType, key: ObjectKey) -> Self {
+    pub(crate) fn new(kind: EventType, key: ObjectKey) -> Self {
         Self {
             kind,
             key,
@@ -312,6 +320,9 @@ pub struct BackendState {
     pub(crate) memberships: BTreeMap<String, Memberships>,
     /// The order the subscribed list is served in.
     pub(crate) list_order: ListOrder,
+    /// Removed conversations the list index still shows until the next final page is served
+    /// (a list that lags behind the event stream).
+    pub(crate) ghosts: BTreeMap<String, ConversationRecord>,
     activity: u64,
     gate_list: Vec<Gate>,
     pub(crate) retry_after_secs: u64,
@@ -334,6 +345,7 @@ impl BackendState {
             by_creation: BTreeMap::new(),
             memberships: BTreeMap::new(),
             list_order: ListOrder::default(),
+            ghosts: BTreeMap::new(),
             activity: 0,
             gate_list: Vec::new(),
             retry_after_secs: 1,
@@ -411,7 +423,8 @@ impl BackendState {
                     at: now,
                 }],
                 participants: parts,
-                messages: Vec::new(),
+                messages: BTreeMap::new(),
+                next_message_index: 0,
             },
         );
         self.by_creation.insert(created_index, sid.clone());
@@ -442,6 +455,41 @@ impl BackendState {
             m.by_creation.remove(&(c.created_index, 0));
             m.by_activity.remove(&activity_key(c));
         }
+    }
+
+    /// Deletes a conversation but leaves it listed until the next final page of the list is
+    /// served; returns the events.
+    pub fn remove_conversation_lagging(&mut self, sid: &str) -> Option<Vec<PendingEvent>> {
+        let c = self.conversations.get(sid)?.clone();
+        let events = self.remove_conversation(sid)?;
+        for p in &c.participants {
+            let m = self.memberships.entry(p.identity.clone()).or_default();
+            m.by_creation.insert((c.created_index, 0), sid.to_owned());
+            m.by_activity.insert(activity_key(&c), sid.to_owned());
+        }
+        self.ghosts.insert(sid.to_owned(), c);
+        Some(events)
+    }
+
+    /// Drops the lagging listings of removed conversations.
+    pub fn forget_ghosts(&mut self) {
+        for (sid, c) in std::mem::take(&mut self.ghosts) {
+            for p in &c.participants {
+                if let Some(m) = self.memberships.get_mut(&p.identity) {
+                    m.by_creation.remove(&(c.created_index, 0));
+                    m.by_activity.remove(&activity_key(&c));
+                }
+            }
+            let _ = sid;
+        }
+    }
+
+    /// The sid of the conversation with this unique name.
+    pub fn sid_named(&self, name: &str) -> Option<String> {
+        self.conversations
+            .values()
+            .find(|c| c.unique_name.as_deref() == Some(name))
+            .map(|c| c.sid.clone())
     }
 
     /// Marks activity on a conversation: it moves to the front of the by-activity order.
@@ -547,22 +595,69 @@ impl BackendState {
         let msid = self.next("IM");
         let now = self.clock.now();
         let c = self.conversations.get_mut(conversation)?;
-        let index = c.messages.last().map_or(0, |m| m.index + 1);
-        c.messages.push(MessageRecord {
-            sid: msid,
-            index,
-            author: author.to_owned(),
-            body: body.to_owned(),
-            created: now,
-            updated: now,
-        });
-        self.bump(conversation);
-        let mut ev = PendingEvent::new(
-            EventType::MessageAdded,
-            ObjectKey::Conversation(conversation.to_owned()),
+        let index = c.next_message_index;
+        c.next_message_index += 1;
+        c.messages.insert(
+            (index, 0),
+            MessageRecord {
+                sid: msid,
+                index,
+                author: author.to_owned(),
+                body: body.to_owned(),
+                created: now,
+                updated: now,
+            },
         );
+        self.bump(conversation);
+        Some((
+            index,
+            vec![self.message_event(EventType::MessageAdded, conversation, index)],
+        ))
+    }
+
+    fn message_event(&self, kind: EventType, conversation: &str, index: u64) -> PendingEvent {
+        let mut ev = PendingEvent::new(kind, ObjectKey::Conversation(conversation.to_owned()));
         ev.extra = json!({ "index": index });
-        Some((index, vec![ev]))
+        if let Some(m) = self
+            .conversations
+            .get(conversation)
+            .and_then(|c| c.messages.get(&(index, 0)).map(|m| (c, m)))
+        {
+            ev.extra["message"] = resources::message(self, m.0, m.1);
+        }
+        ev
+    }
+
+    /// Changes a message's body; returns the events.
+    pub fn edit_message(
+        &mut self,
+        conversation: &str,
+        index: u64,
+        body: &str,
+    ) -> Option<Vec<PendingEvent>> {
+        let now = self.clock.now();
+        let m = self
+            .conversations
+            .get_mut(conversation)?
+            .messages
+            .get_mut(&(index, 0))?;
+        m.body = body.to_owned();
+        m.updated = now;
+        Some(vec![self.message_event(
+            EventType::MessageUpdated,
+            conversation,
+            index,
+        )])
+    }
+
+    /// Deletes a message; returns the events.
+    pub fn remove_message(&mut self, conversation: &str, index: u64) -> Option<Vec<PendingEvent>> {
+        let ev = self.message_event(EventType::MessageRemoved, conversation, index);
+        self.conversations
+            .get_mut(conversation)?
+            .messages
+            .remove(&(index, 0))?;
+        Some(vec![ev])
     }
 
     /// Closes a gate.

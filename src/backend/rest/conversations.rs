@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::paging::{self, Envelope};
+use super::paging::{self, Envelope, Position};
 use super::{Answer, Call};
 use crate::backend::journal::Endpoint;
 use crate::backend::resources;
-use crate::backend::state::{BackendState, ConversationRecord, ObjectKey};
+use crate::backend::state::{BackendState, ConversationRecord, ObjectKey, ParticipantRecord};
 
 /// The addressed conversation's sid (path segment 2).
 fn sid_of(call: &Call<'_>) -> String {
@@ -87,6 +87,51 @@ pub(super) fn update(call: &Call<'_>) -> Answer {
     Answer::ok(ep, body).with_revision(revision)
 }
 
+/// Serves one page of a conversation's sub-list (`Participants`, `Messages`) in the v1 envelope.
+struct SubList<'a, V> {
+    key: &'static str,
+    path: &'static str,
+    items: &'a BTreeMap<Position, V>,
+    descending: bool,
+}
+
+impl<V> SubList<'_, V> {
+    fn answer(
+        &self,
+        call: &Call<'_>,
+        st: &BackendState,
+        c: &ConversationRecord,
+        ep: Endpoint,
+        render: impl Fn(&V) -> Value,
+    ) -> Answer {
+        let (page_size, page, cursor) = match call.paging(&ep, 100) {
+            Ok(p) => p,
+            Err(a) => return a,
+        };
+        if let Some(a) = Answer::gated(st, &ep) {
+            return a;
+        }
+        let read = paging::read(self.items, cursor, page_size as usize, self.descending);
+        let items: Vec<Value> = read.items.iter().map(|(_, v)| render(v)).collect();
+        let keep = if self.key == "messages" {
+            vec![(
+                "Order",
+                if self.descending { "desc" } else { "asc" }.to_owned(),
+            )]
+        } else {
+            Vec::new()
+        };
+        let envelope = Envelope {
+            key: self.key,
+            list_url: format!("{}/v1/Conversations/{}/{}", st.base_url, c.sid, self.path),
+            keep,
+            page,
+            page_size,
+        };
+        Answer::ok(ep, envelope.wrap(&read, items))
+    }
+}
+
 pub(super) fn participants(call: &Call<'_>) -> Answer {
     let ep = Endpoint::Participants { sid: sid_of(call) };
     let st = call.shared.lock();
@@ -94,30 +139,19 @@ pub(super) fn participants(call: &Call<'_>) -> Answer {
         Ok((c, _)) => c,
         Err(a) => return a,
     };
-    let (page_size, page, cursor) = match call.paging(&ep, 100) {
-        Ok(p) => p,
-        Err(a) => return a,
-    };
-    if let Some(a) = Answer::gated(&st, &ep) {
-        return a;
-    }
-    let index: BTreeMap<(u64, u64), usize> = (0..c.participants.len())
-        .map(|i| ((i as u64, 0), i))
-        .collect();
-    let read = paging::read(&index, cursor, page_size as usize, false);
-    let items: Vec<Value> = read
-        .items
+    let by_join: BTreeMap<Position, &ParticipantRecord> = c
+        .participants
         .iter()
-        .map(|(_, i)| resources::participant(&st, c, &c.participants[**i]))
+        .enumerate()
+        .map(|(i, p)| ((i as u64, 0), p))
         .collect();
-    let envelope = Envelope {
+    let list = SubList {
         key: "participants",
-        list_url: format!("{}/v1/Conversations/{}/Participants", st.base_url, c.sid),
-        keep: Vec::new(),
-        page,
-        page_size,
+        path: "Participants",
+        items: &by_join,
+        descending: false,
     };
-    Answer::ok(ep, envelope.wrap(&read, items))
+    list.answer(call, &st, c, ep, |p| resources::participant(&st, c, p))
 }
 
 pub(super) fn messages(call: &Call<'_>) -> Answer {
@@ -125,10 +159,6 @@ pub(super) fn messages(call: &Call<'_>) -> Answer {
     let st = call.shared.lock();
     let c = match member(call, &st, &ep) {
         Ok((c, _)) => c,
-        Err(a) => return a,
-    };
-    let (page_size, page, cursor) = match call.paging(&ep, 100) {
-        Ok(p) => p,
         Err(a) => return a,
     };
     let descending = match call.query.get("Order").map(|o| o.to_ascii_lowercase()) {
@@ -144,29 +174,13 @@ pub(super) fn messages(call: &Call<'_>) -> Answer {
             );
         }
     };
-    if let Some(a) = Answer::gated(&st, &ep) {
-        return a;
-    }
-    let index: BTreeMap<(u64, u64), usize> = c
-        .messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| ((m.index, 0), i))
-        .collect();
-    let read = paging::read(&index, cursor, page_size as usize, descending);
-    let items: Vec<Value> = read
-        .items
-        .iter()
-        .map(|(_, i)| resources::message(&st, c, &c.messages[**i]))
-        .collect();
-    let envelope = Envelope {
+    let list = SubList {
         key: "messages",
-        list_url: format!("{}/v1/Conversations/{}/Messages", st.base_url, c.sid),
-        keep: vec![("Order", if descending { "desc" } else { "asc" }.to_owned())],
-        page,
-        page_size,
+        path: "Messages",
+        items: &c.messages,
+        descending,
     };
-    Answer::ok(ep, envelope.wrap(&read, items))
+    list.answer(call, &st, c, ep, |m| resources::message(&st, c, m))
 }
 
 pub(super) fn send_message(call: &Call<'_>) -> Answer {
@@ -186,11 +200,12 @@ pub(super) fn send_message(call: &Call<'_>) -> Answer {
     let Some((_, events)) = st.add_message(&sid, &author, body) else {
         return Answer::error(ep, 404, 20_404, "conversation vanished");
     };
-    let Some(resource) = st
-        .conversations
-        .get(&sid)
-        .and_then(|c| c.messages.last().map(|m| resources::message(&st, c, m)))
-    else {
+    let Some(resource) = st.conversations.get(&sid).and_then(|c| {
+        c.messages
+            .values()
+            .next_back()
+            .map(|m| resources::message(&st, c, m))
+    }) else {
         return Answer::error(ep, 404, 20_404, "conversation vanished");
     };
     st.emit(events);

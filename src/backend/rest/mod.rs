@@ -262,9 +262,14 @@ impl Respond for Api {
                 error: answer.error.clone(),
             },
         );
-        if let (Endpoint::UserConversations { page, .. }, 200) = (&answer.endpoint, answer.status) {
+        if let (Endpoint::UserConversations { page, last, .. }, 200) =
+            (&answer.endpoint, answer.status)
+        {
             // Scheduled changes happen once the page is served, before the client can ask for more.
-            self.shared.after_page_served(*page);
+            self.shared.reached(super::At::AfterPage(*page));
+            if *last {
+                self.shared.lock().forget_ghosts();
+            }
         }
         let mut t = ResponseTemplate::new(answer.status).set_body_json(answer.body);
         if let Some(rev) = answer.revision {

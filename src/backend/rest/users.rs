@@ -90,7 +90,7 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
         last: false,
         items: Vec::new(),
     };
-    let mut st = call.shared.lock();
+    let st = call.shared.lock();
     let identity = match own_identity(call, &st, &probe) {
         Ok(i) => i,
         Err(a) => return a,
@@ -99,6 +99,9 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
         Ok(p) => p,
         Err(a) => return a,
     };
+    drop(st);
+    call.shared.reached(crate::backend::At::BeforePage(page));
+    let mut st = call.shared.lock();
     st.ensure_user(&identity);
     let empty = Default::default();
     let index = st
@@ -120,7 +123,7 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
     };
     let items: Vec<Value> = sids
         .iter()
-        .filter_map(|sid| st.conversations.get(sid))
+        .filter_map(|sid| st.conversations.get(sid).or_else(|| st.ghosts.get(sid)))
         .map(|c| resources::user_conversation(&st, user, c))
         .collect();
     let envelope = Envelope {
