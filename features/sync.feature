@@ -7,6 +7,7 @@ Feature: Operations wait for synchronization
   Background:
     Given the backend has the "basic" fixture
     And alice is in 25 more conversations
+    And the backend serves at most 10 conversations per page
 
   @SYNC-1
   Scenario: A client operation issued while the last list page is gated waits for sync

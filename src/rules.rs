@@ -399,7 +399,8 @@ pub static CATALOG: &[Rule] = &[
         JS,
         "Client creation completes before the subscribed list is fully fetched.",
         "gate the last page of the list",
-        "do not await the whole list inside client creation"
+        "do not await the whole list inside client creation",
+        check = "the reply to `start` arrives while the final page of the subscribed list has not been served"
     ),
     rule!(
         LIST_2,
@@ -408,7 +409,8 @@ pub static CATALOG: &[Rule] = &[
         JS,
         "The listener for added conversations is attached before the list is requested.",
         "add a conversation during the initial fetch",
-        "subscribe to conversationAdded before calling getSubscribedConversations"
+        "subscribe to conversationAdded before calling getSubscribedConversations",
+        check = "every conversation announced by a `conversation_added` event during the fetch, and still the user's, is in the client's final list"
     ),
     rule!(
         LIST_3,
@@ -417,7 +419,8 @@ pub static CATALOG: &[Rule] = &[
         JS,
         "Each conversation appears exactly once across events and pages.",
         "added events before, between and after pages; a page shift",
-        "de-duplicate by conversation sid"
+        "de-duplicate by conversation sid",
+        check = "no sid twice in the client's list, and no second added report for a sid without its removal in between"
     ),
     rule!(
         LIST_4,
@@ -426,7 +429,8 @@ pub static CATALOG: &[Rule] = &[
         JS,
         "The merged list equals the backend's: nothing lost to a page shift or an early update, nothing removed brought back.",
         "bump, insert and remove between pages",
-        "merge pages and events by sid and remember removals made during the fetch"
+        "merge pages and events by sid and remember removals made during the fetch",
+        check = "the client's final list, as a set, equals the backend's subscribed conversations"
     ),
     rule!(
         MSG_1,
@@ -435,7 +439,8 @@ pub static CATALOG: &[Rule] = &[
         JS,
         "Loading a conversation fetches none of its messages.",
         "open a conversation and settle",
-        "fetch messages only when the app asks"
+        "fetch messages only when the app asks",
+        check = "no message list request reaches the backend before the app's first `fetch_messages`; new messages are still reported"
     ),
     rule!(
         MSG_2,
@@ -444,7 +449,8 @@ pub static CATALOG: &[Rule] = &[
         JS,
         "Message updates and removals are reported for fetched messages, and only for them.",
         "edit fetched and unfetched messages",
-        "track which messages were fetched"
+        "track which messages were fetched",
+        check = "every edit or removal of a fetched message is reported, and none of a message the app never fetched"
     ),
     rule!(
         COUNT_1,

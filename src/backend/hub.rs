@@ -104,15 +104,7 @@ impl Hub {
         st.subscribers.len()
     }
 
-    fn subscribe(
-        &self,
-        identity: &str,
-        since: Option<u64>,
-    ) -> (
-        u64,
-        mpsc::UnboundedSender<Outgoing>,
-        mpsc::UnboundedReceiver<Outgoing>,
-    ) {
+    fn subscribe(&self, identity: &str, since: Option<u64>) -> Subscription {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut st = self.state();
         if let Some(since) = since {
@@ -161,9 +153,15 @@ pub(crate) async fn serve(listener: TcpListener, ctx: Arc<HubContext>) {
     }
 }
 
+type Subscription = (
+    u64,
+    mpsc::UnboundedSender<Outgoing>,
+    mpsc::UnboundedReceiver<Outgoing>,
+);
+
 struct Handshake {
     instance: Option<InstanceId>,
-    identity: Option<String>,
+    subscription: Option<Subscription>,
     since: Option<u64>,
 }
 
@@ -181,7 +179,7 @@ fn refuse(status: StatusCode, code: u32, message: &str) -> ErrorResponse {
 async fn connection(stream: TcpStream, ctx: Arc<HubContext>) {
     let mut hs = Handshake {
         instance: None,
-        identity: None,
+        subscription: None,
         since: None,
     };
     let journal = ctx.journal.clone();
@@ -230,17 +228,22 @@ async fn connection(stream: TcpStream, ctx: Arc<HubContext>) {
                 Err(refuse(StatusCode::UNAUTHORIZED, e.code(), &e.to_string()))
             }
             Some(Ok(claims)) => {
-                hs.identity = Some(claims.grants.identity);
+                // Subscribe before the handshake answer leaves: from the moment the client
+                // knows it is connected, no event can slip past it.
+                hs.subscription = Some(ctx.hub.subscribe(&claims.grants.identity, hs.since));
                 Ok(resp)
             }
         }
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+    let accepted = tokio_tungstenite::accept_hdr_async(stream, callback).await;
+    let Some((id, self_tx, mut rx)) = hs.subscription else {
         return;
     };
-    let Some(identity) = hs.identity else { return };
+    let Ok(ws) = accepted else {
+        ctx.hub.unsubscribe(id);
+        return;
+    };
     let instance = hs.instance;
-    let (id, self_tx, mut rx) = ctx.hub.subscribe(&identity, hs.since);
     journal.record(instance.clone(), EntryKind::Connected { since: hs.since });
     let (mut sink, mut stream) = ws.split();
     loop {
@@ -254,6 +257,7 @@ async fn connection(stream: TcpStream, ctx: Arc<HubContext>) {
                             event: e.published.event.clone(),
                             target: Some(e.published.target.clone()),
                             revision: e.published.revision,
+                            index: e.published.body["index"].as_u64(),
                         });
                         e.text.clone()
                     }

@@ -239,6 +239,9 @@ pub enum EntryKind {
         /// The object's revision in the event.
         #[serde(skip_serializing_if = "Option::is_none")]
         revision: Option<u64>,
+        /// The message index, for message events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<u64>,
     },
     /// The harness sent a command.
     Command {
@@ -319,9 +322,11 @@ impl Entry {
                 target,
                 revision,
                 event_seq,
+                index,
             } => format!(
-                "event {event} about {} at revision {} (event seq {event_seq}) delivered",
+                "event {event} about {}{} at revision {} (event seq {event_seq}) delivered",
                 target.as_deref().unwrap_or("?"),
+                index.map_or_else(String::new, |i| format!(" message {i}")),
                 revision.map_or_else(|| "?".to_owned(), |r| r.to_string())
             ),
             EntryKind::Command { id, command } => format!("command {id}: {}", json(command)),

@@ -102,7 +102,7 @@ impl Shared {
 pub struct Backend {
     shared: Arc<Shared>,
     hub: Hub,
-    _rest: MockServer,
+    rest: Option<MockServer>,
     rest_url: String,
     events_url: String,
     hub_task: JoinHandle<()>,
@@ -111,6 +111,17 @@ pub struct Backend {
 impl Drop for Backend {
     fn drop(&mut self) {
         self.hub_task.abort();
+        // wiremock's MockServer verifies its expectations on drop with a blocking `block_on`
+        // over tokio locks; inside an async task whose cooperative budget is spent that spins
+        // forever. Drop it on a blocking thread instead.
+        if let Some(server) = self.rest.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn_blocking(move || drop(server));
+                }
+                Err(_) => drop(server),
+            }
+        }
     }
 }
 
@@ -155,7 +166,7 @@ impl Backend {
         Ok(Self {
             shared,
             hub,
-            _rest: server,
+            rest: Some(server),
             rest_url,
             events_url,
             hub_task,
@@ -291,6 +302,70 @@ impl Backend {
             .map_err(BackendError::Missing)?;
         self.control(what);
         Ok(())
+    }
+
+    /// Serves at most `n` (1..=50) conversations per page of the subscribed list from now on.
+    pub fn set_max_page_size(&self, n: u32) {
+        self.state().max_page_size = n.clamp(1, 50);
+        self.control(format!(
+            "the subscribed list serves at most {} per page",
+            n.clamp(1, 50)
+        ));
+    }
+
+    /// The sids of `identity`'s subscribed conversations now (the truth a client's list must equal).
+    pub fn subscribed(&self, identity: &str) -> std::collections::BTreeSet<String> {
+        let st = self.state();
+        st.memberships
+            .get(identity)
+            .map(|m| {
+                m.by_creation
+                    .values()
+                    .filter(|sid| st.conversations.contains_key(*sid))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Another participant edits message `index` of a conversation.
+    pub fn edit_message(&self, sid: &str, index: u64, body: &str) -> Result<(), BackendError> {
+        let mut st = self.state();
+        let events = st
+            .edit_message(sid, index, body)
+            .ok_or_else(|| BackendError::Missing(format!("no message {index} in {sid}")))?;
+        st.emit(events);
+        drop(st);
+        self.control(format!(
+            "another participant edits message {index} of {sid}"
+        ));
+        Ok(())
+    }
+
+    /// Another participant removes message `index` of a conversation.
+    pub fn remove_message(&self, sid: &str, index: u64) -> Result<(), BackendError> {
+        let mut st = self.state();
+        let events = st
+            .remove_message(sid, index)
+            .ok_or_else(|| BackendError::Missing(format!("no message {index} in {sid}")))?;
+        st.emit(events);
+        drop(st);
+        self.control(format!(
+            "another participant removes message {index} of {sid}"
+        ));
+        Ok(())
+    }
+
+    /// `author` posts a message; returns its index.
+    pub fn post_message(&self, sid: &str, author: &str, body: &str) -> Result<u64, BackendError> {
+        let mut st = self.state();
+        let (index, events) = st
+            .add_message(sid, author, body)
+            .ok_or_else(|| BackendError::Missing(format!("no conversation {sid}")))?;
+        st.emit(events);
+        drop(st);
+        self.control(format!("{author} posts message {index} to {sid}"));
+        Ok(index)
     }
 
     /// Serves the subscribed list in `order` from now on.

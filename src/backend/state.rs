@@ -320,6 +320,8 @@ pub struct BackendState {
     pub(crate) memberships: BTreeMap<String, Memberships>,
     /// The order the subscribed list is served in.
     pub(crate) list_order: ListOrder,
+    /// The most conversations one page of the subscribed list holds, whatever the client asks.
+    pub(crate) max_page_size: u32,
     /// Removed conversations the list index still shows until the next final page is served
     /// (a list that lags behind the event stream).
     pub(crate) ghosts: BTreeMap<String, ConversationRecord>,
@@ -345,6 +347,7 @@ impl BackendState {
             by_creation: BTreeMap::new(),
             memberships: BTreeMap::new(),
             list_order: ListOrder::default(),
+            max_page_size: 50,
             ghosts: BTreeMap::new(),
             activity: 0,
             gate_list: Vec::new(),

@@ -5,6 +5,8 @@
 //! sentence of evidence quoting journal entries by their `#seq`. Step definitions call them;
 //! the runner folds them into the compliance matrix. Grouped by rule family: [`sync`], [`updates`].
 
+pub mod lists;
+pub mod messages;
 pub mod sync;
 pub mod updates;
 

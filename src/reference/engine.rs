@@ -5,7 +5,7 @@
 //! documented lifecycle: operations wait for synchronization, updates complete on their Updated
 //! event, older snapshots never replace newer ones. [`Fault`]s switch single behaviours off.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -69,6 +69,12 @@ pub(crate) enum TaskResult {
         req: u64,
         result: Result<RestOk, CommandError>,
     },
+    Messages {
+        /// The app's request, or `None` when the client loaded them on its own.
+        req: Option<u64>,
+        sid: String,
+        result: Result<RestOk, CommandError>,
+    },
 }
 
 /// An operation that must wait for synchronization.
@@ -126,6 +132,26 @@ struct Session {
     /// Synchronization fetches, run one at a time so the client's traffic has one order.
     lane: VecDeque<SyncJob>,
     lane_busy: bool,
+    /// The app's list of conversations, in the order it learned them.
+    list: Vec<String>,
+    /// Conversations removed by an event: a page cannot bring them back.
+    tombstones: BTreeSet<String>,
+    /// Message indices the app fetched, per conversation.
+    fetched: BTreeMap<String, BTreeSet<u64>>,
+    /// Live handles: id → conversation sid.
+    handles: BTreeMap<String, String>,
+    next_handle: u64,
+    /// A `start` whose reply waits for the whole list (fault `await-full-list`).
+    start_reply: Option<(u64, String)>,
+}
+
+/// How the client learned of a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// A page of the subscribed list.
+    Page,
+    /// An event about it.
+    Event,
 }
 
 /// One synchronization fetch.
@@ -289,12 +315,48 @@ impl Engine {
             }
             Command::ListConversations => {
                 let outcome = match &self.session {
-                    Some(s) => Outcome::Ok(
-                        json!({ "conversations": s.conversations.keys().collect::<Vec<_>>() }),
-                    ),
+                    Some(s) => Outcome::Ok(json!({ "conversations": s.list })),
                     None => error(ErrorKind::ClientShutDown, "no client"),
                 };
                 self.reply(id, outcome);
+            }
+            Command::OpenConversation { conversation } => self.open(id, conversation),
+            Command::Release { handle } => {
+                let released = self
+                    .session
+                    .as_mut()
+                    .and_then(|s| s.handles.remove(&handle));
+                let outcome = match released {
+                    Some(_) => {
+                        self.observe(Observation::HandleReleased { handle });
+                        Outcome::done()
+                    }
+                    None => error(
+                        ErrorKind::ReleasedHandle,
+                        format!("handle {handle} is not live"),
+                    ),
+                };
+                self.reply(id, outcome);
+            }
+            Command::FetchMessages {
+                conversation,
+                count,
+            } => {
+                let known = self
+                    .session
+                    .as_ref()
+                    .map(|s| s.conversations.contains_key(&conversation));
+                match known {
+                    Some(true) => self.fetch_messages(Some(id), conversation, count),
+                    Some(false) => self.reply(
+                        id,
+                        error(
+                            ErrorKind::NotFound,
+                            format!("conversation {conversation} is unknown"),
+                        ),
+                    ),
+                    None => self.reply(id, error(ErrorKind::ClientShutDown, "no client")),
+                }
             }
             Command::AdvanceTime { ms } => {
                 self.clock.advance(Duration::from_millis(ms));
@@ -317,7 +379,7 @@ impl Engine {
                             .iter()
                             .map(|(k, c)| (k.clone(), c.sync))
                             .collect(),
-                        handles: Vec::new(),
+                        handles: s.handles.keys().cloned().collect(),
                     },
                 };
                 self.reply(
@@ -567,11 +629,15 @@ impl Engine {
     fn handle(&mut self, result: TaskResult) {
         match result {
             TaskResult::User { result } => self.user(result),
+            TaskResult::Messages { req, sid, result } => self.messages(req, sid, result),
             TaskResult::Started { req, result } => self.started(req, result),
             TaskResult::ListPage { result } => self.list_page(result),
             TaskResult::Metadata { sid, result } => self.metadata(sid, result),
             TaskResult::Participants { sid, result } => match result {
                 Ok(_) => {
+                    if self.has(Fault::AutoloadMessages) {
+                        self.fetch_messages(None, sid.clone(), 50);
+                    }
                     self.set_conversation_sync(&sid, ConversationSyncStatus::All);
                     self.advance_client_sync();
                     self.flush_ops();
@@ -632,6 +698,12 @@ impl Engine {
             awaited: Vec::new(),
             lane: VecDeque::new(),
             lane_busy: false,
+            list: Vec::new(),
+            tombstones: BTreeSet::new(),
+            fetched: BTreeMap::new(),
+            handles: BTreeMap::new(),
+            next_handle: 0,
+            start_reply: None,
         });
         self.observe(Observation::ClientCreated {
             instance: instance.clone(),
@@ -642,7 +714,13 @@ impl Engine {
         self.observe(Observation::ClientSync {
             status: ClientSyncStatus::Started,
         });
-        self.reply(req, Outcome::Ok(json!({ "instance": instance })));
+        if self.has(Fault::AwaitFullList) {
+            if let Some(s) = self.session.as_mut() {
+                s.start_reply = Some((req, instance.clone()));
+            }
+        } else {
+            self.reply(req, Outcome::Ok(json!({ "instance": instance })));
+        }
         let first = format!(
             "/v1/Users/{}/Conversations?PageSize={}",
             segment(&identity),
@@ -732,14 +810,21 @@ impl Engine {
             .unwrap_or_default();
         for item in items {
             if let Some(sid) = item["conversation_sid"].as_str() {
-                self.learn_conversation(sid);
+                self.learn_conversation(sid, Source::Page);
             }
         }
-        match page["meta"]["next_page_url"].as_str() {
+        let next = page["meta"]["next_page_url"]
+            .as_str()
+            .filter(|_| !self.has(Fault::FirstPageOnly));
+        match next {
             Some(next) => self.enqueue(SyncJob::Page(next.to_owned()), true),
             None => {
-                if let Some(s) = self.session.as_mut() {
+                let deferred = self.session.as_mut().and_then(|s| {
                     s.list_done = true;
+                    s.start_reply.take()
+                });
+                if let Some((req, instance)) = deferred {
+                    self.reply(req, Outcome::Ok(json!({ "instance": instance })));
                 }
                 self.advance_client_sync();
                 self.flush_ops();
@@ -747,14 +832,31 @@ impl Engine {
         }
     }
 
-    /// A conversation sid became known: add it and start synchronizing it.
-    fn learn_conversation(&mut self, sid: &str) {
+    /// A conversation sid became known: add it to the app's list and start synchronizing it.
+    /// Pages cannot bring back what an event removed; events can. Duplicates are merged by sid.
+    fn learn_conversation(&mut self, sid: &str, source: Source) {
+        let no_dedupe = self.has(Fault::NoDedupe);
+        let no_tombstones = self.has(Fault::NoTombstones);
         let Some(s) = self.session.as_mut() else {
             return;
         };
+        match source {
+            Source::Page if s.tombstones.contains(sid) && !no_tombstones => return,
+            Source::Event => {
+                s.tombstones.remove(sid);
+            }
+            Source::Page => {}
+        }
         if s.conversations.contains_key(sid) {
+            if no_dedupe {
+                s.list.push(sid.to_owned());
+                self.observe(Observation::ConversationAdded {
+                    conversation: sid.to_owned(),
+                });
+            }
             return;
         }
+        s.list.push(sid.to_owned());
         s.conversations.insert(
             sid.to_owned(),
             Conversation {
@@ -773,6 +875,35 @@ impl Engine {
             status: ConversationSyncStatus::Identifier,
         });
         self.enqueue(SyncJob::Metadata(sid.to_owned()), false);
+    }
+
+    /// An event said the conversation is gone: forget it and remember that it is gone.
+    fn forget_conversation(&mut self, sid: &str) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        s.tombstones.insert(sid.to_owned());
+        let known = s.conversations.remove(sid).is_some();
+        s.list.retain(|x| x != sid);
+        s.fetched.remove(sid);
+        let (dead, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut s.waiting_ops)
+            .into_iter()
+            .partition(|(_, op)| op.conversation() == Some(sid));
+        s.waiting_ops = waiting;
+        for (req, _) in dead {
+            self.reply(
+                req,
+                error(
+                    ErrorKind::NotFound,
+                    format!("conversation {sid} was removed"),
+                ),
+            );
+        }
+        if known {
+            self.observe(Observation::ConversationRemoved {
+                conversation: sid.to_owned(),
+            });
+        }
     }
 
     fn metadata(&mut self, sid: String, result: Result<RestOk, CommandError>) {
@@ -965,16 +1096,38 @@ impl Engine {
             })
             .unwrap_or_default();
         let revision = frame["revision"].as_u64().unwrap_or(0);
-        match frame["type"].as_str().unwrap_or_default() {
+        let kind = frame["type"].as_str().unwrap_or_default();
+        let list_done = self.session.as_ref().is_some_and(|s| s.list_done);
+        if kind.starts_with("conversation_") && self.has(Fault::ListenAfterFetch) && !list_done {
+            // The listener is not attached yet: the event is lost.
+            return;
+        }
+        match kind {
             "conversation_added" => {
                 if let Some(sid) = frame["conversation_sid"].as_str() {
-                    self.learn_conversation(sid);
+                    self.learn_conversation(sid, Source::Event);
+                }
+            }
+            "conversation_removed" => {
+                if let Some(sid) = frame["conversation_sid"].as_str() {
+                    self.forget_conversation(sid);
                 }
             }
             "conversation_updated" => {
                 let Some(sid) = frame["conversation_sid"].as_str().map(str::to_owned) else {
                     return;
                 };
+                let known = self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.conversations.contains_key(&sid));
+                if !known {
+                    if self.has(Fault::IgnoreUnknownUpdates) {
+                        return;
+                    }
+                    // An update can overtake the add: it still means the user has the conversation.
+                    self.learn_conversation(&sid, Source::Event);
+                }
                 let target = Target::Conversation { sid: sid.clone() };
                 let applied = self.apply_snapshot(
                     &target,
@@ -994,6 +1147,39 @@ impl Engine {
                     }
                 }
                 self.complete_updates(&target);
+            }
+            "message_updated" | "message_removed" => {
+                let (Some(sid), Some(index)) =
+                    (frame["conversation_sid"].as_str(), frame["index"].as_u64())
+                else {
+                    return;
+                };
+                let fetched = self
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.fetched.get(sid))
+                    .is_some_and(|f| f.contains(&index));
+                let report = !self.has(Fault::DropFetchedUpdates)
+                    && (fetched || self.has(Fault::EventsForUnfetched));
+                let conversation = sid.to_owned();
+                if kind == "message_removed" {
+                    if let Some(f) = self.session.as_mut().and_then(|s| s.fetched.get_mut(sid)) {
+                        f.remove(&index);
+                    }
+                }
+                if report {
+                    self.observe(if kind == "message_updated" {
+                        Observation::MessageUpdated {
+                            conversation,
+                            index,
+                        }
+                    } else {
+                        Observation::MessageRemoved {
+                            conversation,
+                            index,
+                        }
+                    });
+                }
             }
             "user_updated" => {
                 self.apply_snapshot(
@@ -1015,6 +1201,70 @@ impl Engine {
                 }
             }
             _ => {}
+        }
+    }
+
+    // ---- conversations and messages -------------------------------------------------------
+
+    /// Hands out a handle on a known conversation; loading it fetches no messages.
+    fn open(&mut self, req: u64, conversation: String) {
+        let Some(s) = self.session.as_mut() else {
+            return self.reply(req, error(ErrorKind::ClientShutDown, "no client"));
+        };
+        if !s.conversations.contains_key(&conversation) {
+            return self.reply(
+                req,
+                error(
+                    ErrorKind::NotFound,
+                    format!("conversation {conversation} is unknown"),
+                ),
+            );
+        }
+        s.next_handle += 1;
+        let handle = format!("h-{}", s.next_handle);
+        s.handles.insert(handle.clone(), conversation);
+        self.observe(Observation::HandleAcquired {
+            handle: handle.clone(),
+        });
+        self.reply(req, Outcome::Ok(json!({ "handle": handle })));
+    }
+
+    /// Fetches the newest `count` messages of a conversation.
+    fn fetch_messages(&mut self, req: Option<u64>, sid: String, count: u32) {
+        let Some(s) = &self.session else { return };
+        let rest = s.rest.clone();
+        let path = format!(
+            "/v1/Conversations/{sid}/Messages?Order=desc&PageSize={}",
+            count.clamp(1, 100)
+        );
+        self.spawn(async move {
+            let result = rest.call(Method::GET, &path, None).await;
+            TaskResult::Messages { req, sid, result }
+        });
+    }
+
+    fn messages(&mut self, req: Option<u64>, sid: String, result: Result<RestOk, CommandError>) {
+        let ok = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                if let Some(req) = req {
+                    self.reply(req, Outcome::Error(e));
+                }
+                return;
+            }
+        };
+        let indices: Vec<u64> = ok.body["messages"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["index"].as_u64()).collect())
+            .unwrap_or_default();
+        if let Some(s) = self.session.as_mut() {
+            s.fetched
+                .entry(sid)
+                .or_default()
+                .extend(indices.iter().copied());
+        }
+        if let Some(req) = req {
+            self.reply(req, Outcome::Ok(json!({ "messages": indices })));
         }
     }
 

@@ -26,6 +26,24 @@ pub enum Fault {
     LocalWriteWins,
     /// Events are applied without comparing revisions, so a late old snapshot overwrites a newer one.
     StaleEventOverwrites,
+    /// `start` answers only once the whole subscribed list is fetched.
+    AwaitFullList,
+    /// Conversation events are ignored until the list fetch is complete (the listener is late).
+    ListenAfterFetch,
+    /// A conversation learned twice (a page and an event) is listed twice.
+    NoDedupe,
+    /// An update about a conversation the client has not seen yet is dropped.
+    IgnoreUnknownUpdates,
+    /// A later page brings back a conversation an event removed.
+    NoTombstones,
+    /// Only the first page of the subscribed list is fetched.
+    FirstPageOnly,
+    /// Messages are fetched as soon as a conversation is loaded.
+    AutoloadMessages,
+    /// Message updates and removals are reported for messages the app never fetched.
+    EventsForUnfetched,
+    /// Message updates and removals are never reported, even for fetched messages.
+    DropFetchedUpdates,
 }
 
 impl Fault {
@@ -37,6 +55,15 @@ impl Fault {
         Fault::UpdateCompletesOnAck,
         Fault::LocalWriteWins,
         Fault::StaleEventOverwrites,
+        Fault::AwaitFullList,
+        Fault::ListenAfterFetch,
+        Fault::NoDedupe,
+        Fault::IgnoreUnknownUpdates,
+        Fault::NoTombstones,
+        Fault::FirstPageOnly,
+        Fault::AutoloadMessages,
+        Fault::EventsForUnfetched,
+        Fault::DropFetchedUpdates,
     ];
 
     /// The `--fault` name.
@@ -48,6 +75,15 @@ impl Fault {
             Self::UpdateCompletesOnAck => "update-completes-on-ack",
             Self::LocalWriteWins => "local-write-wins",
             Self::StaleEventOverwrites => "stale-event-overwrites",
+            Self::AwaitFullList => "await-full-list",
+            Self::ListenAfterFetch => "listen-after-fetch",
+            Self::NoDedupe => "no-dedupe",
+            Self::IgnoreUnknownUpdates => "ignore-unknown-updates",
+            Self::NoTombstones => "no-tombstones",
+            Self::FirstPageOnly => "first-page-only",
+            Self::AutoloadMessages => "autoload-messages",
+            Self::EventsForUnfetched => "events-for-unfetched",
+            Self::DropFetchedUpdates => "drop-fetched-updates",
         }
     }
 
@@ -60,6 +96,12 @@ impl Fault {
             Self::UpdateCompletesOnAck => &[UPD_1],
             Self::LocalWriteWins => &[UPD_2],
             Self::StaleEventOverwrites => &[UPD_3],
+            Self::AwaitFullList => &[LIST_1],
+            Self::ListenAfterFetch => &[LIST_2],
+            Self::NoDedupe => &[LIST_3],
+            Self::IgnoreUnknownUpdates | Self::NoTombstones | Self::FirstPageOnly => &[LIST_4],
+            Self::AutoloadMessages => &[MSG_1],
+            Self::EventsForUnfetched | Self::DropFetchedUpdates => &[MSG_2],
         }
     }
 
@@ -68,6 +110,12 @@ impl Fault {
         match self {
             // Completing on the acknowledgement also reports the local write as the result.
             Self::UpdateCompletesOnAck => &[UPD_2],
+            // A conversation missed during the fetch is also missing from the final list.
+            Self::ListenAfterFetch => &[LIST_4],
+            // A client that stops after one page calls itself synchronized too early.
+            Self::FirstPageOnly => &[SYNC_1],
+            // Messages the client loaded by itself count as fetched in its eyes.
+            Self::AutoloadMessages => &[MSG_2],
             _ => &[],
         }
     }
@@ -87,6 +135,19 @@ impl Fault {
             }
             Self::LocalWriteWins => "the client shows the value it wrote, not the backend's",
             Self::StaleEventOverwrites => "events are applied without comparing revisions",
+            Self::AwaitFullList => "start answers only once the whole subscribed list is fetched",
+            Self::ListenAfterFetch => {
+                "conversation events are ignored until the list fetch completes"
+            }
+            Self::NoDedupe => "a conversation learned from a page and an event is listed twice",
+            Self::IgnoreUnknownUpdates => "an update about a conversation not yet seen is dropped",
+            Self::NoTombstones => "a later page brings back a conversation an event removed",
+            Self::FirstPageOnly => "only the first page of the subscribed list is fetched",
+            Self::AutoloadMessages => "messages are fetched as soon as a conversation is loaded",
+            Self::EventsForUnfetched => {
+                "message updates/removals are reported for unfetched messages"
+            }
+            Self::DropFetchedUpdates => "message updates/removals are never reported",
         }
     }
 

@@ -39,7 +39,7 @@ impl Default for Config {
         Self {
             profile: Profile::Mobile,
             faults: FaultSet::none(),
-            page_size: 10,
+            page_size: 50,
         }
     }
 }

@@ -185,6 +185,11 @@ pub async fn run_suite(
     .before(move |feature, _, scenario, world: &mut TckWorld| {
         let ctx = before_ctx.clone();
         let rules = rules_of(feature, scenario);
+        world.boundary = scenario
+            .tags
+            .iter()
+            .chain(&feature.tags)
+            .any(|t| t == "boundary");
         Box::pin(async move { world.set_up(ctx, rules).await })
     })
     .after(move |feature, _, scenario, finished, world| {
@@ -199,6 +204,7 @@ pub async fn run_suite(
                     feature,
                     scenario: name,
                     rules: Vec::new(),
+                    boundary: false,
                     outcomes: Vec::new(),
                     error: Some(error.unwrap_or_else(|| "the scenario never got a world".into())),
                     not_applicable: None,

@@ -37,6 +37,9 @@ pub struct ScenarioRecord {
     pub scenario: String,
     /// Rule ids it is tagged with.
     pub rules: Vec<RuleId>,
+    /// Tagged `@boundary`: an edge case a compliant client must survive, not a provocation that
+    /// a planted bug must fail.
+    pub boundary: bool,
     /// Check outcomes, in order.
     pub outcomes: Vec<CheckOutcome>,
     /// A failure of the harness or the adapter itself (not a rule violation).
@@ -113,6 +116,7 @@ pub(crate) struct TckWorld {
     pub(crate) ctx: Option<Arc<RunContext>>,
     pub(crate) env: Option<ScenarioEnv>,
     pub(crate) rules: Vec<RuleId>,
+    pub(crate) boundary: bool,
     pub(crate) outcomes: Vec<CheckOutcome>,
     pub(crate) error: Option<String>,
     pub(crate) not_applicable: Option<String>,
@@ -203,6 +207,7 @@ impl TckWorld {
             feature: feature.to_owned(),
             scenario: scenario.to_owned(),
             rules: self.rules.clone(),
+            boundary: self.boundary,
             outcomes: std::mem::take(&mut self.outcomes),
             error,
             not_applicable: self.not_applicable.take(),

@@ -99,6 +99,7 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
         Ok(p) => p,
         Err(a) => return a,
     };
+    let page_size = page_size.min(st.max_page_size);
     drop(st);
     call.shared.reached(crate::backend::At::BeforePage(page));
     let mut st = call.shared.lock();

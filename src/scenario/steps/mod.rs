@@ -1,10 +1,13 @@
 //! Step definitions, one file per domain: [`setup`] (backend state, client start, time),
-//! [`sync`] (gates, operations, SYNC checks) and [`updates`] (holds, other writers, UPD checks).
+//! [`sync`] (gates, operations, SYNC checks), [`updates`] (holds, other writers, UPD checks),
+//! [`lists`] (pages, list changes at exact points, LIST checks) and [`messages`] (MSG checks).
 //!
 //! Steps are registered explicitly into one [`Collection`] (no link-time inventory), so the
 //! binary and the tests see the same set. Every step body returns a `StepResult`; a failed check
 //! or a harness failure becomes the panic cucumber reports.
 
+mod lists;
+mod messages;
 mod setup;
 mod sync;
 mod updates;
@@ -20,6 +23,8 @@ pub(crate) fn collection() -> Collection<TckWorld> {
     let c = Collection::new();
     let c = setup::register(c);
     let c = sync::register(c);
+    let c = lists::register(c);
+    let c = messages::register(c);
     updates::register(c)
 }
 
