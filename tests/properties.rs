@@ -15,7 +15,10 @@ fn the_reference_client_holds_sync_and_upd_invariants_over_random_lifecycles() {
     match run_campaign(&campaign) {
         CampaignResult::Held { .. } => {}
         CampaignResult::Error { message } => panic!("the harness failed: {message}"),
-        CampaignResult::Violated { steps, message } => {
+        CampaignResult::Violated {
+            counterexample: steps,
+            message,
+        } => {
             panic!("the reference client broke an invariant: {message}\nsteps: {steps:#?}")
         }
     }
@@ -35,7 +38,10 @@ fn finds_and_shrinks(fault: Fault, persistence: &'static str) {
         CampaignResult::Error { message } => {
             panic!("the harness failed while hunting `{fault}`: {message}")
         }
-        CampaignResult::Violated { steps, message } => {
+        CampaignResult::Violated {
+            counterexample: steps,
+            message,
+        } => {
             assert!(
                 fault
                     .targets()

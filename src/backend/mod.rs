@@ -48,7 +48,9 @@ pub enum BackendError {
 pub enum At {
     /// When page `n` (0-based) is requested, before it is computed.
     BeforePage(u32),
-    /// Right after page `n` is served, before the client can ask for the next one.
+    /// After page `n` was served: when the client asks for the next page, before that request
+    /// is answered (so the client has page `n` in hand and cannot get page `n + 1` without the
+    /// change); right after serving `n` when it was the final page.
     AfterPage(u32),
 }
 

@@ -231,6 +231,9 @@ pub enum Gate {
     Conversation(String),
     /// Every request to one kind of endpoint, by its journal name (see [`Endpoint::NAMES`]).
     Endpoint(&'static str),
+    /// Every page of the subscribed list from page `n` (0-based) on: lets a harness walk the
+    /// client through the list one page at a time.
+    ListPagesFrom(u32),
 }
 
 impl Gate {
@@ -241,6 +244,7 @@ impl Gate {
             (Self::Participants(s), Endpoint::Participants { sid }) => s == sid,
             (Self::Conversation(s), Endpoint::GetConversation { sid }) => s == sid,
             (Self::Endpoint(name), ep) => ep.name() == *name,
+            (Self::ListPagesFrom(n), Endpoint::UserConversations { page, .. }) => page >= n,
             _ => false,
         }
     }
@@ -267,6 +271,7 @@ impl fmt::Display for Gate {
             Self::Participants(s) => write!(f, "the participants of {s}"),
             Self::Conversation(s) => write!(f, "conversation {s}"),
             Self::Endpoint(name) => write!(f, "every `{name}` request"),
+            Self::ListPagesFrom(n) => write!(f, "the subscribed list from page {} on", n + 1),
         }
     }
 }

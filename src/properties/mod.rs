@@ -7,6 +7,8 @@
 //! checks the SYNC and UPD invariants against the journal and the backend's truth. With a fault
 //! switched on, [`run_campaign`] must find a violation and shrink it to a short sequence.
 
+pub mod lists;
+
 use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
@@ -400,9 +402,9 @@ impl StateMachineTest for LifecycleTest {
     }
 }
 
-/// The outcome of a campaign.
+/// The outcome of a campaign whose counterexamples are `C` (a step sequence, a list case).
 #[derive(Debug)]
-pub enum CampaignResult {
+pub enum CampaignResult<C> {
     /// Every case held every invariant.
     Held {
         /// Cases run.
@@ -413,13 +415,36 @@ pub enum CampaignResult {
         /// What went wrong.
         message: String,
     },
-    /// A case broke an invariant; this is the shrunk sequence.
+    /// A case broke an invariant; this is the shrunk counterexample.
     Violated {
-        /// The minimal failing step sequence.
-        steps: Vec<Step>,
+        /// The minimal failing case.
+        counterexample: C,
         /// The violation (rule id first).
         message: String,
     },
+}
+
+impl<C> CampaignResult<C> {
+    /// Sorts a proptest outcome into held, violated or harness error.
+    fn from_run(cases: u32, result: Result<(), TestError<C>>) -> Self {
+        match result {
+            Ok(()) => Self::Held { cases },
+            Err(TestError::Fail(reason, counterexample)) => {
+                let message = reason.to_string();
+                if message.contains("harness error") {
+                    Self::Error { message }
+                } else {
+                    Self::Violated {
+                        counterexample,
+                        message,
+                    }
+                }
+            }
+            Err(TestError::Abort(reason)) => Self::Error {
+                message: format!("the campaign was aborted: {reason}"),
+            },
+        }
+    }
 }
 
 /// How to run a campaign.
@@ -450,7 +475,7 @@ impl Default for Campaign {
 }
 
 /// Runs a campaign of random lifecycles against the reference client.
-pub fn run_campaign(campaign: &Campaign) -> CampaignResult {
+pub fn run_campaign(campaign: &Campaign) -> CampaignResult<Vec<Step>> {
     let Campaign {
         faults,
         cases,
@@ -476,20 +501,13 @@ pub fn run_campaign(campaign: &Campaign) -> CampaignResult {
         LifecycleTest::test_sequential(config.clone(), initial, steps, seen);
         Ok(())
     });
-    match result {
-        Ok(()) => CampaignResult::Held { cases },
-        Err(TestError::Fail(reason, (_, steps, _))) => {
-            let message = reason.to_string();
-            if message.contains("harness error") {
-                CampaignResult::Error { message }
-            } else {
-                CampaignResult::Violated { steps, message }
-            }
-        }
-        Err(TestError::Abort(reason)) => CampaignResult::Error {
-            message: format!("the campaign was aborted: {reason}"),
-        },
-    }
+    CampaignResult::from_run(
+        cases,
+        result.map_err(|e| match e {
+            TestError::Fail(r, (_, steps, _)) => TestError::Fail(r, steps),
+            TestError::Abort(r) => TestError::Abort(r),
+        }),
+    )
 }
 
 /// Replays one step sequence (e.g. a shrunk counterexample); returns the violation, if any.

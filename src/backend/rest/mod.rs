@@ -262,14 +262,16 @@ impl Respond for Api {
                 error: answer.error.clone(),
             },
         );
-        if let (Endpoint::UserConversations { page, last, .. }, 200) =
-            (&answer.endpoint, answer.status)
+        if let (
+            Endpoint::UserConversations {
+                page, last: true, ..
+            },
+            200,
+        ) = (&answer.endpoint, answer.status)
         {
-            // Scheduled changes happen once the page is served, before the client can ask for more.
+            // No request follows the final page: changes scheduled after it happen now.
             self.shared.reached(super::At::AfterPage(*page));
-            if *last {
-                self.shared.lock().forget_ghosts();
-            }
+            self.shared.lock().forget_ghosts();
         }
         let mut t = ResponseTemplate::new(answer.status).set_body_json(answer.body);
         if let Some(rev) = answer.revision {

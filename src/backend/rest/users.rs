@@ -101,6 +101,11 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
     };
     let page_size = page_size.min(st.max_page_size);
     drop(st);
+    // Changes scheduled after the previous page happen now: the client has that page and asks
+    // for this one, which it gets only after the changes (see `At`).
+    if let Some(previous) = page.checked_sub(1) {
+        call.shared.reached(crate::backend::At::AfterPage(previous));
+    }
     call.shared.reached(crate::backend::At::BeforePage(page));
     let mut st = call.shared.lock();
     st.ensure_user(&identity);

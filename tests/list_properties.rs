@@ -1,0 +1,80 @@
+//! The list property: for random lists (0 to 300 conversations), page sizes (1 to 50), both list
+//! orders and random changes between pages, the reference client's final list equals the
+//! backend's with no duplicate; each list bug is found and shrunk to a small case.
+//! Failing seeds of the fault campaigns are kept under `proptest-regressions/` and replayed first.
+
+use convo_tck::Fault;
+use convo_tck::properties::CampaignResult;
+use convo_tck::properties::lists::run_list_campaign;
+
+#[test]
+fn the_reference_client_lists_exactly_the_backends_conversations_for_random_lists() {
+    match run_list_campaign(
+        Fault::ALL[..0].iter().copied().collect(),
+        24,
+        300,
+        1,
+        Some("proptest-regressions/lists.txt"),
+    ) {
+        CampaignResult::Held { .. } => {}
+        CampaignResult::Error { message } => panic!("the harness failed: {message}"),
+        CampaignResult::Violated {
+            counterexample,
+            message,
+        } => {
+            panic!(
+                "the reference client broke a LIST invariant: {message}\ncase: {counterexample:#?}"
+            )
+        }
+    }
+}
+
+fn finds_and_shrinks(fault: Fault, persistence: &'static str) {
+    match run_list_campaign(fault.into(), 128, 300, 1, Some(persistence)) {
+        CampaignResult::Held { cases } => {
+            panic!("{cases} random lists never caught fault `{fault}`")
+        }
+        CampaignResult::Error { message } => {
+            panic!("the harness failed while hunting `{fault}`: {message}")
+        }
+        CampaignResult::Violated {
+            counterexample,
+            message,
+        } => {
+            assert!(
+                fault
+                    .targets()
+                    .iter()
+                    .chain(fault.collateral())
+                    .any(|r| message.contains(r.as_str())),
+                "fault `{fault}` was caught by the wrong invariant: {message}"
+            );
+            assert!(
+                counterexample.schedule.len() <= 1,
+                "`{fault}` shrank only to {counterexample:?}"
+            );
+            assert!(
+                counterexample.conversations <= 4,
+                "`{fault}` shrank only to {counterexample:?}"
+            );
+            eprintln!("{fault}: shrunk to {counterexample:?}\n  {message}");
+        }
+    }
+}
+
+macro_rules! campaigns {
+    ($($name:ident => $fault:expr, $file:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            finds_and_shrinks($fault, concat!("proptest-regressions/lists/", $file, ".txt"));
+        }
+    )*};
+}
+
+campaigns! {
+    list_property_finds_listen_after_fetch => Fault::ListenAfterFetch, "listen-after-fetch";
+    list_property_finds_no_dedupe => Fault::NoDedupe, "no-dedupe";
+    list_property_finds_ignore_unknown_updates => Fault::IgnoreUnknownUpdates, "ignore-unknown-updates";
+    list_property_finds_no_tombstones => Fault::NoTombstones, "no-tombstones";
+    list_property_finds_first_page_only => Fault::FirstPageOnly, "first-page-only";
+}
