@@ -3,7 +3,10 @@
 //! - whole default suite against the reference client, both profiles (wall time);
 //! - per-scenario overhead: a backend on fresh loopback ports, an adapter session, a driver, and
 //!   tearing them down again (target: under 20 ms);
-//! - property campaign throughput against the compliant reference client (cases per second).
+//! - property campaign throughput against the compliant reference client (cases per second);
+//! - the cost of serving a page of the subscribed list with 100 and with 10,000 conversations
+//!   (it must not grow with the list), in both orders;
+//! - list property throughput (random lists of up to 300 conversations walked page by page).
 //!
 //! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it.
 
@@ -13,7 +16,9 @@ use std::time::{Duration, Instant};
 use convo_tck::adapter::Adapter;
 use convo_tck::backend::Backend;
 use convo_tck::backend::journal::{Journal, Secrets};
+use convo_tck::backend::state::ListOrder;
 use convo_tck::clock::VirtualClock;
+use convo_tck::properties::lists::run_list_campaign;
 use convo_tck::properties::{Campaign, CampaignResult, run_campaign};
 use convo_tck::scenario::{Driver, SuiteOptions, run_suite};
 use convo_tck::{FaultSet, Profile, ReferenceAdapter};
@@ -99,6 +104,90 @@ fn main() {
         ),
         CampaignResult::Violated { message, .. } | CampaignResult::Error { message } => {
             println!("property campaign found a violation in the reference client: {message}")
+        }
+    }
+
+    // Page cost against list size.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client");
+    for order in [ListOrder::Creation, ListOrder::Activity] {
+        for size in [100usize, 10_000] {
+            let (first, deep) = runtime.block_on(async {
+                let clock = VirtualClock::new();
+                let journal = Journal::new(clock.clone(), Secrets::default());
+                let backend = Backend::start(clock, journal, 1).await.expect("backend");
+                backend.seed_conversations("c", size, &["alice".to_owned()]);
+                backend.set_list_order(order);
+                let token = backend
+                    .mint_token("alice", Duration::from_secs(3600))
+                    .expect("token");
+                let get = |url: String| {
+                    let http = http.clone();
+                    let token = token.clone();
+                    async move {
+                        let t = Instant::now();
+                        let body: serde_json::Value = http
+                            .get(url)
+                            .header("X-Twilio-Token", token)
+                            .send()
+                            .await
+                            .expect("page")
+                            .json()
+                            .await
+                            .expect("json");
+                        (t.elapsed(), body)
+                    }
+                };
+                let first_url = format!(
+                    "{}/v1/Users/alice/Conversations?PageSize=50",
+                    backend.rest_url()
+                );
+                let mut first = Vec::new();
+                let mut deep = Vec::new();
+                for _ in 0..if quick { 20 } else { 100 } {
+                    let (d, body) = get(first_url.clone()).await;
+                    first.push(d);
+                    // Follow the cursor to a page near the end of the list.
+                    let mut next = body["meta"]["next_page_url"].as_str().map(str::to_owned);
+                    let mut hops = 0;
+                    while let Some(url) = next.take() {
+                        let (d, body) = get(url).await;
+                        hops += 1;
+                        next = body["meta"]["next_page_url"].as_str().map(str::to_owned);
+                        if next.is_none() || hops >= 3 {
+                            deep.push(d);
+                            break;
+                        }
+                    }
+                }
+                (first, deep)
+            });
+            println!(
+                "subscribed-list page of 50, {order:?} order, {size} conversations: first page {}; cursor page {}",
+                stats(first),
+                if deep.is_empty() {
+                    "-".into()
+                } else {
+                    stats(deep)
+                }
+            );
+        }
+    }
+
+    // List property throughput.
+    let cases = if quick { 10 } else { 40 };
+    let t = Instant::now();
+    let result = run_list_campaign(FaultSet::none(), cases, 300, 1, None);
+    let secs = t.elapsed().as_secs_f64();
+    match result {
+        CampaignResult::Held { cases } => println!(
+            "list property (up to 300 conversations, walked page by page): {cases} cases in {secs:.2} s = {:.1} cases/s",
+            f64::from(cases) / secs
+        ),
+        CampaignResult::Violated { message, .. } | CampaignResult::Error { message } => {
+            println!("list property found a violation in the reference client: {message}")
         }
     }
 }

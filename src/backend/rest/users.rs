@@ -116,13 +116,17 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
         .map_or(&empty, |m| m.ordered(st.list_order));
     let read = paging::read(index, cursor, page_size as usize, false);
     let sids: Vec<String> = read.items.iter().map(|(_, sid)| (*sid).clone()).collect();
-    let ep = Endpoint::UserConversations {
+    let mut ep = Endpoint::UserConversations {
         page,
         last: read.next.is_none(),
-        items: sids.clone(),
+        items: Vec::new(),
     };
     if let Some(a) = Answer::gated(&st, &ep) {
         return a;
+    }
+    // Only a page actually served lists its items in the journal.
+    if let Endpoint::UserConversations { items, .. } = &mut ep {
+        items.clone_from(&sids);
     }
     let Some(user) = st.users.get(&identity) else {
         return Answer::error(ep, 404, 20_404, "no such user");
