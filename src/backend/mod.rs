@@ -50,7 +50,8 @@ pub enum At {
     BeforePage(u32),
     /// After page `n` was served: when the client asks for the next page, before that request
     /// is answered (so the client has page `n` in hand and cannot get page `n + 1` without the
-    /// change); right after serving `n` when it was the final page.
+    /// change). After the final page nothing is asked: the harness makes such changes with
+    /// [`Backend::fire_pending`] once the client has settled on the whole list.
     AfterPage(u32),
 }
 
@@ -295,6 +296,29 @@ impl Backend {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((at, action));
+    }
+
+    /// Makes every scheduled change whose point was never reached (after the final page, or
+    /// after pages the list did not have); returns how many.
+    pub fn fire_pending(&self) -> usize {
+        let pending: Vec<(At, ListAction)> = std::mem::take(
+            &mut *self
+                .shared
+                .scheduled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let n = pending.len();
+        for (at, action) in pending {
+            let what = match action.apply(&mut self.state()) {
+                Ok(what) => what,
+                Err(e) => format!("could not {action}: {e}"),
+            };
+            self.control(format!(
+                "{at} (never reached, made once the client settled): {what}"
+            ));
+        }
+        n
     }
 
     /// Makes a list change now.

@@ -81,6 +81,7 @@ fn fetched(entries: &[Entry]) -> BTreeMap<String, BTreeSet<u64>> {
 pub fn changes_reported_for_fetched_only(entries: &[Entry], instance: &InstanceId) -> CheckOutcome {
     let fetched = fetched(entries);
     let mut judged = 0;
+    let mut used: BTreeSet<u64> = BTreeSet::new();
     for f in of_instance(entries, instance) {
         let EntryKind::Frame {
             event,
@@ -99,10 +100,31 @@ pub fn changes_reported_for_fetched_only(entries: &[Entry], instance: &InstanceI
         }
         judged += 1;
         let was_fetched = fetched.get(sid).is_some_and(|s| s.contains(&index));
+        // The matching report: same kind, same message, after the frame, not used before.
         let reported = of_instance(entries, instance).find(|o| {
             o.seq > f.seq
-                && matches!(&o.kind, EntryKind::Observation { observation: Observation::MessageUpdated { conversation, index: i } | Observation::MessageRemoved { conversation, index: i } } if conversation == sid && *i == index)
+                && !used.contains(&o.seq)
+                && match &o.kind {
+                    EntryKind::Observation {
+                        observation:
+                            Observation::MessageUpdated {
+                                conversation,
+                                index: i,
+                            },
+                    } => !removed && conversation == sid && *i == index,
+                    EntryKind::Observation {
+                        observation:
+                            Observation::MessageRemoved {
+                                conversation,
+                                index: i,
+                            },
+                    } => removed && conversation == sid && *i == index,
+                    _ => false,
+                }
         });
+        if let Some(o) = reported {
+            used.insert(o.seq);
+        }
         let what = if removed { "removal" } else { "edit" };
         match (was_fetched, reported) {
             (true, None) => {

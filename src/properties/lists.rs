@@ -60,10 +60,10 @@ fn change() -> impl Strategy<Value = Change> {
     prop_oneof![
         Just(Change::Insert),
         Just(Change::InsertQuietlyThenTouch),
-        any::<usize>().prop_map(Change::Announce),
-        any::<usize>().prop_map(Change::Bump),
-        any::<usize>().prop_map(Change::Remove),
-        any::<usize>().prop_map(Change::RemoveLagging),
+        (0usize..300).prop_map(Change::Announce),
+        (0usize..300).prop_map(Change::Bump),
+        (0usize..300).prop_map(Change::Remove),
+        (0usize..300).prop_map(Change::RemoveLagging),
     ]
 }
 
@@ -184,11 +184,26 @@ pub fn play(case: &ListCase, faults: &FaultSet) {
             storage_dir: None,
             device_token: None,
         };
-        match driver.call(start).await {
-            Ok(Outcome::Ok(_)) => {}
-            other => harness_panic(format!("start failed: {other:?}")),
-        }
+        // Creation must not wait for the list (LIST-1): pages after the first are gated now.
+        let start_id = driver.submit(start).unwrap_or_else(|e| harness_panic(e));
         driver.settle().await.unwrap_or_else(|e| harness_panic(e));
+        let held_back = journal.snapshot().iter().any(|e| {
+            matches!(
+                &e.kind,
+                EntryKind::Request {
+                    endpoint: Endpoint::UserConversations { .. },
+                    status: 503,
+                    ..
+                }
+            )
+        });
+        if held_back {
+            violated(lists::created_before_full_list(
+                &journal.snapshot(),
+                driver.instance().as_ref(),
+                start_id,
+            ));
+        }
         // Walk the client through the list one page at a time.
         let served_last = |journal: &Journal| {
             journal.snapshot().iter().any(|e| {
@@ -214,6 +229,10 @@ pub fn play(case: &ListCase, faults: &FaultSet) {
         }
         backend.open_gate(&Gate::ListPagesFrom(page));
         driver.settle().await.unwrap_or_else(|e| harness_panic(e));
+        // Changes after the final page (or after pages the list never had) happen now.
+        if backend.fire_pending() > 0 {
+            driver.settle().await.unwrap_or_else(|e| harness_panic(e));
+        }
         let instance = driver
             .instance()
             .unwrap_or_else(|| harness_panic("no client instance"));

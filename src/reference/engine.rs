@@ -150,7 +150,9 @@ struct Session {
 enum Source {
     /// A page of the subscribed list.
     Page,
-    /// An event about it.
+    /// A `conversation_added` event.
+    Added,
+    /// Any other event about it (an update, a message).
     Event,
 }
 
@@ -185,6 +187,8 @@ pub(crate) struct Engine {
     instances: u64,
     session: Option<Session>,
     pending_start: Option<(String, String, String)>,
+    /// Event frames that arrived between the socket opening and the client existing.
+    early_frames: Vec<Value>,
     settling: Vec<SettleWaiter>,
     epoch: u64,
     nonce: u64,
@@ -230,6 +234,7 @@ impl Engine {
             instances: 0,
             session: None,
             pending_start: None,
+            early_frames: Vec::new(),
             settling: Vec::new(),
             epoch: 0,
             nonce: 0,
@@ -586,6 +591,9 @@ impl Engine {
                             w.nonce = None;
                         }
                     }
+                } else if self.session.is_none() && self.pending_start.is_some() {
+                    // The socket is up before the client is: keep what arrives until it is.
+                    self.early_frames.push(frame);
                 } else {
                     self.epoch += 1;
                     self.frame(frame);
@@ -714,6 +722,9 @@ impl Engine {
         self.observe(Observation::ClientSync {
             status: ClientSyncStatus::Started,
         });
+        for frame in std::mem::take(&mut self.early_frames) {
+            self.frame(frame);
+        }
         if self.has(Fault::AwaitFullList) {
             if let Some(s) = self.session.as_mut() {
                 s.start_reply = Some((req, instance.clone()));
@@ -842,10 +853,12 @@ impl Engine {
         };
         match source {
             Source::Page if s.tombstones.contains(sid) && !no_tombstones => return,
-            Source::Event => {
+            // Only an explicit add brings a removed conversation back.
+            Source::Event if s.tombstones.contains(sid) => return,
+            Source::Added => {
                 s.tombstones.remove(sid);
             }
-            Source::Page => {}
+            Source::Page | Source::Event => {}
         }
         if s.conversations.contains_key(sid) {
             if no_dedupe {
@@ -1105,7 +1118,7 @@ impl Engine {
         match kind {
             "conversation_added" => {
                 if let Some(sid) = frame["conversation_sid"].as_str() {
-                    self.learn_conversation(sid, Source::Event);
+                    self.learn_conversation(sid, Source::Added);
                 }
             }
             "conversation_removed" => {
@@ -1194,6 +1207,14 @@ impl Engine {
                 if let (Some(sid), Some(index)) =
                     (frame["conversation_sid"].as_str(), frame["index"].as_u64())
                 {
+                    let known = self
+                        .session
+                        .as_ref()
+                        .is_some_and(|s| s.conversations.contains_key(sid));
+                    if !known && !self.has(Fault::IgnoreUnknownUpdates) {
+                        // A message in a conversation not seen yet still means the user has it.
+                        self.learn_conversation(sid, Source::Event);
+                    }
                     self.observe(Observation::MessageAdded {
                         conversation: sid.to_owned(),
                         index,

@@ -104,14 +104,14 @@ impl<V> SubList<'_, V> {
         ep: Endpoint,
         render: impl Fn(&V) -> Value,
     ) -> Answer {
-        let (page_size, page, cursor) = match call.paging(&ep, 100) {
+        let (page_size, at) = match call.paging(&ep, 100) {
             Ok(p) => p,
             Err(a) => return a,
         };
         if let Some(a) = Answer::gated(st, &ep) {
             return a;
         }
-        let read = paging::read(self.items, cursor, page_size as usize, self.descending);
+        let read = paging::read(self.items, at.cursor, page_size as usize, self.descending);
         let items: Vec<Value> = read.items.iter().map(|(_, v)| render(v)).collect();
         let keep = if self.key == "messages" {
             vec![(
@@ -125,10 +125,17 @@ impl<V> SubList<'_, V> {
             key: self.key,
             list_url: format!("{}/v1/Conversations/{}/{}", st.base_url, c.sid, self.path),
             keep,
-            page,
+            page: at.page,
             page_size,
         };
-        Answer::ok(ep, envelope.wrap(&read, items))
+        Answer::ok(
+            ep,
+            envelope.wrap(
+                &read,
+                items,
+                call.query.get("PageToken").map(String::as_str),
+            ),
+        )
     }
 }
 

@@ -157,17 +157,18 @@ impl Call<'_> {
         }
     }
 
-    /// `PageSize` (1..=`max`, default 50), `Page` and `PageToken`, as the v1 API takes them.
+    /// `PageSize` (1..=`max`, default 50) and `PageToken`, as the v1 API takes them (`Page` is
+    /// checked but, as in the v1 API, only the client's bookkeeping).
     pub(crate) fn paging(
         &self,
         endpoint: &Endpoint,
         max: u32,
-    ) -> Result<(u32, u32, paging::Cursor), Answer> {
+    ) -> Result<(u32, paging::PageRef), Answer> {
         let size = self.query_num("PageSize", 50.min(max), 1..=max, endpoint)?;
-        let page = self.query_num("Page", 0, 0..=100_000, endpoint)?;
-        let cursor = paging::Cursor::parse(self.query.get("PageToken").map(String::as_str), page)
+        self.query_num("Page", 0, 0..=100_000, endpoint)?;
+        let at = paging::PageRef::parse(self.query.get("PageToken").map(String::as_str))
             .map_err(|e| Answer::error(endpoint.clone(), 400, 20_001, e))?;
-        Ok((size, page, cursor))
+        Ok((size, at))
     }
 
     /// The `Attributes` form field parsed as JSON.
@@ -262,15 +263,10 @@ impl Respond for Api {
                 error: answer.error.clone(),
             },
         );
-        if let (
-            Endpoint::UserConversations {
-                page, last: true, ..
-            },
-            200,
-        ) = (&answer.endpoint, answer.status)
+        if let (Endpoint::UserConversations { last: true, .. }, 200) =
+            (&answer.endpoint, answer.status)
         {
-            // No request follows the final page: changes scheduled after it happen now.
-            self.shared.reached(super::At::AfterPage(*page));
+            // The list index has caught up with removals once a final page was served.
             self.shared.lock().forget_ghosts();
         }
         let mut t = ResponseTemplate::new(answer.status).set_body_json(answer.body);

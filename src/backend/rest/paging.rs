@@ -2,9 +2,10 @@
 //!
 //! Every list the backend serves is a `BTreeMap` keyed by a [`Position`]; a page is a range read
 //! from a cursor, so its cost depends on the page size, not on the list's length. `PageToken`s
-//! encode the cursor and the direction: `PA<pos>` reads after a position (next page), `PB<pos>`
-//! reads before one (previous page). Without a token, `Page=N` skips `N * PageSize` items (that
-//! costs the offset, as deep offsets do on real services).
+//! carry the cursor, the direction and the number of the page they lead to: `PA<pos>_<n>` reads
+//! after a position (the next page, number `n`), `PB<pos>_<n>` reads before one (the previous
+//! page). Without a token the first page is served: as in the v1 API, `Page` is only the
+//! client's own bookkeeping and never moves the cursor.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -17,41 +18,60 @@ pub(crate) type Position = (u64, u64);
 /// Where a page starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cursor {
-    /// The `page`th page from the start.
-    Offset(u32),
+    /// The start of the list.
+    First,
     /// After this position.
     After(Position),
     /// Before this position.
     Before(Position),
 }
 
-impl Cursor {
-    /// Parses `PageToken` (or falls back to `Page`).
-    pub(crate) fn parse(token: Option<&str>, page: u32) -> Result<Self, String> {
+/// A parsed `PageToken`: where to read, and which page number that is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PageRef {
+    pub(crate) cursor: Cursor,
+    pub(crate) page: u32,
+}
+
+impl PageRef {
+    /// Parses `PageToken`; no token means the first page.
+    pub(crate) fn parse(token: Option<&str>) -> Result<Self, String> {
         let Some(t) = token else {
-            return Ok(Self::Offset(page));
+            return Ok(Self {
+                cursor: Cursor::First,
+                page: 0,
+            });
         };
         let bad = || format!("invalid PageToken `{t}`");
         let (kind, rest) = t.split_at_checked(2).ok_or_else(bad)?;
-        let (a, b) = rest.split_once('_').ok_or_else(bad)?;
-        let pos = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-        match kind {
-            "PA" => Ok(Self::After(pos)),
-            "PB" => Ok(Self::Before(pos)),
-            _ => Err(bad()),
-        }
+        let mut parts = rest.split('_').map(|p| p.parse::<u64>().map_err(|_| bad()));
+        let (Some(a), Some(b), Some(n), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let pos = (a?, b?);
+        let page = u32::try_from(n?).map_err(|_| bad())?;
+        let cursor = match kind {
+            "PA" => Cursor::After(pos),
+            "PB" => Cursor::Before(pos),
+            _ => return Err(bad()),
+        };
+        Ok(Self { cursor, page })
     }
 }
 
-fn token(kind: &str, (a, b): Position) -> String {
-    format!("{kind}{a}_{b}")
+fn token(kind: &str, (a, b): Position, page: u32) -> String {
+    format!("{kind}{a}_{b}_{page}")
 }
 
 /// One page read from an ordered map.
 pub(crate) struct Page<'a, V> {
     pub(crate) items: Vec<(Position, &'a V)>,
-    pub(crate) next: Option<String>,
-    pub(crate) previous: Option<String>,
+    /// The last item's position, when more items follow.
+    pub(crate) next: Option<Position>,
+    /// The first item's position, when items come before it.
+    pub(crate) previous: Option<Position>,
 }
 
 /// Reads one page of `size` items from `map` at `cursor`; `descending` reverses the order.
@@ -62,62 +82,60 @@ pub(crate) fn read<V>(
     descending: bool,
 ) -> Page<'_, V> {
     // Work in "list order": forward is ascending keys, or descending keys when `descending`.
-    let forward_from = |from: Bound<Position>| -> Box<dyn Iterator<Item = (&Position, &V)> + '_> {
-        if descending {
-            let to = match from {
-                Bound::Excluded(p) => Bound::Excluded(p),
-                _ => Bound::Unbounded,
-            };
-            Box::new(map.range((Bound::Unbounded, to)).rev())
-        } else {
-            Box::new(map.range((from, Bound::Unbounded)))
+    let forward_from = |after: Option<Position>| -> Box<dyn Iterator<Item = (&Position, &V)> + '_> {
+        match (descending, after) {
+            (false, None) => Box::new(map.iter()),
+            (false, Some(p)) => Box::new(map.range((Bound::Excluded(p), Bound::Unbounded))),
+            (true, None) => Box::new(map.iter().rev()),
+            (true, Some(p)) => Box::new(map.range((Bound::Unbounded, Bound::Excluded(p))).rev()),
         }
     };
-    let backward_from = |from: Position| -> Box<dyn Iterator<Item = (&Position, &V)> + '_> {
+    let backward_from = |before: Position| -> Box<dyn Iterator<Item = (&Position, &V)> + '_> {
         if descending {
-            Box::new(map.range((Bound::Excluded(from), Bound::Unbounded)))
+            Box::new(map.range((Bound::Excluded(before), Bound::Unbounded)))
         } else {
-            Box::new(map.range((Bound::Unbounded, Bound::Excluded(from))).rev())
+            Box::new(map.range((Bound::Unbounded, Bound::Excluded(before))).rev())
         }
     };
-    let mut items: Vec<(Position, &V)> = match cursor {
-        Cursor::Offset(page) => forward_from(Bound::Unbounded)
-            .skip((page as usize).saturating_mul(size))
+    if let Cursor::Before(p) = cursor {
+        let mut back: Vec<_> = backward_from(p)
             .take(size + 1)
             .map(|(k, v)| (*k, v))
-            .collect(),
-        Cursor::After(p) => forward_from(Bound::Excluded(p))
-            .take(size + 1)
-            .map(|(k, v)| (*k, v))
-            .collect(),
-        Cursor::Before(p) => {
-            let mut back: Vec<_> = backward_from(p)
-                .take(size + 1)
-                .map(|(k, v)| (*k, v))
-                .collect();
-            let more_before = back.len() > size;
-            back.truncate(size);
-            back.reverse();
-            let next = back.last().map(|(k, _)| token("PA", *k));
-            let previous = more_before
-                .then(|| back.first().map(|(k, _)| token("PB", *k)))
-                .flatten();
-            return Page {
-                items: back,
-                next,
-                previous,
-            };
-        }
+            .collect();
+        let more_before = back.len() > size;
+        back.truncate(size);
+        back.reverse();
+        let next = back.last().map(|(k, _)| *k);
+        let previous = if more_before {
+            back.first().map(|(k, _)| *k)
+        } else {
+            None
+        };
+        return Page {
+            items: back,
+            next,
+            previous,
+        };
+    }
+    let after = match cursor {
+        Cursor::After(p) => Some(p),
+        _ => None,
     };
+    let mut items: Vec<(Position, &V)> = forward_from(after)
+        .take(size + 1)
+        .map(|(k, v)| (*k, v))
+        .collect();
     let more_after = items.len() > size;
     items.truncate(size);
-    let next = more_after
-        .then(|| items.last().map(|(k, _)| token("PA", *k)))
-        .flatten();
+    let next = if more_after {
+        items.last().map(|(k, _)| *k)
+    } else {
+        None
+    };
     let previous = items
         .first()
         .filter(|(k, _)| backward_from(*k).next().is_some())
-        .map(|(k, _)| token("PB", *k));
+        .map(|(k, _)| *k);
     Page {
         items,
         next,
@@ -137,8 +155,14 @@ pub(crate) struct Envelope<'a> {
 }
 
 impl Envelope<'_> {
-    pub(crate) fn wrap<V>(&self, page: &Page<'_, V>, items: Vec<Value>) -> Value {
-        let url = |n: u64, token: Option<&str>| {
+    /// The page's items and meta; `current` is the token the page was asked for with.
+    pub(crate) fn wrap<V>(
+        &self,
+        page: &Page<'_, V>,
+        items: Vec<Value>,
+        current: Option<&str>,
+    ) -> Value {
+        let url = |n: u32, token: Option<&str>| {
             let mut q: Vec<(String, String)> = self
                 .keep
                 .iter()
@@ -154,16 +178,18 @@ impl Envelope<'_> {
                 .finish();
             format!("{}?{query}", self.list_url)
         };
-        let n = u64::from(self.page);
+        let n = self.page;
+        let previous = page.previous.map(|p| token("PB", p, n.saturating_sub(1)));
+        let next = page.next.map(|p| token("PA", p, n + 1));
         json!({
             self.key: items,
             "meta": {
-                "page": self.page,
+                "page": n,
                 "page_size": self.page_size,
                 "first_page_url": url(0, None),
-                "previous_page_url": page.previous.as_deref().map(|t| url(n.saturating_sub(1), Some(t))),
-                "url": url(n, None),
-                "next_page_url": page.next.as_deref().map(|t| url(n + 1, Some(t))),
+                "previous_page_url": previous.as_deref().map(|t| url(n.saturating_sub(1), Some(t))),
+                "url": url(n, current),
+                "next_page_url": next.as_deref().map(|t| url(n + 1, Some(t))),
                 "key": self.key,
             }
         })
@@ -184,19 +210,19 @@ mod tests {
 
     fn walk(map: &BTreeMap<Position, u64>, size: usize, descending: bool) -> Vec<u64> {
         let mut all = Vec::new();
-        let mut cursor = Cursor::Offset(0);
+        let mut cursor = Cursor::First;
         loop {
             let p = read(map, cursor, size, descending);
             all.extend(values(&p));
             match p.next {
-                Some(t) => cursor = Cursor::parse(Some(&t), 0).unwrap(),
+                Some(pos) => cursor = Cursor::After(pos),
                 None => return all,
             }
         }
     }
 
     #[test]
-    fn following_next_tokens_visits_every_item_once_in_both_orders() {
+    fn following_next_cursors_visits_every_item_once_in_both_orders() {
         for n in [0, 1, 3, 4, 10] {
             for size in [1, 3, 4, 50] {
                 let map = list(n);
@@ -215,40 +241,29 @@ mod tests {
     }
 
     #[test]
-    fn previous_tokens_lead_back_to_the_page_before() {
+    fn previous_cursors_lead_back_to_the_page_before() {
         let map = list(10);
-        let p0 = read(&map, Cursor::Offset(0), 3, false);
+        let p0 = read(&map, Cursor::First, 3, false);
         assert!(p0.previous.is_none());
-        let p1 = read(
-            &map,
-            Cursor::parse(p0.next.as_deref(), 0).unwrap(),
-            3,
-            false,
-        );
+        let p1 = read(&map, Cursor::After(p0.next.unwrap()), 3, false);
         assert_eq!(values(&p1), [3, 4, 5]);
-        let back = read(
-            &map,
-            Cursor::parse(p1.previous.as_deref(), 0).unwrap(),
-            3,
-            false,
-        );
+        let back = read(&map, Cursor::Before(p1.previous.unwrap()), 3, false);
         assert_eq!(values(&back), [0, 1, 2]);
         assert!(back.previous.is_none());
-        let p1d = read(&map, Cursor::Offset(1), 3, true);
+        let p0d = read(&map, Cursor::First, 3, true);
+        let p1d = read(&map, Cursor::After(p0d.next.unwrap()), 3, true);
         assert_eq!(values(&p1d), [6, 5, 4]);
-        let backd = read(
-            &map,
-            Cursor::parse(p1d.previous.as_deref(), 0).unwrap(),
-            3,
-            true,
-        );
+        let backd = read(&map, Cursor::Before(p1d.previous.unwrap()), 3, true);
         assert_eq!(values(&backd), [9, 8, 7]);
     }
 
     #[test]
-    fn bad_tokens_are_errors() {
-        for t in ["", "PA", "PX1_2", "PA1", "PAx_1"] {
-            assert!(Cursor::parse(Some(t), 0).is_err(), "{t}");
+    fn tokens_carry_their_page_number_and_bad_ones_are_errors() {
+        let r = PageRef::parse(Some("PA9_0_1")).unwrap();
+        assert_eq!((r.cursor, r.page), (Cursor::After((9, 0)), 1));
+        assert_eq!(PageRef::parse(None).unwrap().cursor, Cursor::First);
+        for t in ["", "PA", "PX1_2_3", "PA1", "PA1_2", "PAx_1_2", "PA1_2_3_4"] {
+            assert!(PageRef::parse(Some(t)).is_err(), "{t}");
         }
     }
 }

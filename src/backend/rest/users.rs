@@ -95,11 +95,12 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
         Ok(i) => i,
         Err(a) => return a,
     };
-    let (page_size, page, cursor) = match call.paging(&probe, 50) {
+    let (page_size, at) = match call.paging(&probe, 50) {
         Ok(p) => p,
         Err(a) => return a,
     };
     let page_size = page_size.min(st.max_page_size);
+    let page = at.page;
     drop(st);
     // Changes scheduled after the previous page happen now: the client has that page and asks
     // for this one, which it gets only after the changes (see `At`).
@@ -114,7 +115,7 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
         .memberships
         .get(&identity)
         .map_or(&empty, |m| m.ordered(st.list_order));
-    let read = paging::read(index, cursor, page_size as usize, false);
+    let read = paging::read(index, at.cursor, page_size as usize, false);
     let sids: Vec<String> = read.items.iter().map(|(_, sid)| (*sid).clone()).collect();
     let mut ep = Endpoint::UserConversations {
         page,
@@ -147,5 +148,12 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
         page,
         page_size,
     };
-    Answer::ok(ep, envelope.wrap(&read, items))
+    Answer::ok(
+        ep,
+        envelope.wrap(
+            &read,
+            items,
+            call.query.get("PageToken").map(String::as_str),
+        ),
+    )
 }

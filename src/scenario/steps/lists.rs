@@ -8,6 +8,7 @@ use cucumber::step::Collection;
 use super::sync::{leave_in_flight, pending};
 use super::{re, step};
 use crate::adapter::{Command, Outcome};
+use crate::backend::journal::Endpoint;
 use crate::backend::state::ListOrder;
 use crate::backend::{At, ListAction};
 use crate::checks::lists as checks;
@@ -142,6 +143,18 @@ step!(created_early, |w, a| {
     let id = pending(w, "start")?;
     let instance = w.env()?.driver.instance();
     let entries = w.env()?.journal.snapshot();
+    // Judged only while the final page is held back: otherwise the reply and the final page are
+    // two independent records whose journal order says nothing.
+    let final_page = Endpoint::UserConversations {
+        page: 0,
+        last: true,
+        items: Vec::new(),
+    };
+    if w.env()?.backend.state().closed_gate(&final_page).is_none() {
+        return Err(StepFail::Harness(
+            "LIST-1 is judged while the last page of the list is gated; this scenario gates nothing".into(),
+        ));
+    }
     let outcome = checks::created_before_full_list(&entries, instance.as_ref(), id);
     w.check(outcome)
 });
@@ -149,6 +162,9 @@ step!(created_early, |w, a| {
 step!(list_matches, |w, a| {
     let identity = a.text(0).to_owned();
     let instance = w.instance()?;
+    if w.env()?.backend.fire_pending() > 0 {
+        w.settle().await?;
+    }
     let env = w.env()?;
     let reply = env.driver.call(Command::ListConversations).await?;
     let Outcome::Ok(body) = reply else {
