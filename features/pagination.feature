@@ -63,6 +63,14 @@ Feature: The subscribed list merges pages and live events
     When alice's client starts
     Then alice's list matches the backend
 
+  @LIST-3 @LIST-4
+  Scenario: "Load more" after the last conversation of page 1 was bumped repeats no conversation
+    Given the subscribed list is ordered by last activity
+    And alice has 25 conversations
+    And after page 1 is served, "c-15" is bumped to the front
+    When alice's client starts
+    Then alice's list matches the backend
+
   @LIST-4
   Scenario: A conversation removed after its page was served is gone from the list
     Given alice has 25 conversations

@@ -492,6 +492,18 @@ impl BackendState {
         }
     }
 
+    /// Where a conversation (or a lagging removed one) stands in the current list order.
+    pub fn list_key(&self, sid: &str) -> Option<(u64, u64)> {
+        let c = self
+            .conversations
+            .get(sid)
+            .or_else(|| self.ghosts.get(sid))?;
+        Some(match self.list_order {
+            ListOrder::Creation => (c.created_index, 0),
+            ListOrder::Activity => activity_key(c),
+        })
+    }
+
     /// The sid of the conversation with this unique name.
     pub fn sid_named(&self, name: &str) -> Option<String> {
         self.conversations

@@ -134,6 +134,7 @@ impl<V> SubList<'_, V> {
                 &read,
                 items,
                 call.query.get("PageToken").map(String::as_str),
+                |_| None,
             ),
         )
     }

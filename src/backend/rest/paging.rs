@@ -4,8 +4,10 @@
 //! from a cursor, so its cost depends on the page size, not on the list's length. `PageToken`s
 //! carry the cursor, the direction and the number of the page they lead to: `PA<pos>_<n>` reads
 //! after a position (the next page, number `n`), `PB<pos>_<n>` reads before one (the previous
-//! page). Without a token the first page is served: as in the v1 API, `Page` is only the
-//! client's own bookkeeping and never moves the cursor.
+//! page). A list may anchor its tokens on the boundary item (`PA<pos>_<n>_<sid>`), as the v1
+//! service does: the next page then starts after wherever that item is *now*, so an item that
+//! moved (an activity bump) shifts the pages. Without a token the first page is served: as in
+//! the v1 API, `Page` is only the client's own bookkeeping and never moves the cursor.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -27,10 +29,12 @@ pub(crate) enum Cursor {
 }
 
 /// A parsed `PageToken`: where to read, and which page number that is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PageRef {
     pub(crate) cursor: Cursor,
     pub(crate) page: u32,
+    /// The item the cursor is anchored on, if the list anchors its tokens.
+    pub(crate) anchor: Option<String>,
 }
 
 impl PageRef {
@@ -40,29 +44,45 @@ impl PageRef {
             return Ok(Self {
                 cursor: Cursor::First,
                 page: 0,
+                anchor: None,
             });
         };
         let bad = || format!("invalid PageToken `{t}`");
         let (kind, rest) = t.split_at_checked(2).ok_or_else(bad)?;
-        let mut parts = rest.split('_').map(|p| p.parse::<u64>().map_err(|_| bad()));
-        let (Some(a), Some(b), Some(n), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad());
+        let parts: Vec<&str> = rest.split('_').collect();
+        let num = |i: usize| {
+            parts
+                .get(i)
+                .and_then(|p| p.parse::<u64>().ok())
+                .ok_or_else(bad)
         };
-        let pos = (a?, b?);
-        let page = u32::try_from(n?).map_err(|_| bad())?;
+        let anchor = match parts.len() {
+            3 => None,
+            4 if !parts[3].is_empty() && parts[3].chars().all(|c| c.is_ascii_alphanumeric()) => {
+                Some(parts[3].to_owned())
+            }
+            _ => return Err(bad()),
+        };
+        let pos = (num(0)?, num(1)?);
+        let page = u32::try_from(num(2)?).map_err(|_| bad())?;
         let cursor = match kind {
             "PA" => Cursor::After(pos),
             "PB" => Cursor::Before(pos),
             _ => return Err(bad()),
         };
-        Ok(Self { cursor, page })
+        Ok(Self {
+            cursor,
+            page,
+            anchor,
+        })
     }
 }
 
-fn token(kind: &str, (a, b): Position, page: u32) -> String {
-    format!("{kind}{a}_{b}_{page}")
+fn token(kind: &str, (a, b): Position, page: u32, anchor: Option<String>) -> String {
+    match anchor {
+        Some(sid) => format!("{kind}{a}_{b}_{page}_{sid}"),
+        None => format!("{kind}{a}_{b}_{page}"),
+    }
 }
 
 /// One page read from an ordered map.
@@ -155,12 +175,14 @@ pub(crate) struct Envelope<'a> {
 }
 
 impl Envelope<'_> {
-    /// The page's items and meta; `current` is the token the page was asked for with.
+    /// The page's items and meta; `current` is the token the page was asked for with, and
+    /// `anchor` names the item at a position when the list anchors its tokens.
     pub(crate) fn wrap<V>(
         &self,
         page: &Page<'_, V>,
         items: Vec<Value>,
         current: Option<&str>,
+        anchor: impl Fn(Position) -> Option<String>,
     ) -> Value {
         let url = |n: u32, token: Option<&str>| {
             let mut q: Vec<(String, String)> = self
@@ -179,8 +201,10 @@ impl Envelope<'_> {
             format!("{}?{query}", self.list_url)
         };
         let n = self.page;
-        let previous = page.previous.map(|p| token("PB", p, n.saturating_sub(1)));
-        let next = page.next.map(|p| token("PA", p, n + 1));
+        let previous = page
+            .previous
+            .map(|p| token("PB", p, n.saturating_sub(1), anchor(p)));
+        let next = page.next.map(|p| token("PA", p, n + 1, anchor(p)));
         json!({
             self.key: items,
             "meta": {
@@ -262,7 +286,19 @@ mod tests {
         let r = PageRef::parse(Some("PA9_0_1")).unwrap();
         assert_eq!((r.cursor, r.page), (Cursor::After((9, 0)), 1));
         assert_eq!(PageRef::parse(None).unwrap().cursor, Cursor::First);
-        for t in ["", "PA", "PX1_2_3", "PA1", "PA1_2", "PAx_1_2", "PA1_2_3_4"] {
+        let r = PageRef::parse(Some("PA9_0_1_CH01")).unwrap();
+        assert_eq!(r.anchor.as_deref(), Some("CH01"));
+        for t in [
+            "",
+            "PA",
+            "PX1_2_3",
+            "PA1",
+            "PA1_2",
+            "PAx_1_2",
+            "PA1_2_3_",
+            "PA1_2_3_a-b",
+            "PA1_2_3_4_5",
+        ] {
             assert!(PageRef::parse(Some(t)).is_err(), "{t}");
         }
     }

@@ -115,7 +115,17 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
         .memberships
         .get(&identity)
         .map_or(&empty, |m| m.ordered(st.list_order));
-    let read = paging::read(index, at.cursor, page_size as usize, false);
+    // Tokens are anchored on a conversation: resume after (or before) wherever it is now.
+    let cursor = match (&at.anchor, at.cursor) {
+        (Some(sid), paging::Cursor::After(_)) => {
+            st.list_key(sid).map_or(at.cursor, paging::Cursor::After)
+        }
+        (Some(sid), paging::Cursor::Before(_)) => {
+            st.list_key(sid).map_or(at.cursor, paging::Cursor::Before)
+        }
+        _ => at.cursor,
+    };
+    let read = paging::read(index, cursor, page_size as usize, false);
     let sids: Vec<String> = read.items.iter().map(|(_, sid)| (*sid).clone()).collect();
     let mut ep = Endpoint::UserConversations {
         page,
@@ -154,6 +164,7 @@ pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
             &read,
             items,
             call.query.get("PageToken").map(String::as_str),
+            |pos| index.get(&pos).cloned(),
         ),
     )
 }
