@@ -72,19 +72,7 @@ pub(super) fn update(call: &Call<'_>) -> Answer {
     if let Some(a) = Answer::gated(&st, &ep) {
         return a;
     }
-    let Some((revision, events)) = st.set_attributes(&ObjectKey::Conversation(sid.clone()), attrs)
-    else {
-        return Answer::error(ep, 404, 20_404, "conversation vanished");
-    };
-    let Some(body) = st
-        .conversations
-        .get(&sid)
-        .map(|c| resources::conversation(&st, c, c.current()))
-    else {
-        return Answer::error(ep, 404, 20_404, "conversation vanished");
-    };
-    st.emit(events);
-    Answer::ok(ep, body).with_revision(revision)
+    super::write_attributes(&mut st, ep, &ObjectKey::Conversation(sid), attrs)
 }
 
 /// Serves one page of a conversation's sub-list (`Participants`, `Messages`) in the v1 envelope.

@@ -25,7 +25,7 @@ use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use super::Shared;
 use super::journal::{Endpoint, EntryKind, InstanceId, TokenFingerprint};
-use super::state::BackendState;
+use super::state::{BackendState, ObjectKey};
 use super::tokens::Claims;
 
 /// A Twilio-style error body.
@@ -185,6 +185,34 @@ impl Call<'_> {
             }),
         }
     }
+}
+
+/// Writes an object's attributes and answers with its resource at the new revision (the ack the
+/// client gets before the Updated event).
+pub(crate) fn write_attributes(
+    st: &mut BackendState,
+    ep: Endpoint,
+    key: &ObjectKey,
+    attributes: Value,
+) -> Answer {
+    let Some((revision, events)) = st.set_attributes(key, attributes) else {
+        return Answer::error(ep, 404, 20_404, format!("{key} vanished"));
+    };
+    let body = match key {
+        ObjectKey::User(id) => st
+            .users
+            .get(id)
+            .map(|u| super::resources::user(st, u, u.current())),
+        ObjectKey::Conversation(sid) => st
+            .conversations
+            .get(sid)
+            .map(|c| super::resources::conversation(st, c, c.current())),
+    };
+    let Some(body) = body else {
+        return Answer::error(ep, 404, 20_404, format!("{key} vanished"));
+    };
+    st.emit(events);
+    Answer::ok(ep, body).with_revision(revision)
 }
 
 /// `s` percent-encoded for use as one URL path segment.

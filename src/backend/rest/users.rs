@@ -70,18 +70,7 @@ pub(super) fn update(call: &Call<'_>) -> Answer {
     let Some(attrs) = attrs.or_else(|| st.snapshot(&key).map(|s| s.attributes.clone())) else {
         return Answer::error(ep, 404, 20_404, "no such user");
     };
-    let Some((revision, events)) = st.set_attributes(&key, attrs) else {
-        return Answer::error(ep, 404, 20_404, "no such user");
-    };
-    let Some(body) = st
-        .users
-        .get(&identity)
-        .map(|u| resources::user(&st, u, u.current()))
-    else {
-        return Answer::error(ep, 404, 20_404, "no such user");
-    };
-    st.emit(events);
-    Answer::ok(ep, body).with_revision(revision)
+    super::write_attributes(&mut st, ep, &key, attrs)
 }
 
 pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
