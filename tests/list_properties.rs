@@ -3,61 +3,29 @@
 //! backend's with no duplicate; each list bug is found and shrunk to a small case.
 //! Failing seeds of the fault campaigns are kept under `proptest-regressions/` and replayed first.
 
-use convo_tck::Fault;
-use convo_tck::properties::CampaignResult;
 use convo_tck::properties::lists::run_list_campaign;
+use convo_tck::{Fault, FaultSet};
 
 #[test]
 fn the_reference_client_lists_exactly_the_backends_conversations_for_random_lists() {
-    match run_list_campaign(
-        Fault::ALL[..0].iter().copied().collect(),
+    run_list_campaign(
+        FaultSet::none(),
         24,
         300,
         1,
         Some("proptest-regressions/lists.txt"),
-    ) {
-        CampaignResult::Held { .. } => {}
-        CampaignResult::Error { message } => panic!("the harness failed: {message}"),
-        CampaignResult::Violated {
-            counterexample,
-            message,
-        } => {
-            panic!(
-                "the reference client broke a LIST invariant: {message}\ncase: {counterexample:#?}"
-            )
-        }
-    }
+    )
+    .expect_held();
 }
 
 fn finds_and_shrinks(fault: Fault, persistence: &'static str) {
-    match run_list_campaign(fault.into(), 128, 300, 1, Some(persistence)) {
-        CampaignResult::Held { cases } => {
-            panic!("{cases} random lists never caught fault `{fault}`")
-        }
-        CampaignResult::Error { message } => {
-            panic!("the harness failed while hunting `{fault}`: {message}")
-        }
-        CampaignResult::Violated {
-            counterexample,
-            message,
-        } => {
-            assert!(
-                fault
-                    .targets()
-                    .iter()
-                    .chain(fault.collateral())
-                    .any(|r| message.contains(r.as_str())),
-                "fault `{fault}` was caught by the wrong invariant: {message}"
-            );
-            // The schedule is what must be minimal; the list length shrinks as far as proptest's
-            // in-order tuple shrinking gets (usually to 1..3 conversations).
-            assert!(
-                counterexample.schedule.len() <= 1,
-                "`{fault}` shrank only to {counterexample:?}"
-            );
-            eprintln!("{fault}: shrunk to {counterexample:?}\n  {message}");
-        }
-    }
+    let case = run_list_campaign(fault.into(), 128, 300, 1, Some(persistence)).expect_caught(fault);
+    // The schedule is what must be minimal; the list length shrinks as far as proptest's in-order
+    // tuple shrinking gets (usually to 1..4 conversations).
+    assert!(
+        case.schedule.len() <= 1,
+        "`{fault}` shrank only to {case:?}"
+    );
 }
 
 macro_rules! campaigns {

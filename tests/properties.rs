@@ -3,7 +3,7 @@
 //! Failing seeds of the fault campaigns are kept under `proptest-regressions/` and replayed first.
 
 use convo_tck::Fault;
-use convo_tck::properties::{Campaign, CampaignResult, run_campaign};
+use convo_tck::properties::{Campaign, run_campaign};
 
 #[test]
 fn the_reference_client_holds_sync_and_upd_invariants_over_random_lifecycles() {
@@ -12,16 +12,7 @@ fn the_reference_client_holds_sync_and_upd_invariants_over_random_lifecycles() {
         persistence: Some("proptest-regressions/lifecycle.txt"),
         ..Campaign::default()
     };
-    match run_campaign(&campaign) {
-        CampaignResult::Held { .. } => {}
-        CampaignResult::Error { message } => panic!("the harness failed: {message}"),
-        CampaignResult::Violated {
-            counterexample: steps,
-            message,
-        } => {
-            panic!("the reference client broke an invariant: {message}\nsteps: {steps:#?}")
-        }
-    }
+    run_campaign(&campaign).expect_held();
 }
 
 fn finds_and_shrinks(fault: Fault, persistence: &'static str) {
@@ -31,33 +22,12 @@ fn finds_and_shrinks(fault: Fault, persistence: &'static str) {
         persistence: Some(persistence),
         ..Campaign::default()
     };
-    match run_campaign(&campaign) {
-        CampaignResult::Held { cases } => {
-            panic!("{cases} random lifecycles never caught fault `{fault}`")
-        }
-        CampaignResult::Error { message } => {
-            panic!("the harness failed while hunting `{fault}`: {message}")
-        }
-        CampaignResult::Violated {
-            counterexample: steps,
-            message,
-        } => {
-            assert!(
-                fault
-                    .targets()
-                    .iter()
-                    .chain(fault.collateral())
-                    .any(|r| message.contains(r.as_str())),
-                "fault `{fault}` was caught by the wrong invariant: {message}"
-            );
-            assert!(
-                steps.len() <= 8,
-                "fault `{fault}` shrank only to {} steps: {steps:?}",
-                steps.len()
-            );
-            eprintln!("{fault}: shrunk to {steps:?}\n  {message}");
-        }
-    }
+    let steps = run_campaign(&campaign).expect_caught(fault);
+    assert!(
+        steps.len() <= 8,
+        "fault `{fault}` shrank only to {} steps: {steps:?}",
+        steps.len()
+    );
 }
 
 macro_rules! campaigns {

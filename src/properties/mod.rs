@@ -424,6 +424,47 @@ pub enum CampaignResult<C> {
     },
 }
 
+impl<C: fmt::Debug> CampaignResult<C> {
+    /// Panics unless every case held (for tests of the compliant reference client).
+    pub fn expect_held(self) {
+        match self {
+            Self::Held { .. } => {}
+            Self::Error { message } => panic!("the harness failed: {message}"),
+            Self::Violated {
+                counterexample,
+                message,
+            } => {
+                panic!(
+                    "the reference client broke an invariant: {message}\ncounterexample: {counterexample:#?}"
+                )
+            }
+        }
+    }
+
+    /// The shrunk counterexample of a campaign that had to catch `fault` by one of its rules
+    /// (targets or declared collateral); panics otherwise (for the self-check tests).
+    pub fn expect_caught(self, fault: crate::Fault) -> C {
+        match self {
+            Self::Held { cases } => panic!("{cases} random cases never caught fault `{fault}`"),
+            Self::Error { message } => {
+                panic!("the harness failed while hunting `{fault}`: {message}")
+            }
+            Self::Violated {
+                counterexample,
+                message,
+            } => {
+                let rules = fault.targets().iter().chain(fault.collateral());
+                assert!(
+                    rules.clone().any(|r| message.contains(r.as_str())),
+                    "fault `{fault}` was caught by the wrong invariant: {message}"
+                );
+                eprintln!("{fault}: shrunk to {counterexample:?}\n  {message}");
+                counterexample
+            }
+        }
+    }
+}
+
 impl<C> CampaignResult<C> {
     /// Sorts a proptest outcome into held, violated or harness error.
     fn from_run(cases: u32, result: Result<(), TestError<C>>) -> Self {
