@@ -52,8 +52,8 @@ pub struct ListCase {
     pub page_size: u32,
     /// Serve by last activity instead of by creation.
     pub by_activity: bool,
-    /// Changes, each made right after the given page (0-based) is served.
-    pub schedule: Vec<(u32, Change)>,
+    /// Changes, each made at a point of the page walk.
+    pub schedule: Vec<(At, Change)>,
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -78,9 +78,22 @@ pub fn cases(max_conversations: usize) -> impl Strategy<Value = ListCase> {
         0usize..=12,
         0usize..50,
         any::<bool>(),
-        vec((0u32..6, change()), 0..6),
+        vec((0u32..6, any::<bool>(), change()), 0..6),
     )
         .prop_map(move |(page_size, pages, extra, by_activity, schedule)| {
+            let schedule = schedule
+                .into_iter()
+                .map(|(page, before, change)| {
+                    (
+                        if before {
+                            At::BeforePage(page)
+                        } else {
+                            At::AfterPage(page)
+                        },
+                        change,
+                    )
+                })
+                .collect();
             let size = page_size as usize;
             let conversations = (pages * size + extra % size).min(max_conversations);
             ListCase {
@@ -163,9 +176,9 @@ pub fn play(case: &ListCase, faults: &FaultSet) {
         } else {
             ListOrder::Creation
         });
-        for (k, (page, change)) in case.schedule.iter().enumerate() {
+        for (k, (at, change)) in case.schedule.iter().enumerate() {
             for a in action(change, case.conversations, k) {
-                backend.schedule(At::AfterPage(*page), a);
+                backend.schedule(*at, a);
             }
         }
         backend.close_gate(Gate::ListPagesFrom(1));
