@@ -47,3 +47,12 @@ campaigns! {
     property_finds_local_write_wins => Fault::LocalWriteWins, "local-write-wins";
     property_finds_stale_event_overwrites => Fault::StaleEventOverwrites, "stale-event-overwrites";
 }
+
+#[test]
+fn a_shrunk_lifecycle_replays_to_the_same_violation() {
+    use convo_tck::properties::{Step, replay};
+    let steps = vec![Step::Start, Step::Hold, Step::UpdateConversation(0)];
+    let err = replay(Fault::UpdateCompletesOnAck.into(), steps.clone()).unwrap_err();
+    assert!(err.starts_with("UPD-1 FAIL"), "{err}");
+    assert_eq!(replay(convo_tck::FaultSet::none(), steps), Ok(()));
+}
