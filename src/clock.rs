@@ -150,13 +150,6 @@ impl VirtualClock {
         st.sleepers.len()
     }
 
-    /// The earliest pending deadline, if any.
-    pub fn next_deadline(&self) -> Option<VirtualInstant> {
-        let mut st = self.state();
-        st.sleepers.retain(|_, tx| !tx.is_closed());
-        st.sleepers.keys().next().map(|(at, _)| *at)
-    }
-
     /// A future that completes once virtual time reaches `deadline`.
     pub fn sleep_until(
         &self,

@@ -196,11 +196,6 @@ impl Backend {
         &self.shared.journal
     }
 
-    /// The token authority (to mint tokens scenarios hand out themselves).
-    pub fn tokens(&self) -> &TokenAuthority {
-        &self.shared.tokens
-    }
-
     /// The event hub.
     pub fn hub(&self) -> &Hub {
         &self.hub
