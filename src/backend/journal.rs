@@ -298,6 +298,7 @@ impl Entry {
                 method,
                 path,
                 query,
+                endpoint,
                 status,
                 revision,
                 error,
@@ -309,6 +310,20 @@ impl Entry {
                     s.push_str(q);
                 }
                 s.push_str(&format!(" → {status}"));
+                if let (Endpoint::UserConversations { page, last, items }, 200) = (endpoint, status)
+                {
+                    s.push_str(&format!(
+                        " (page {}{}: {} conversation(s){})",
+                        page + 1,
+                        if *last { ", the last" } else { "" },
+                        items.len(),
+                        match (items.first(), items.last()) {
+                            (Some(a), Some(b)) if items.len() > 1 => format!(", {a} … {b}"),
+                            (Some(a), _) => format!(", {a}"),
+                            _ => String::new(),
+                        }
+                    ));
+                }
                 if let Some(r) = revision {
                     s.push_str(&format!(" (revision {r})"));
                 }

@@ -58,8 +58,9 @@ pub enum At {
 impl std::fmt::Display for At {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::BeforePage(n) => write!(f, "before page {n} was served"),
-            Self::AfterPage(n) => write!(f, "after page {n} was served"),
+            // Pages are numbered from 1 for people, as in the feature files.
+            Self::BeforePage(n) => write!(f, "before page {} was served", n + 1),
+            Self::AfterPage(n) => write!(f, "after page {} was served", n + 1),
         }
     }
 }
