@@ -550,11 +550,6 @@ pub static CATALOG: &[Rule] = &[
     ),
 ];
 
-/// Looks a rule up by id.
-pub fn rule(id: &str) -> Result<&'static Rule, UnknownRule> {
-    id.parse::<RuleId>().map(RuleId::rule)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

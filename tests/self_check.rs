@@ -91,6 +91,7 @@ fault_tests! {
     no_tombstones_fails_list_4 => Fault::NoTombstones,
     first_page_only_fails_list_4 => Fault::FirstPageOnly,
     autoload_messages_fails_msg_1 => Fault::AutoloadMessages,
+    silent_new_messages_fails_msg_1 => Fault::SilentNewMessages,
     events_for_unfetched_fails_msg_2 => Fault::EventsForUnfetched,
     drop_fetched_updates_fails_msg_2 => Fault::DropFetchedUpdates,
 }
@@ -113,6 +114,7 @@ fn every_fault_has_a_self_check_test(f: Fault) {
         | Fault::NoTombstones
         | Fault::FirstPageOnly
         | Fault::AutoloadMessages
+        | Fault::SilentNewMessages
         | Fault::EventsForUnfetched
         | Fault::DropFetchedUpdates => {}
     }

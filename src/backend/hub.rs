@@ -97,13 +97,6 @@ impl Hub {
         self.state().log.len() as u64
     }
 
-    /// Number of open event connections.
-    pub fn connections(&self) -> usize {
-        let mut st = self.state();
-        st.subscribers.retain(|s| !s.tx.is_closed());
-        st.subscribers.len()
-    }
-
     fn subscribe(&self, identity: &str, since: Option<u64>) -> Subscription {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut st = self.state();

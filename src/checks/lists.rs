@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{CheckOutcome, describe, of_instance};
+use super::{CheckOutcome, of_instance};
 use crate::adapter::Observation;
 use crate::backend::journal::{Endpoint, Entry, EntryKind, InstanceId};
 use crate::rules::ids::{LIST_1, LIST_2, LIST_3, LIST_4};
@@ -60,23 +60,23 @@ pub fn created_before_full_list(
             LIST_1,
             format!(
                 "the client was created ({}) while the final page of the list had not been served",
-                describe(r)
+                r.summary()
             ),
         ),
         (Some(r), Some(l)) if r.seq < l.seq => CheckOutcome::pass(
             LIST_1,
             format!(
                 "the client was created ({}) before the final page was served ({})",
-                describe(r),
-                describe(l)
+                r.summary(),
+                l.summary()
             ),
         ),
         (Some(r), Some(l)) => CheckOutcome::fail(
             LIST_1,
             format!(
                 "the client was created only after the whole list was fetched: final page {}, then creation {}",
-                describe(l),
-                describe(r)
+                l.summary(),
+                r.summary()
             ),
             vec![l.seq, r.seq],
         ),
@@ -155,7 +155,7 @@ pub fn announced_during_fetch_are_listed(
                 LIST_2,
                 format!(
                     "{sid} was announced while the list was being fetched ({}), but is missing from the client's list: the added-listener was attached too late or dropped it",
-                    describe(e)
+                    e.summary()
                 ),
                 vec![e.seq],
             );
@@ -185,7 +185,7 @@ pub fn each_conversation_once(
             format!(
                 "the client's list holds {sid} {n} times; it learned of it from: {}",
                 told.iter()
-                    .map(|e| describe(e))
+                    .map(|e| e.summary())
                     .collect::<Vec<_>>()
                     .join(" | ")
             ),
@@ -204,7 +204,7 @@ pub fn each_conversation_once(
                         LIST_3,
                         format!(
                             "{conversation} was added to the app's list twice: first at #{first}, again at {}",
-                            describe(e)
+                            e.summary()
                         ),
                         vec![first, e.seq],
                     );
@@ -286,7 +286,7 @@ pub fn list_equals_truth(
                 .join(", ")
         ));
     }
-    let context: Vec<String> = told.iter().map(|e| describe(e)).collect();
+    let context: Vec<String> = told.iter().map(|e| e.summary()).collect();
     CheckOutcome::fail(
         LIST_4,
         format!(

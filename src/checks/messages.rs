@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{CheckOutcome, describe, of_instance};
+use super::{CheckOutcome, of_instance};
 use crate::adapter::{Command, Observation, Outcome};
 use crate::backend::journal::{Endpoint, Entry, EntryKind, InstanceId};
 use crate::rules::ids::{MSG_1, MSG_2};
@@ -37,7 +37,7 @@ pub fn no_messages_before_asked(entries: &[Entry], instance: &InstanceId) -> Che
             MSG_1,
             format!(
                 "{} fetched messages although the app had not asked for any",
-                describe(e)
+                e.summary()
             ),
             vec![e.seq],
         ),
@@ -132,7 +132,7 @@ pub fn changes_reported_for_fetched_only(entries: &[Entry], instance: &InstanceI
                     MSG_2,
                     format!(
                         "the {what} of fetched message {index} of {sid} (event seq {event_seq}, {}) was never reported",
-                        describe(f)
+                        f.summary()
                     ),
                     vec![f.seq],
                 );
@@ -142,7 +142,7 @@ pub fn changes_reported_for_fetched_only(entries: &[Entry], instance: &InstanceI
                     MSG_2,
                     format!(
                         "the {what} of message {index} of {sid}, which the app never fetched, was reported ({})",
-                        describe(o)
+                        o.summary()
                     ),
                     vec![f.seq, o.seq],
                 );

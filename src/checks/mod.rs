@@ -83,11 +83,6 @@ impl CheckOutcome {
     }
 }
 
-/// A journal entry as quoted in evidence sentences.
-pub(crate) fn describe(e: &Entry) -> String {
-    e.summary()
-}
-
 /// Entries attributed to `instance`.
 pub(crate) fn of_instance<'a>(
     entries: &'a [Entry],

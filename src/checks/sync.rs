@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{CheckOutcome, describe, of_instance};
+use super::{CheckOutcome, of_instance};
 use crate::adapter::{ClientSyncStatus, ConversationSyncStatus, Observation};
 use crate::backend::journal::{Endpoint, Entry, EntryKind, InstanceId, OperationClass};
 use crate::rules::ids::{SYNC_1, SYNC_2, SYNC_3};
@@ -87,7 +87,7 @@ pub fn client_ops_wait_for_sync(entries: &[Entry], instance: &InstanceId) -> Che
             SYNC_1,
             format!(
                 "{} reached the backend before the client had synchronized (the last piece of synchronization was served at #{c})",
-                describe(op)
+                op.summary()
             ),
             early.iter().map(|e| e.seq).chain([*c]).collect(),
         ),
@@ -95,7 +95,7 @@ pub fn client_ops_wait_for_sync(entries: &[Entry], instance: &InstanceId) -> Che
             SYNC_1,
             format!(
                 "{} reached the backend while {missing}: the client had not synchronized",
-                describe(op)
+                op.summary()
             ),
             early.iter().map(|e| e.seq).collect(),
         ),
@@ -134,7 +134,7 @@ pub fn conversation_ops_wait_for_sync(entries: &[Entry], instance: &InstanceId) 
                 SYNC_2,
                 format!(
                     "{} operated on {sid} before {missing} had been served to the client: the conversation had not synchronized",
-                    describe(e)
+                    e.summary()
                 ),
                 vec![e.seq],
             );
@@ -185,7 +185,7 @@ pub fn sync_status_only_moves_forward(entries: &[Entry]) -> CheckOutcome {
                     SYNC_3,
                     format!(
                         "{what} went back from {best_name} (#{at}) to {name} ({})",
-                        describe(e)
+                        e.summary()
                     ),
                     vec![*at, e.seq],
                 );
@@ -222,7 +222,7 @@ pub fn client_finished_sync(entries: &[Entry], instance: &InstanceId) -> CheckOu
         )
     });
     match done {
-        Some(e) => CheckOutcome::pass(SYNC_1, format!("client sync completed at {}", describe(e))),
+        Some(e) => CheckOutcome::pass(SYNC_1, format!("client sync completed at {}", e.summary())),
         None => CheckOutcome::fail(
             SYNC_1,
             "the client never reported its synchronization completed after the backend served everything",

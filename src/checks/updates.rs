@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{CheckOutcome, describe, of_instance};
+use super::{CheckOutcome, of_instance};
 use crate::adapter::Outcome;
 use crate::backend::journal::{Endpoint, Entry, EntryKind, InstanceId};
 use crate::rules::RuleId;
@@ -33,7 +33,7 @@ pub fn update_still_pending(entries: &[Entry], id: u64, what: &str) -> CheckOutc
             UPD_1,
             format!(
                 "{what} completed ({}) while the backend still held its Updated event: the client answered on the acknowledgement, not on the event",
-                describe(e)
+                e.summary()
             ),
             vec![command_seq(entries, id), e.seq],
         ),
@@ -91,17 +91,17 @@ pub fn update_completed_after_event(
             UPD_1,
             format!(
                 "{what} was acknowledged at revision {revision} ({}), its event delivered ({}), then completed ({})",
-                describe(ack),
-                describe(f),
-                describe(reply)
+                ack.summary(),
+                f.summary(),
+                reply.summary()
             ),
         ),
         Some(f) => CheckOutcome::fail(
             UPD_1,
             format!(
                 "{what} completed ({}) before its Updated event was delivered ({})",
-                describe(reply),
-                describe(f)
+                reply.summary(),
+                f.summary()
             ),
             vec![ack.seq, reply.seq, f.seq],
         ),
@@ -109,7 +109,7 @@ pub fn update_completed_after_event(
             UPD_1,
             format!(
                 "{what} completed ({}) but no Updated event at revision {revision} or later was ever delivered",
-                describe(reply)
+                reply.summary()
             ),
             vec![ack.seq, reply.seq],
         ),

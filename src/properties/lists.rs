@@ -118,7 +118,13 @@ fn violated(outcome: CheckOutcome) {
 /// The backend action for a scheduled change; `k` numbers the new conversations.
 fn action(change: &Change, n: usize, k: usize) -> Vec<ListAction> {
     let participants = vec!["alice".to_owned(), "bob".to_owned()];
-    let target = |i: &usize| (n > 0).then(|| format!("c-{}", i % n));
+    // An action on an existing conversation, picked by position; none when the list is empty.
+    let on = |i: &usize, make: fn(String) -> ListAction| -> Vec<ListAction> {
+        (n > 0)
+            .then(|| make(format!("c-{}", i % n)))
+            .into_iter()
+            .collect()
+    };
     match change {
         Change::Insert => vec![ListAction::Insert {
             name: format!("new-{k}"),
@@ -134,22 +140,10 @@ fn action(change: &Change, n: usize, k: usize) -> Vec<ListAction> {
                 attributes: json!({ "touched": true }),
             },
         ],
-        Change::Announce(i) => target(i)
-            .map(|name| ListAction::Announce { name })
-            .into_iter()
-            .collect(),
-        Change::Bump(i) => target(i)
-            .map(|name| ListAction::Bump { name })
-            .into_iter()
-            .collect(),
-        Change::Remove(i) => target(i)
-            .map(|name| ListAction::Remove { name })
-            .into_iter()
-            .collect(),
-        Change::RemoveLagging(i) => target(i)
-            .map(|name| ListAction::RemoveLagging { name })
-            .into_iter()
-            .collect(),
+        Change::Announce(i) => on(i, |name| ListAction::Announce { name }),
+        Change::Bump(i) => on(i, |name| ListAction::Bump { name }),
+        Change::Remove(i) => on(i, |name| ListAction::Remove { name }),
+        Change::RemoveLagging(i) => on(i, |name| ListAction::RemoveLagging { name }),
     }
 }
 

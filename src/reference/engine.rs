@@ -1215,6 +1215,9 @@ impl Engine {
                         // A message in a conversation not seen yet still means the user has it.
                         self.learn_conversation(sid, Source::Event);
                     }
+                    if self.has(Fault::SilentNewMessages) {
+                        return;
+                    }
                     self.observe(Observation::MessageAdded {
                         conversation: sid.to_owned(),
                         index,

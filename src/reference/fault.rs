@@ -40,6 +40,8 @@ pub enum Fault {
     FirstPageOnly,
     /// Messages are fetched as soon as a conversation is loaded.
     AutoloadMessages,
+    /// New messages are not reported (no message-added observation).
+    SilentNewMessages,
     /// Message updates and removals are reported for messages the app never fetched.
     EventsForUnfetched,
     /// Message updates and removals are never reported, even for fetched messages.
@@ -62,6 +64,7 @@ impl Fault {
         Fault::NoTombstones,
         Fault::FirstPageOnly,
         Fault::AutoloadMessages,
+        Fault::SilentNewMessages,
         Fault::EventsForUnfetched,
         Fault::DropFetchedUpdates,
     ];
@@ -82,6 +85,7 @@ impl Fault {
             Self::NoTombstones => "no-tombstones",
             Self::FirstPageOnly => "first-page-only",
             Self::AutoloadMessages => "autoload-messages",
+            Self::SilentNewMessages => "silent-new-messages",
             Self::EventsForUnfetched => "events-for-unfetched",
             Self::DropFetchedUpdates => "drop-fetched-updates",
         }
@@ -100,7 +104,7 @@ impl Fault {
             Self::ListenAfterFetch => &[LIST_2],
             Self::NoDedupe => &[LIST_3],
             Self::IgnoreUnknownUpdates | Self::NoTombstones | Self::FirstPageOnly => &[LIST_4],
-            Self::AutoloadMessages => &[MSG_1],
+            Self::AutoloadMessages | Self::SilentNewMessages => &[MSG_1],
             Self::EventsForUnfetched | Self::DropFetchedUpdates => &[MSG_2],
         }
     }
@@ -144,6 +148,7 @@ impl Fault {
             Self::NoTombstones => "a later page brings back a conversation an event removed",
             Self::FirstPageOnly => "only the first page of the subscribed list is fetched",
             Self::AutoloadMessages => "messages are fetched as soon as a conversation is loaded",
+            Self::SilentNewMessages => "new messages are not reported as added",
             Self::EventsForUnfetched => {
                 "message updates/removals are reported for unfetched messages"
             }
@@ -205,11 +210,6 @@ impl FaultSet {
     /// Every fault that is on.
     pub fn iter(&self) -> impl Iterator<Item = Fault> + '_ {
         self.0.iter().copied()
-    }
-
-    /// Whether no fault is on.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 

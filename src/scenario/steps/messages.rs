@@ -101,20 +101,25 @@ step!(new_message_reported, |w, a| {
     let sid = w.env()?.backend.conversation_sid(a.text(0))?;
     let instance = w.instance()?;
     let entries = w.env()?.journal.snapshot();
-    let seen = entries.iter().any(|e| {
-        e.instance.as_ref() == Some(&instance)
-            && matches!(&e.kind, EntryKind::Observation { observation: Observation::MessageAdded { conversation, .. } } if *conversation == sid)
+    let mine = || {
+        entries
+            .iter()
+            .filter(|e| e.instance.as_ref() == Some(&instance))
+    };
+    let reported = mine().any(|e| {
+        matches!(&e.kind, EntryKind::Observation { observation: Observation::MessageAdded { conversation, .. } } if *conversation == sid)
     });
-    w.check(if seen {
-        CheckOutcome::pass(
-            MSG_1,
-            format!("the new message in {sid} was reported without fetching messages"),
-        )
+    let delivered: Vec<u64> = mine()
+        .filter(|e| matches!(&e.kind, EntryKind::Frame { event, target: Some(t), .. } if event == "message_added" && *t == sid))
+        .map(|e| e.seq)
+        .collect();
+    w.check(if reported {
+        CheckOutcome::pass(MSG_1, format!("the new message in {sid} was reported without fetching messages"))
     } else {
         CheckOutcome::fail(
             MSG_1,
-            format!("a new message was posted to {sid} but the client never reported it"),
-            vec![],
+            format!("a new message was posted to {sid} and its event delivered, but the client never reported it"),
+            delivered,
         )
     })
 });
