@@ -13,15 +13,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use convo_tck::adapter::Adapter;
-use convo_tck::backend::Backend;
-use convo_tck::backend::journal::{Journal, Secrets};
-use convo_tck::backend::state::ListOrder;
+use convo_tck::backend::{Backend, ListOrder};
 use convo_tck::clock::VirtualClock;
+use convo_tck::harness::Harness;
 use convo_tck::properties::lists::run_list_campaign;
 use convo_tck::properties::{Campaign, CampaignResult, run_campaign};
-use convo_tck::scenario::{Driver, SuiteOptions, run_suite};
-use convo_tck::{FaultSet, Profile, ReferenceAdapter};
+use convo_tck::scenario::{SuiteOptions, run_suite};
+use convo_tck::{Adapter, FaultSet, Profile, ReferenceAdapter};
 
 fn stats(mut samples: Vec<Duration>) -> String {
     samples.sort();
@@ -46,21 +44,20 @@ fn main() {
 
     // Per-scenario overhead.
     let iterations = if quick { 50 } else { 300 };
-    let adapter = ReferenceAdapter::with_faults(Profile::Mobile, FaultSet::none());
+    let adapter: Arc<dyn Adapter> = Arc::new(ReferenceAdapter::with_faults(
+        Profile::Mobile,
+        FaultSet::none(),
+    ));
     let mut overhead = Vec::new();
     runtime.block_on(async {
         for _ in 0..iterations {
             let t = Instant::now();
-            let clock = VirtualClock::new();
-            let journal = Journal::new(clock.clone(), Secrets::default());
-            let backend = Backend::start(clock, journal.clone(), 1)
+            let mut h = Harness::builder(adapter.clone())
+                .start()
                 .await
-                .expect("backend");
-            let session = adapter.open().await.expect("adapter");
-            let mut driver = Driver::new(session, journal, Duration::from_secs(10));
-            driver.settle().await.expect("settle");
-            driver.close().await;
-            drop(backend);
+                .expect("harness");
+            h.driver.settle().await.expect("settle");
+            h.close().await;
             overhead.push(t.elapsed());
         }
     });
@@ -92,10 +89,13 @@ fn main() {
     // Property throughput.
     let cases = if quick { 20 } else { 100 };
     let t = Instant::now();
-    let result = run_campaign(&Campaign {
-        cases,
-        ..Campaign::default()
-    });
+    let result = run_campaign(
+        adapter.clone(),
+        &Campaign {
+            cases,
+            ..Campaign::default()
+        },
+    );
     let secs = t.elapsed().as_secs_f64();
     match result {
         CampaignResult::Held { cases } => println!(
@@ -115,9 +115,10 @@ fn main() {
     for order in [ListOrder::Creation, ListOrder::Activity] {
         for size in [100usize, 10_000] {
             let (first, deep) = runtime.block_on(async {
-                let clock = VirtualClock::new();
-                let journal = Journal::new(clock.clone(), Secrets::default());
-                let backend = Backend::start(clock, journal, 1).await.expect("backend");
+                let backend = Backend::builder(VirtualClock::new())
+                    .start()
+                    .await
+                    .expect("backend");
                 backend.seed_conversations("c", size, &["alice".to_owned()]);
                 backend.set_list_order(order);
                 let token = backend
@@ -176,7 +177,9 @@ fn main() {
     // List property throughput.
     let cases = if quick { 10 } else { 40 };
     let t = Instant::now();
-    let result = run_list_campaign(FaultSet::none(), cases, 300, 1, None);
+    let js: Arc<dyn Adapter> =
+        Arc::new(ReferenceAdapter::with_faults(Profile::Js, FaultSet::none()));
+    let result = run_list_campaign(js, cases, 300, 1, None);
     let secs = t.elapsed().as_secs_f64();
     match result {
         CampaignResult::Held { cases } => println!(

@@ -13,7 +13,7 @@ Feature: Messages are fetched only when asked, and only fetched ones report chan
     And bob posts a message to "general"
     And the client settles
     Then no messages were fetched before the app asked for them
-    And the client reported the new message in "general"
+    And alice's client reported the new message in "general"
 
   @MSG-2
   Scenario: Edits and removals are reported for the fetched message and not for the other

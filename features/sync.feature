@@ -16,10 +16,10 @@ Feature: Operations wait for synchronization
     And alice updates her user attributes to {"status": "busy"} without waiting
     And the client settles
     Then no client operation has reached the backend before the client synchronized
-    When the gate on the last page is opened
+    When the gate on the last page of alice's conversation list is opened
     And 3 seconds pass
-    Then the client finished synchronizing
-    And the user update completes or is refused as not synchronized
+    Then alice's client finished synchronizing
+    And alice's user update completes or is refused as not synchronized
     And no client operation has reached the backend before the client synchronized
 
   @SYNC-1
@@ -31,8 +31,8 @@ Feature: Operations wait for synchronization
     Then no client operation has reached the backend before the client synchronized
     When the gate on the participants of "support" is opened
     And 3 seconds pass
-    Then the client finished synchronizing
-    And the user update completes or is refused as not synchronized
+    Then alice's client finished synchronizing
+    And alice's user update completes or is refused as not synchronized
     And no client operation has reached the backend before the client synchronized
 
   @SYNC-2
@@ -44,7 +44,7 @@ Feature: Operations wait for synchronization
     Then no conversation operation has reached the backend before that conversation synchronized
     When the gate on the participants of "support" is opened
     And 3 seconds pass
-    Then the update of "support" completes or is refused as not synchronized
+    Then alice's update of "support" completes or is refused as not synchronized
     And no conversation operation has reached the backend before that conversation synchronized
 
   @SYNC-2
@@ -56,7 +56,7 @@ Feature: Operations wait for synchronization
     Then no conversation operation has reached the backend before that conversation synchronized
     When the gate on the participants of "general" is opened
     And 3 seconds pass
-    Then the message to "general" completes or is refused as not synchronized
+    Then alice's message to "general" completes or is refused as not synchronized
     And no conversation operation has reached the backend before that conversation synchronized
 
   @SYNC-3
@@ -75,5 +75,5 @@ Feature: Operations wait for synchronization
     And another writer sets the attributes of "general" to {"topic": "while syncing"}
     And the gate on the participants of "support" is opened
     And 3 seconds pass
-    Then the client finished synchronizing
+    Then alice's client finished synchronizing
     And the sync status never moved backwards

@@ -1,9 +1,9 @@
 //! convo-tck: a lifecycle conformance kit for Conversations-style chat client SDKs.
 //!
-//! A vendor's client stack, wrapped in an [`Adapter`], is driven through Gherkin scenarios
-//! against a mock Conversations service (REST in the Twilio v1 shape plus a WebSocket event
-//! channel) on loopback, on virtual time. Checks turn what the client did into a verdict per
-//! lifecycle rule of the vendor's best-practice page; the [`Report`] is the compliance matrix.
+//! A vendor's client stack, wrapped in an [`Adapter`], is driven through Gherkin scenarios and
+//! property campaigns against a mock Conversations service (REST in the Twilio v1 shape plus a
+//! WebSocket event channel) on loopback, on virtual time. Every rule of the [`rules`] catalog is
+//! judged on every scenario's journal; the [`Report`] is the compliance matrix.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), convo_tck::scenario::SuiteError> {
@@ -17,24 +17,35 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules, left to right along the data flow: [`scenario`] (features, steps, runner),
-//! [`adapter`] (the contract), [`reference`] (the built-in client and its faults), [`backend`]
-//! (the mock service and its journal), [`clock`] (virtual time), [`checks`] (verdicts),
-//! [`report`] (matrix writers) and [`rules`] (the catalog everything refers to).
+//! An adapter author needs [`adapter`] (the contract: commands, typed replies, observations,
+//! and [`AdapterSession::serve`] for an in-process stack), [`run_suite`] and [`Report`]; the
+//! mock service alone is [`Backend`]. Modules, bottom up: [`clock`] and [`wire`] (virtual time,
+//! the v1 wire vocabulary), [`adapter`], [`backend`] (the mock service; it records facts and
+//! knows nothing of adapters), [`journal`] (everything a scenario did, in one order),
+//! [`reference`] (the built-in client and its planted faults), [`checks`] (judges of one
+//! property each), [`rules`] (the catalog that owns checks and faults, and judging),
+//! [`harness`] (a scene: backend, adapter session, driver), [`scenario`] and [`properties`]
+//! (what provokes the rules), [`report`] (the matrix and its writers). `docs/architecture.md`
+//! maps them.
 
 pub mod adapter;
 pub mod backend;
 pub mod checks;
 pub mod clock;
+pub mod harness;
+pub mod journal;
 pub mod properties;
 pub mod reference;
 pub mod report;
 pub mod rules;
 pub mod scenario;
+mod secrets;
+pub mod wire;
 
-pub use adapter::{Adapter, Profile};
-pub use checks::Verdict;
+pub use adapter::{Adapter, AdapterSession, Profile};
+pub use backend::Backend;
 pub use reference::{Fault, FaultSet, ReferenceAdapter};
 pub use report::Report;
-pub use rules::RuleId;
+pub use rules::{RuleId, Verdict};
 pub use scenario::{SuiteOptions, run_suite};
+pub use secrets::{Secrets, TokenFingerprint};

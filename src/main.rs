@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use convo_tck::Profile;
 use convo_tck::reference::{Fault, FaultSet, ReferenceAdapter};
 use convo_tck::report::{self, Report};
-use convo_tck::rules::{CATALOG, RuleId};
+use convo_tck::rules::{self, CATALOG, RuleId};
 use convo_tck::scenario::{SuiteOptions, run_suite};
-use convo_tck::{Profile, rules};
 
 #[derive(Parser)]
 #[command(
@@ -95,27 +95,36 @@ fn rules_table() -> String {
 
 fn explain(id: RuleId) -> String {
     let r = id.rule();
-    let faults: Vec<_> = Fault::targeting(id).map(Fault::name).collect();
-    format!(
-        "{} ({} for profile {})\n  {}\n  source: \"{}\" section of the vendor's best-practice page\n  provoked by: {}\n  fails when: {}\n  faults that must fail it: {}\n  if it fails, check: {}\n{}",
-        r.id,
-        r.level,
-        r.profile,
-        r.summary,
-        r.source,
-        r.provoke,
-        r.check
-            .unwrap_or("no check yet: the rule is reported UNTESTED"),
+    let names = |faults: &[Fault]| {
         if faults.is_empty() {
             "none yet".to_owned()
         } else {
-            faults.join(", ")
-        },
-        r.hint,
-        r.not_judged
-            .map(|w| format!("  not judged: {w}\n"))
-            .unwrap_or_default(),
-    )
+            faults
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let mut out = format!(
+        "{} ({} for profile {})\n  {}\n  source: \"{}\" section of the vendor's best-practice page\n  provoked by: {}\n",
+        r.id, r.level, r.profile, r.summary, r.source, r.provoke,
+    );
+    if r.checks.is_empty() {
+        out.push_str("  fails when: no check yet: the rule is reported UNTESTED\n");
+    }
+    for c in r.checks {
+        out.push_str(&format!("  fails when: {}\n", c.fails_when));
+    }
+    out.push_str(&format!(
+        "  faults that must fail it: {}\n  if it fails, check: {}\n",
+        names(r.faults),
+        r.hint
+    ));
+    if let Some(w) = r.not_judged {
+        out.push_str(&format!("  not judged: {w}\n"));
+    }
+    out
 }
 
 async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
@@ -177,16 +186,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             match format {
                 Format::Table => print!("{}", rules_table()),
                 Format::Json => {
-                    // The catalog, plus the planted bugs that prove each rule can fail.
-                    let mut rows = serde_json::to_value(rules::CATALOG)?;
-                    if let Some(rows) = rows.as_array_mut() {
-                        for (row, rule) in rows.iter_mut().zip(CATALOG) {
-                            let faults: Vec<_> =
-                                Fault::targeting(rule.id).map(Fault::name).collect();
-                            row["faults"] = serde_json::json!(faults);
-                        }
-                    }
-                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                    // The catalog, with the checks and the planted bugs that prove each rule.
+                    println!("{}", serde_json::to_string_pretty(CATALOG)?);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -197,7 +198,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         }
         Cmd::Faults => {
             for f in Fault::ALL {
-                let targets: Vec<_> = f.targets().iter().map(|r| r.as_str()).collect();
+                let targets: Vec<_> = rules::targets_of(*f).iter().map(|r| r.as_str()).collect();
                 println!(
                     "{:<30} fails {:<8} {}",
                     f.name(),

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use convo_tck::Report;
+use convo_tck::Verdict;
 use convo_tck::adapter::{
     Adapter, AdapterError, AdapterEvent, AdapterSession, Capabilities, Hello, PROTOCOL_VERSION,
     Profile,
 };
-use convo_tck::checks::Verdict;
 use convo_tck::scenario::{SuiteOptions, run_suite};
 use futures::FutureExt;
 use futures::future::BoxFuture;

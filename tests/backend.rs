@@ -1,19 +1,22 @@
 //! The mock backend over real loopback HTTP and WebSocket: v1 shapes, Twilio-style errors,
 //! gates, tokens on virtual time, and event replay.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use convo_tck::backend::Backend;
+use convo_tck::Secrets;
 use convo_tck::backend::fixture::Fixture;
-use convo_tck::backend::journal::{Endpoint, EntryKind, Journal, Secrets};
-use convo_tck::backend::state::{Gate, ObjectKey};
+use convo_tck::backend::{Backend, Endpoint, EndpointKind, Gate};
 use convo_tck::clock::VirtualClock;
+use convo_tck::journal::Journal;
+use convo_tck::wire::ObjectKey;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 struct Fx {
     backend: Backend,
+    journal: Journal,
     clock: VirtualClock,
     http: reqwest::Client,
     token: String,
@@ -21,8 +24,14 @@ struct Fx {
 
 async fn fx() -> Fx {
     let clock = VirtualClock::new();
-    let journal = Journal::new(clock.clone(), Secrets::default());
-    let backend = Backend::start(clock.clone(), journal, 1).await.unwrap();
+    let secrets = Secrets::default();
+    let journal = Journal::new(clock.clone(), secrets.clone());
+    let backend = Backend::builder(clock.clone())
+        .record_to(Arc::new(journal.clone()))
+        .secrets(secrets)
+        .start()
+        .await
+        .unwrap();
     backend.load_fixture("basic", &Fixture::named("basic").unwrap());
     backend.seed_conversations("extra", 7, &["alice".into()]);
     let token = backend
@@ -30,6 +39,7 @@ async fn fx() -> Fx {
         .unwrap();
     Fx {
         backend,
+        journal,
         clock,
         http: reqwest::Client::new(),
         token,
@@ -185,7 +195,9 @@ async fn tokens_outside_three_minutes_to_a_day_are_refused_and_expire_on_virtual
 #[tokio::test]
 async fn a_gated_last_page_answers_503_with_retry_after_until_opened() {
     let fx = fx().await;
-    fx.backend.close_gate(Gate::LastListPage);
+    fx.backend.close_gate(Gate::LastListPage {
+        user: "alice".into(),
+    });
     let (status, _, _) = fx.get("/v1/Users/alice/Conversations?PageSize=50").await;
     assert_eq!(status, 503);
     let (status, headers, _) = fx.get("/v1/Users/alice/Conversations?PageSize=50").await;
@@ -201,7 +213,9 @@ async fn a_gated_last_page_answers_503_with_retry_after_until_opened() {
         status, 200,
         "the first of several pages is not the last page"
     );
-    fx.backend.open_gate(&Gate::LastListPage);
+    fx.backend.open_gate(&Gate::LastListPage {
+        user: "alice".into(),
+    });
     let (status, _, _) = fx.get("/v1/Users/alice/Conversations?PageSize=50").await;
     assert_eq!(status, 200);
 }
@@ -210,25 +224,15 @@ async fn a_gated_last_page_answers_503_with_retry_after_until_opened() {
 async fn the_journal_fingerprints_tokens_and_never_stores_them() {
     let fx = fx().await;
     fx.get("/v1/Users/alice").await;
-    let text = serde_json::to_string(&fx.backend.journal().snapshot()).unwrap();
+    let text = serde_json::to_string(&fx.journal.snapshot()).unwrap();
     assert!(!text.contains(&fx.token));
     assert!(text.contains("tok:"));
-    let entry = fx
-        .backend
-        .journal()
-        .snapshot()
-        .into_iter()
-        .rev()
-        .find(|e| matches!(e.kind, EntryKind::Request { .. }))
-        .unwrap();
-    assert!(matches!(
-        entry.kind,
-        EntryKind::Request {
-            endpoint: Endpoint::GetUser,
-            status: 200,
-            ..
-        }
-    ));
+    let entries = fx.journal.snapshot();
+    let request = entries.iter().rev().find_map(|e| e.request()).unwrap();
+    assert_eq!(
+        (&request.endpoint, request.status),
+        (&Endpoint::GetUser, 200)
+    );
 }
 
 async fn connect(fx: &Fx, since: Option<u64>) -> impl futures::Stream<Item = Value> {
@@ -278,7 +282,7 @@ async fn held_events_are_published_on_release_with_the_current_snapshot() {
     fx.backend.external_update(&key, json!({"n": 1})).unwrap();
     fx.backend.external_update(&key, json!({"n": 2})).unwrap();
     assert_eq!(
-        fx.backend.hub().last_seq(),
+        fx.backend.events_published(),
         0,
         "held events are not published"
     );
@@ -301,8 +305,9 @@ async fn any_endpoint_can_be_gated_and_a_gated_write_changes_nothing() {
     let sid = fx.backend.conversation_sid("general").unwrap();
     let key = ObjectKey::Conversation(sid.clone());
     let before = fx.backend.attributes(&key).unwrap();
-    fx.backend
-        .close_gate(Gate::endpoint("update_conversation").unwrap());
+    fx.backend.close_gate(Gate::Endpoint {
+        endpoint: "update_conversation".parse().unwrap(),
+    });
     let r = fx
         .http
         .post(format!("{}/v1/Conversations/{sid}", fx.backend.rest_url()))
@@ -314,6 +319,6 @@ async fn any_endpoint_can_be_gated_and_a_gated_write_changes_nothing() {
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
     assert_eq!(fx.backend.attributes(&key).unwrap(), before);
-    let err = Gate::endpoint("nope").unwrap_err();
+    let err = "nope".parse::<EndpointKind>().unwrap_err().to_string();
     assert!(err.contains("update_conversation"), "{err}");
 }

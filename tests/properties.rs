@@ -1,28 +1,33 @@
-//! Property campaigns: the compliant reference client holds every SYNC and UPD invariant over
-//! random lifecycles, and each planted bug is found and shrunk to a short lifecycle.
+//! Property campaigns: the compliant reference client holds every rule over random lifecycles,
+//! and each planted SYNC and UPD bug is found and shrunk to a short lifecycle.
 //! Failing seeds of the fault campaigns are kept under `proptest-regressions/` and replayed first.
 
-use convo_tck::Fault;
-use convo_tck::properties::{Campaign, run_campaign};
+use std::sync::Arc;
+
+use convo_tck::properties::{Campaign, Step, replay, run_campaign};
+use convo_tck::{Adapter, Fault, FaultSet, Profile, ReferenceAdapter};
+
+fn reference(faults: FaultSet) -> Arc<dyn Adapter> {
+    Arc::new(ReferenceAdapter::with_faults(Profile::Mobile, faults))
+}
 
 #[test]
-fn the_reference_client_holds_sync_and_upd_invariants_over_random_lifecycles() {
+fn the_reference_client_holds_every_rule_over_random_lifecycles() {
     let campaign = Campaign {
         cases: 48,
         persistence: Some("proptest-regressions/lifecycle.txt"),
         ..Campaign::default()
     };
-    run_campaign(&campaign).expect_held();
+    run_campaign(reference(FaultSet::none()), &campaign).expect_held();
 }
 
 fn finds_and_shrinks(fault: Fault, persistence: &'static str) {
     let campaign = Campaign {
-        faults: fault.into(),
         cases: 256,
         persistence: Some(persistence),
         ..Campaign::default()
     };
-    let steps = run_campaign(&campaign).expect_caught(fault);
+    let steps = run_campaign(reference(fault.into()), &campaign).expect_caught(fault);
     assert!(
         steps.len() <= 8,
         "fault `{fault}` shrank only to {} steps: {steps:?}",
@@ -31,7 +36,8 @@ fn finds_and_shrinks(fault: Fault, persistence: &'static str) {
 }
 
 macro_rules! campaigns {
-    ($($name:ident => $fault:expr, $file:literal;)*) => {$(
+    ($($rule:literal $name:ident => $fault:expr, $file:literal;)*) => {$(
+        #[doc = concat!($rule, ": a random lifecycle catches the planted fault and shrinks it.")]
         #[test]
         fn $name() {
             finds_and_shrinks($fault, concat!("proptest-regressions/faults/", $file, ".txt"));
@@ -40,19 +46,18 @@ macro_rules! campaigns {
 }
 
 campaigns! {
-    property_finds_ops_before_sync => Fault::OpsBeforeSync, "ops-before-sync";
-    property_finds_conversation_ops_before_sync => Fault::ConversationOpsBeforeSync, "conversation-ops-before-sync";
-    property_finds_sync_status_regresses => Fault::SyncStatusRegresses, "sync-status-regresses";
-    property_finds_update_completes_on_ack => Fault::UpdateCompletesOnAck, "update-completes-on-ack";
-    property_finds_local_write_wins => Fault::LocalWriteWins, "local-write-wins";
-    property_finds_stale_event_overwrites => Fault::StaleEventOverwrites, "stale-event-overwrites";
+    "SYNC-1" property_finds_ops_before_sync => Fault::OpsBeforeSync, "ops-before-sync";
+    "SYNC-2" property_finds_conversation_ops_before_sync => Fault::ConversationOpsBeforeSync, "conversation-ops-before-sync";
+    "SYNC-3" property_finds_sync_status_regresses => Fault::SyncStatusRegresses, "sync-status-regresses";
+    "UPD-1" property_finds_update_completes_on_ack => Fault::UpdateCompletesOnAck, "update-completes-on-ack";
+    "UPD-2" property_finds_local_write_wins => Fault::LocalWriteWins, "local-write-wins";
+    "UPD-3" property_finds_stale_event_overwrites => Fault::StaleEventOverwrites, "stale-event-overwrites";
 }
 
 #[test]
 fn a_shrunk_lifecycle_replays_to_the_same_violation() {
-    use convo_tck::properties::{Step, replay};
     let steps = vec![Step::Start, Step::Hold, Step::UpdateConversation(0)];
-    let err = replay(Fault::UpdateCompletesOnAck.into(), steps.clone()).unwrap_err();
+    let err = replay(reference(Fault::UpdateCompletesOnAck.into()), steps.clone()).unwrap_err();
     assert!(err.starts_with("UPD-1 FAIL"), "{err}");
-    assert_eq!(replay(convo_tck::FaultSet::none(), steps), Ok(()));
+    assert_eq!(replay(reference(FaultSet::none()), steps), Ok(()));
 }

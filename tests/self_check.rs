@@ -1,12 +1,16 @@
-//! Testing the tester: every planted bug of the reference client must make its target rules FAIL,
-//! and only rules it is known to touch; with no bug, every checked rule must PASS.
+//! Testing the tester, driven from the catalog: every planted bug the catalog lists for a rule
+//! must make that rule FAIL with a trace, and fail no rule the catalog does not expect it to;
+//! with no bug, every checked rule must PASS.
+//!
+//! `self_checks!` holds one test per (rule, fault) pair of the catalog, named with the rule's
+//! id; `every_fault_of_the_catalog_has_its_self_check` fails when the catalog gains a pair the
+//! list lacks, so no rule can be added without its fault and its test.
 
 use std::sync::Arc;
 
-use convo_tck::checks::Verdict;
-use convo_tck::rules::{CATALOG, RuleId};
+use convo_tck::rules::{self, CATALOG, RuleId};
 use convo_tck::scenario::{SuiteOptions, run_suite};
-use convo_tck::{Fault, FaultSet, Profile, ReferenceAdapter, Report};
+use convo_tck::{Fault, FaultSet, Profile, ReferenceAdapter, Report, Verdict};
 
 async fn report(profile: Profile, faults: FaultSet) -> Report {
     let adapter = Arc::new(ReferenceAdapter::with_faults(profile, faults));
@@ -25,7 +29,12 @@ fn failing(report: &Report) -> Vec<RuleId> {
         .collect()
 }
 
-async fn fault_fails_its_rules(fault: Fault) {
+async fn fault_fails_its_rule(rule: &str, fault: Fault) {
+    let target: RuleId = rule.parse().expect("a catalog id");
+    assert!(
+        target.rule().faults.contains(&fault),
+        "the catalog does not list `{fault}` for {target}"
+    );
     for profile in Profile::ALL {
         let report = report(profile, fault.into()).await;
         assert!(
@@ -33,29 +42,25 @@ async fn fault_fails_its_rules(fault: Fault) {
             "harness errors under {fault}: {:?}",
             report.errors
         );
-        for target in fault.targets() {
-            let row = report.rule(*target);
-            assert_eq!(
-                row.verdict,
-                Verdict::Fail,
-                "fault `{fault}` must make {target} FAIL in the {profile} profile, but it is {}: {:?}",
-                row.verdict,
-                row.evidence
-            );
-            let trace = row
-                .trace
-                .as_ref()
-                .unwrap_or_else(|| panic!("{target} failed without a trace"));
-            assert!(
-                !trace.entries.is_empty() && !trace.culprits.is_empty(),
-                "{target}'s trace points at nothing"
-            );
-        }
-        let allowed: Vec<RuleId> = fault
-            .targets()
-            .iter()
-            .chain(fault.collateral())
-            .copied()
+        let row = report.rule(target);
+        assert_eq!(
+            row.verdict,
+            Verdict::Fail,
+            "fault `{fault}` must make {target} FAIL in the {profile} profile, but it is {}: {:?}",
+            row.verdict,
+            row.evidence
+        );
+        let trace = row
+            .trace
+            .as_ref()
+            .unwrap_or_else(|| panic!("{target} failed without a trace"));
+        assert!(
+            !trace.entries.is_empty() && !trace.culprits.is_empty(),
+            "{target}'s trace points at nothing"
+        );
+        let allowed: Vec<RuleId> = rules::targets_of(fault)
+            .into_iter()
+            .chain(rules::collateral_of(fault))
             .collect();
         let stray: Vec<RuleId> = failing(&report)
             .into_iter()
@@ -63,60 +68,66 @@ async fn fault_fails_its_rules(fault: Fault) {
             .collect();
         assert!(
             stray.is_empty(),
-            "fault `{fault}` also failed unrelated rules {stray:?} in the {profile} profile"
+            "fault `{fault}` also failed {stray:?} in the {profile} profile, which the catalog does not expect: {:?}",
+            stray
+                .iter()
+                .map(|r| &report.rule(*r).evidence)
+                .collect::<Vec<_>>()
         );
     }
 }
 
-macro_rules! fault_tests {
-    ($($name:ident => $fault:expr),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            fault_fails_its_rules($fault).await;
+macro_rules! self_checks {
+    ($($rule:literal $name:ident => $fault:expr,)*) => {
+        /// The (rule, fault) pairs that have a test below.
+        const SELF_CHECKS: &[(&str, Fault)] = &[$(($rule, $fault)),*];
+
+        $(
+            #[doc = concat!($rule, ": the planted fault makes it FAIL, and nothing unexpected.")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                fault_fails_its_rule($rule, $fault).await;
+            }
+        )*
+    };
+}
+
+self_checks! {
+    "SYNC-1" sync_1_fails_under_ops_before_sync => Fault::OpsBeforeSync,
+    "SYNC-2" sync_2_fails_under_conversation_ops_before_sync => Fault::ConversationOpsBeforeSync,
+    "SYNC-3" sync_3_fails_under_sync_status_regresses => Fault::SyncStatusRegresses,
+    "UPD-1" upd_1_fails_under_update_completes_on_ack => Fault::UpdateCompletesOnAck,
+    "UPD-2" upd_2_fails_under_local_write_wins => Fault::LocalWriteWins,
+    "UPD-3" upd_3_fails_under_stale_event_overwrites => Fault::StaleEventOverwrites,
+    "LIST-1" list_1_fails_under_await_full_list => Fault::AwaitFullList,
+    "LIST-2" list_2_fails_under_listen_after_fetch => Fault::ListenAfterFetch,
+    "LIST-3" list_3_fails_under_no_dedupe => Fault::NoDedupe,
+    "LIST-4" list_4_fails_under_ignore_unknown_updates => Fault::IgnoreUnknownUpdates,
+    "LIST-4" list_4_fails_under_no_tombstones => Fault::NoTombstones,
+    "LIST-4" list_4_fails_under_first_page_only => Fault::FirstPageOnly,
+    "MSG-1" msg_1_fails_under_autoload_messages => Fault::AutoloadMessages,
+    "MSG-1" msg_1_fails_under_silent_new_messages => Fault::SilentNewMessages,
+    "MSG-2" msg_2_fails_under_events_for_unfetched => Fault::EventsForUnfetched,
+    "MSG-2" msg_2_fails_under_drop_fetched_updates => Fault::DropFetchedUpdates,
+}
+
+#[test]
+fn every_fault_of_the_catalog_has_its_self_check() {
+    for rule in CATALOG {
+        for fault in rule.faults {
+            assert!(
+                SELF_CHECKS.contains(&(rule.id.as_str(), *fault)),
+                "{} lists fault `{fault}` but self_checks! has no test for the pair",
+                rule.id
+            );
         }
-    )*};
-}
-
-fault_tests! {
-    ops_before_sync_fails_sync_1 => Fault::OpsBeforeSync,
-    conversation_ops_before_sync_fails_sync_2 => Fault::ConversationOpsBeforeSync,
-    sync_status_regresses_fails_sync_3 => Fault::SyncStatusRegresses,
-    update_completes_on_ack_fails_upd_1 => Fault::UpdateCompletesOnAck,
-    local_write_wins_fails_upd_2 => Fault::LocalWriteWins,
-    stale_event_overwrites_fails_upd_3 => Fault::StaleEventOverwrites,
-    await_full_list_fails_list_1 => Fault::AwaitFullList,
-    listen_after_fetch_fails_list_2 => Fault::ListenAfterFetch,
-    no_dedupe_fails_list_3 => Fault::NoDedupe,
-    ignore_unknown_updates_fails_list_4 => Fault::IgnoreUnknownUpdates,
-    no_tombstones_fails_list_4 => Fault::NoTombstones,
-    first_page_only_fails_list_4 => Fault::FirstPageOnly,
-    autoload_messages_fails_msg_1 => Fault::AutoloadMessages,
-    silent_new_messages_fails_msg_1 => Fault::SilentNewMessages,
-    events_for_unfetched_fails_msg_2 => Fault::EventsForUnfetched,
-    drop_fetched_updates_fails_msg_2 => Fault::DropFetchedUpdates,
-}
-
-/// Does not compile when a fault is added without an entry in `fault_tests!` above: a fault
-/// without a self-check is a check nobody proved.
-#[allow(dead_code)]
-fn every_fault_has_a_self_check_test(f: Fault) {
-    match f {
-        Fault::OpsBeforeSync
-        | Fault::ConversationOpsBeforeSync
-        | Fault::SyncStatusRegresses
-        | Fault::UpdateCompletesOnAck
-        | Fault::LocalWriteWins
-        | Fault::StaleEventOverwrites
-        | Fault::AwaitFullList
-        | Fault::ListenAfterFetch
-        | Fault::NoDedupe
-        | Fault::IgnoreUnknownUpdates
-        | Fault::NoTombstones
-        | Fault::FirstPageOnly
-        | Fault::AutoloadMessages
-        | Fault::SilentNewMessages
-        | Fault::EventsForUnfetched
-        | Fault::DropFetchedUpdates => {}
+    }
+    for (rule, fault) in SELF_CHECKS {
+        let id: RuleId = rule.parse().expect("a catalog id");
+        assert!(
+            id.rule().faults.contains(fault),
+            "self_checks! tests `{fault}` against {rule}, which the catalog does not list"
+        );
     }
 }
 
@@ -157,11 +168,12 @@ async fn rules_without_checks_are_untested_never_pass() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_must_failure_gates_with_exit_1_only_in_the_profile_that_requires_it() {
+    let upd_1: RuleId = "UPD-1".parse().unwrap();
     let mobile = report(Profile::Mobile, Fault::UpdateCompletesOnAck.into()).await;
     assert_eq!(mobile.exit_code(), 1);
     // UPD-1 is a mobile rule: the JS profile reports the failure without gating on it.
     let js = report(Profile::Js, Fault::UpdateCompletesOnAck.into()).await;
-    assert_eq!(js.rule(convo_tck::rules::ids::UPD_1).verdict, Verdict::Fail);
+    assert_eq!(js.rule(upd_1).verdict, Verdict::Fail);
     assert_eq!(js.exit_code(), 0);
 }
 
@@ -180,7 +192,7 @@ async fn same_seed_gives_same_verdicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_is_failed_by_some_fault() {
-    // A scenario no planted bug can fail is a check nobody proved can fail.
+    // A scenario no planted bug can fail is a provocation nobody proved can catch anything.
     let mut all = std::collections::BTreeSet::new();
     let mut failed = std::collections::BTreeSet::new();
     for fault in Fault::ALL {
@@ -193,7 +205,7 @@ async fn every_scenario_is_failed_by_some_fault() {
             .expect("the suite runs");
         for s in run.scenarios.iter().filter(|s| !s.boundary) {
             let name = format!("{}: {}", s.feature, s.scenario);
-            if s.outcomes.iter().any(|o| o.verdict == Verdict::Fail) {
+            if s.judgements.iter().any(|j| j.finding.is_violated()) {
                 failed.insert(name.clone());
             }
             all.insert(name);

@@ -1,17 +1,22 @@
 //! The adapter contract: how the harness talks to a client stack.
 //!
-//! [`protocol`] holds the serde vocabulary (commands, replies, observations, `hello`). The
-//! [`Adapter`] trait opens one [`AdapterSession`] per scenario: a fresh client stack, a request
-//! channel in and an event channel out. The in-process reference client implements it directly;
-//! the stdio adapter (a child process speaking JSON lines) will implement the same trait, so one
-//! suite serves both. The scenario driver is the only caller.
+//! [`protocol`] holds the serde vocabulary (commands, typed replies, observations, `hello`). The
+//! [`Adapter`] trait opens one [`AdapterSession`] per scenario: a fresh client stack. An
+//! in-process stack is written with [`AdapterSession::serve`]: it receives each command with a
+//! [`Responder`] to answer it (now or later) and reports through an [`Observer`], without
+//! touching channels. Out-of-process adapters (JSON lines over stdio) implement the same trait,
+//! so one suite serves both. The harness's driver is the only caller of a session.
+//!
+//! Must not import: the backend, the journal, the checks, the harness (an adapter knows the
+//! protocol and nothing of how it is judged).
 
 pub mod protocol;
+mod session;
 
 use futures::future::BoxFuture;
-use tokio::sync::mpsc;
 
 pub use protocol::*;
+pub use session::{AdapterEvent, AdapterSession, Commands, Observer, Responder};
 
 /// A failure of the adapter itself (not of a command it ran).
 #[derive(Debug, thiserror::Error)]
@@ -43,67 +48,6 @@ pub enum AdapterError {
         /// What is wrong with it.
         reason: String,
     },
-}
-
-/// What an adapter session sends back to the harness, in order.
-#[derive(Debug)]
-pub enum AdapterEvent {
-    /// A reply to a request.
-    Reply(Reply),
-    /// An observation.
-    Observation(Observation),
-    /// A line of the adapter's log (stderr for processes).
-    Log(String),
-    /// The adapter stopped; no more events follow.
-    Exited(String),
-}
-
-/// One live adapter: a client stack under test, for one scenario.
-pub struct AdapterSession {
-    hello: Hello,
-    requests: mpsc::UnboundedSender<Request>,
-    events: mpsc::UnboundedReceiver<AdapterEvent>,
-    closer: BoxFuture<'static, ()>,
-}
-
-impl AdapterSession {
-    /// Wraps the channels of a started adapter. `closer` runs on [`AdapterSession::close`] after the
-    /// request channel is dropped; it should wait (boundedly) for the stack to stop.
-    pub fn new(
-        hello: Hello,
-        requests: mpsc::UnboundedSender<Request>,
-        events: mpsc::UnboundedReceiver<AdapterEvent>,
-        closer: BoxFuture<'static, ()>,
-    ) -> Self {
-        Self {
-            hello,
-            requests,
-            events,
-            closer,
-        }
-    }
-
-    /// The adapter's handshake.
-    pub fn hello(&self) -> &Hello {
-        &self.hello
-    }
-
-    /// Splits the session into its request sender, its event receiver and its closer.
-    pub fn into_parts(
-        self,
-    ) -> (
-        mpsc::UnboundedSender<Request>,
-        mpsc::UnboundedReceiver<AdapterEvent>,
-        BoxFuture<'static, ()>,
-    ) {
-        let Self {
-            requests,
-            events,
-            closer,
-            ..
-        } = self;
-        (requests, events, closer)
-    }
 }
 
 /// A client stack the kit can test: opens a fresh session per scenario.

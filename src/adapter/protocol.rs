@@ -2,9 +2,11 @@
 //! protocol over stdio.
 //!
 //! Harness → adapter: a [`Request`] per line (`{"id": 7, "command": "settle"}`).
-//! Adapter → harness: [`AdapterMessage`]s: first a `hello`, then `reply`s carrying the request's
-//! `id` and unsolicited `observation`s, in the order they happen. Everything is versioned by
-//! [`PROTOCOL_VERSION`]; fields added later are optional so version-1 adapters keep working.
+//! Adapter → harness: first a `hello`, then `reply`s carrying the request's `id` and unsolicited
+//! `observation`s, in the order they happen ([`AdapterMessage`]). A reply's body has one shape
+//! per command ([`ReplyBody`]); on the wire it is decoded by the command it answers
+//! ([`ReplyBody::decode`]). Everything is versioned by [`PROTOCOL_VERSION`]; fields added later
+//! are optional so version-1 adapters keep working.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,8 +14,15 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::wire::{ConversationSid, InstanceId};
+
 /// The protocol version this harness speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+crate::wire::string_id! {
+    /// A handle on an object of the client stack, as `open_conversation` hands it out.
+    HandleId
+}
 
 /// Which SDK family's documented behaviour the adapter claims.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,7 +107,7 @@ pub enum Target {
     /// One conversation.
     Conversation {
         /// Its sid (`CH...`).
-        sid: String,
+        sid: ConversationSid,
     },
 }
 
@@ -127,7 +136,7 @@ pub enum CountKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    /// Create the client and connect. Replies `{"instance": id}` once the client exists.
+    /// Create the client and connect. Replies [`ReplyBody::Started`] once the client exists.
     Start {
         /// Chat identity to log in as.
         identity: String,
@@ -157,33 +166,33 @@ pub enum Command {
         /// The new token.
         device_token: String,
     },
-    /// Replies `{"conversations": [sid, ...]}`: the app's current merged list.
+    /// Replies [`ReplyBody::Conversations`]: the app's current merged list.
     ListConversations,
-    /// Acquire a handle on a conversation. Replies `{"handle": id}`.
+    /// Acquire a handle on a conversation. Replies [`ReplyBody::Handle`].
     OpenConversation {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
     },
     /// Release a handle.
     Release {
         /// Handle id from `open_conversation`.
-        handle: String,
+        handle: HandleId,
     },
-    /// Fetch the newest `count` messages of a conversation.
+    /// Fetch the newest `count` messages of a conversation. Replies [`ReplyBody::Messages`].
     FetchMessages {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
         /// How many.
         count: u32,
     },
-    /// Send a message. Replies `{"index": n}`.
+    /// Send a message. Replies [`ReplyBody::Sent`].
     SendMessage {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
         /// Message body.
         body: String,
     },
-    /// Set an object's attributes. Replies `{"attributes": value}` with the value the backend
+    /// Set an object's attributes. Replies [`ReplyBody::Attributes`] with the value the backend
     /// holds once the update is applied.
     UpdateAttributes {
         /// What to update.
@@ -191,15 +200,16 @@ pub enum Command {
         /// The JSON attributes to write.
         attributes: Value,
     },
-    /// Replies `{"attributes": value}`: what the client currently shows, without asking the backend.
+    /// Replies [`ReplyBody::Attributes`]: what the client currently shows, without asking the
+    /// backend.
     ReadAttributes {
         /// What to read.
         target: Target,
     },
-    /// Replies `{"count": n | null}`.
+    /// Replies [`ReplyBody::Count`].
     GetCount {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
         /// Which count.
         kind: CountKind,
     },
@@ -210,32 +220,108 @@ pub enum Command {
     },
     /// Reply once all work the adapter started has finished or is waiting on time or the backend.
     Settle,
-    /// Replies with an [`Inspection`].
+    /// Replies [`ReplyBody::Inspection`].
     Inspect,
 }
 
-impl Command {
-    /// The command's wire name (`update_attributes`).
-    pub fn name(&self) -> &'static str {
+/// The name of a command, without its fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    /// `start`
+    Start,
+    /// `logout`
+    Logout,
+    /// `kill`
+    Kill,
+    /// `background`
+    Background,
+    /// `foreground`
+    Foreground,
+    /// `device_token_changed`
+    DeviceTokenChanged,
+    /// `list_conversations`
+    ListConversations,
+    /// `open_conversation`
+    OpenConversation,
+    /// `release`
+    Release,
+    /// `fetch_messages`
+    FetchMessages,
+    /// `send_message`
+    SendMessage,
+    /// `update_attributes`
+    UpdateAttributes,
+    /// `read_attributes`
+    ReadAttributes,
+    /// `get_count`
+    GetCount,
+    /// `advance_time`
+    AdvanceTime,
+    /// `settle`
+    Settle,
+    /// `inspect`
+    Inspect,
+}
+
+impl CommandKind {
+    /// The wire name (`update_attributes`).
+    pub fn name(self) -> &'static str {
         match self {
-            Self::Start { .. } => "start",
+            Self::Start => "start",
             Self::Logout => "logout",
             Self::Kill => "kill",
             Self::Background => "background",
             Self::Foreground => "foreground",
-            Self::DeviceTokenChanged { .. } => "device_token_changed",
+            Self::DeviceTokenChanged => "device_token_changed",
             Self::ListConversations => "list_conversations",
-            Self::OpenConversation { .. } => "open_conversation",
-            Self::Release { .. } => "release",
-            Self::FetchMessages { .. } => "fetch_messages",
-            Self::SendMessage { .. } => "send_message",
-            Self::UpdateAttributes { .. } => "update_attributes",
-            Self::ReadAttributes { .. } => "read_attributes",
-            Self::GetCount { .. } => "get_count",
-            Self::AdvanceTime { .. } => "advance_time",
+            Self::OpenConversation => "open_conversation",
+            Self::Release => "release",
+            Self::FetchMessages => "fetch_messages",
+            Self::SendMessage => "send_message",
+            Self::UpdateAttributes => "update_attributes",
+            Self::ReadAttributes => "read_attributes",
+            Self::GetCount => "get_count",
+            Self::AdvanceTime => "advance_time",
             Self::Settle => "settle",
             Self::Inspect => "inspect",
         }
+    }
+}
+
+impl fmt::Display for CommandKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl Command {
+    /// Which command this is.
+    pub fn kind(&self) -> CommandKind {
+        match self {
+            Self::Start { .. } => CommandKind::Start,
+            Self::Logout => CommandKind::Logout,
+            Self::Kill => CommandKind::Kill,
+            Self::Background => CommandKind::Background,
+            Self::Foreground => CommandKind::Foreground,
+            Self::DeviceTokenChanged { .. } => CommandKind::DeviceTokenChanged,
+            Self::ListConversations => CommandKind::ListConversations,
+            Self::OpenConversation { .. } => CommandKind::OpenConversation,
+            Self::Release { .. } => CommandKind::Release,
+            Self::FetchMessages { .. } => CommandKind::FetchMessages,
+            Self::SendMessage { .. } => CommandKind::SendMessage,
+            Self::UpdateAttributes { .. } => CommandKind::UpdateAttributes,
+            Self::ReadAttributes { .. } => CommandKind::ReadAttributes,
+            Self::GetCount { .. } => CommandKind::GetCount,
+            Self::AdvanceTime { .. } => CommandKind::AdvanceTime,
+            Self::Settle => CommandKind::Settle,
+            Self::Inspect => CommandKind::Inspect,
+        }
+    }
+
+    /// The command's wire name (`update_attributes`).
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 }
 
@@ -293,12 +379,140 @@ impl CommandError {
     }
 }
 
+/// What a successful command answers: one shape per command.
+///
+/// On the wire a body is the bare object (`{"attributes": {...}}`); which shape it has follows
+/// from the command it answers ([`ReplyBody::decode`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ReplyBody {
+    /// `start`: the client exists (not: has synchronized).
+    Started {
+        /// Its instance id.
+        instance: InstanceId,
+    },
+    /// `list_conversations`: the app's merged list, in its order.
+    Conversations {
+        /// The sids, as the app shows them.
+        conversations: Vec<ConversationSid>,
+    },
+    /// `open_conversation`.
+    Handle {
+        /// The new handle.
+        handle: HandleId,
+    },
+    /// `fetch_messages`: the indices of the messages fetched.
+    Messages {
+        /// Message indices.
+        messages: Vec<u64>,
+    },
+    /// `send_message`.
+    Sent {
+        /// The new message's index.
+        index: u64,
+    },
+    /// `update_attributes` (the value the backend announced) and `read_attributes` (what the
+    /// client shows now).
+    Attributes {
+        /// The attributes.
+        attributes: Value,
+    },
+    /// `get_count`.
+    Count {
+        /// The count, or `null` when unknown.
+        count: Option<u64>,
+    },
+    /// `inspect`.
+    Inspection(Inspection),
+    /// Every other command: `{}`.
+    Done {},
+}
+
+#[derive(Deserialize)]
+struct StartedBody {
+    instance: InstanceId,
+}
+#[derive(Deserialize)]
+struct ConversationsBody {
+    conversations: Vec<ConversationSid>,
+}
+#[derive(Deserialize)]
+struct HandleBody {
+    handle: HandleId,
+}
+#[derive(Deserialize)]
+struct MessagesBody {
+    messages: Vec<u64>,
+}
+#[derive(Deserialize)]
+struct SentBody {
+    index: u64,
+}
+#[derive(Deserialize)]
+struct AttributesBody {
+    attributes: Value,
+}
+#[derive(Deserialize)]
+struct CountBody {
+    count: Option<u64>,
+}
+
+impl ReplyBody {
+    /// Reads the body of a reply to a `command`, checking it has that command's shape.
+    pub fn decode(command: CommandKind, body: Value) -> Result<Self, serde_json::Error> {
+        use serde_json::from_value as read;
+        Ok(match command {
+            CommandKind::Start => Self::Started {
+                instance: read::<StartedBody>(body)?.instance,
+            },
+            CommandKind::ListConversations => Self::Conversations {
+                conversations: read::<ConversationsBody>(body)?.conversations,
+            },
+            CommandKind::OpenConversation => Self::Handle {
+                handle: read::<HandleBody>(body)?.handle,
+            },
+            CommandKind::FetchMessages => Self::Messages {
+                messages: read::<MessagesBody>(body)?.messages,
+            },
+            CommandKind::SendMessage => Self::Sent {
+                index: read::<SentBody>(body)?.index,
+            },
+            CommandKind::UpdateAttributes | CommandKind::ReadAttributes => Self::Attributes {
+                attributes: read::<AttributesBody>(body)?.attributes,
+            },
+            CommandKind::GetCount => Self::Count {
+                count: read::<CountBody>(body)?.count,
+            },
+            CommandKind::Inspect => Self::Inspection(read(body)?),
+            CommandKind::Logout
+            | CommandKind::Kill
+            | CommandKind::Background
+            | CommandKind::Foreground
+            | CommandKind::DeviceTokenChanged
+            | CommandKind::Release
+            | CommandKind::AdvanceTime
+            | CommandKind::Settle => {
+                read::<serde_json::Map<String, Value>>(body)?;
+                Self::Done {}
+            }
+        })
+    }
+
+    /// The attributes of an `update_attributes` or `read_attributes` reply.
+    pub fn attributes(&self) -> Option<&Value> {
+        match self {
+            Self::Attributes { attributes } => Some(attributes),
+            _ => None,
+        }
+    }
+}
+
 /// The result of one command.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// Success with a command-specific JSON body (`{}` when there is nothing to say).
-    Ok(Value),
+    /// Success with the command's body.
+    Ok(ReplyBody),
     /// Failure.
     Error(CommandError),
 }
@@ -306,25 +520,68 @@ pub enum Outcome {
 impl Outcome {
     /// Success with an empty body.
     pub fn done() -> Self {
-        Self::Ok(Value::Object(Default::default()))
+        Self::Ok(ReplyBody::Done {})
+    }
+
+    /// A failure of `kind`.
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::Error(CommandError::new(kind, message))
     }
 
     /// The success body, if any.
-    pub fn ok(&self) -> Option<&Value> {
+    pub fn ok(&self) -> Option<&ReplyBody> {
         match self {
             Self::Ok(v) => Some(v),
             Self::Error(_) => None,
         }
     }
 
-    /// The attributes field of a success body.
+    /// The attributes of a successful `update_attributes` or `read_attributes`.
     pub fn attributes(&self) -> Option<&Value> {
-        self.ok().and_then(|v| v.get("attributes"))
+        self.ok().and_then(ReplyBody::attributes)
+    }
+
+    /// Reads an outcome off the wire (`{"ok": {...}}` or `{"error": {...}}`) for `command`.
+    pub fn decode(command: CommandKind, raw: WireOutcome) -> Result<Self, String> {
+        match (raw.ok, raw.error) {
+            (Some(body), None) => ReplyBody::decode(command, body)
+                .map(Self::Ok)
+                .map_err(|e| format!("the reply to `{command}` does not have its shape: {e}")),
+            (None, Some(error)) => Ok(Self::Error(error)),
+            (Some(_), Some(_)) => Err("a reply carries both `ok` and `error`".into()),
+            (None, None) => Err("a reply carries neither `ok` nor `error`".into()),
+        }
+    }
+}
+
+/// An outcome as it travels on the wire, before it is read for its command.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WireOutcome {
+    /// The success body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<Value>,
+    /// The failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CommandError>,
+}
+
+impl From<&Outcome> for WireOutcome {
+    fn from(o: &Outcome) -> Self {
+        match o {
+            Outcome::Ok(body) => Self {
+                ok: serde_json::to_value(body).ok(),
+                error: None,
+            },
+            Outcome::Error(e) => Self {
+                ok: None,
+                error: Some(e.clone()),
+            },
+        }
     }
 }
 
 /// The answer to the request with the same `id`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Reply {
     /// The request's id.
     pub id: u64,
@@ -384,12 +641,12 @@ pub enum Observation {
     /// A client instance was created; it sends this id as `X-Convo-Client`.
     ClientCreated {
         /// Instance id.
-        instance: String,
+        instance: InstanceId,
     },
     /// A client instance was shut down.
     ClientShutDown {
         /// Instance id.
-        instance: String,
+        instance: InstanceId,
     },
     /// The event connection changed state.
     ConnectionState {
@@ -404,19 +661,19 @@ pub enum Observation {
     /// A conversation's synchronization status changed.
     ConversationSync {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
         /// New status.
         status: ConversationSyncStatus,
     },
     /// A conversation joined the app's list.
     ConversationAdded {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
     },
     /// A conversation's fields changed.
     ConversationUpdated {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
         /// Why (`attributes`, `friendly_name`, ...).
         #[serde(default)]
         reasons: Vec<String>,
@@ -427,7 +684,7 @@ pub enum Observation {
     /// A conversation left the app's list.
     ConversationRemoved {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
     },
     /// The user's fields changed.
     UserUpdated {
@@ -438,21 +695,21 @@ pub enum Observation {
     /// A message arrived.
     MessageAdded {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
         /// Message index.
         index: u64,
     },
     /// A message changed.
     MessageUpdated {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
         /// Message index.
         index: u64,
     },
     /// A message was removed.
     MessageRemoved {
         /// Conversation sid.
-        conversation: String,
+        conversation: ConversationSid,
         /// Message index.
         index: u64,
     },
@@ -465,12 +722,12 @@ pub enum Observation {
     /// A handle on an object was acquired.
     HandleAcquired {
         /// Handle id.
-        handle: String,
+        handle: HandleId,
     },
     /// A handle was released.
     HandleReleased {
         /// Handle id.
-        handle: String,
+        handle: HandleId,
     },
     /// The client reported an error.
     Error {
@@ -481,14 +738,20 @@ pub enum Observation {
     },
 }
 
-/// One line from the adapter.
+/// One line from an out-of-process adapter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AdapterMessage {
     /// The handshake; must come first.
     Hello(Hello),
-    /// A reply to a request.
-    Reply(Reply),
+    /// A reply to a request, read for its command once the harness matched its `id`.
+    Reply {
+        /// The request's id.
+        id: u64,
+        /// What happened.
+        #[serde(flatten)]
+        outcome: WireOutcome,
+    },
     /// An unsolicited observation.
     Observation(Observation),
 }
@@ -497,17 +760,17 @@ pub enum AdapterMessage {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inspection {
     /// Current instance id, if a client exists.
-    pub instance: Option<String>,
+    pub instance: Option<InstanceId>,
     /// Event-connection state.
     pub connection: Option<ConnectionState>,
     /// Client sync status.
     pub sync: Option<ClientSyncStatus>,
     /// Per-conversation sync status.
     #[serde(default)]
-    pub conversations: Vec<(String, ConversationSyncStatus)>,
+    pub conversations: Vec<(ConversationSid, ConversationSyncStatus)>,
     /// Live handle ids.
     #[serde(default)]
-    pub handles: Vec<String>,
+    pub handles: Vec<HandleId>,
 }
 
 #[cfg(test)]
@@ -535,34 +798,42 @@ mod tests {
     }
 
     #[test]
-    fn replies_and_observations_round_trip() {
-        let msgs = [
-            AdapterMessage::Reply(Reply {
-                id: 3,
-                outcome: Outcome::Error(CommandError::new(ErrorKind::NotSynchronized, "wait")),
-            }),
-            AdapterMessage::Reply(Reply {
-                id: 4,
-                outcome: Outcome::Ok(json!({"attributes": {}})),
-            }),
-            AdapterMessage::Observation(Observation::ClientSync {
-                status: ClientSyncStatus::Completed,
-            }),
-        ];
-        let lines: Vec<_> = msgs
-            .iter()
-            .map(|m| serde_json::to_string(m).unwrap())
-            .collect();
+    fn replies_are_read_for_the_command_they_answer() {
+        let line =
+            r#"{"type":"reply","id":3,"error":{"kind":"not_synchronized","message":"wait"}}"#;
+        let AdapterMessage::Reply { id, outcome } = serde_json::from_str(line).unwrap() else {
+            panic!("a reply")
+        };
+        assert_eq!(id, 3);
         assert_eq!(
-            lines[0],
-            r#"{"type":"reply","id":3,"error":{"kind":"not_synchronized","message":"wait"}}"#
+            Outcome::decode(CommandKind::UpdateAttributes, outcome),
+            Ok(Outcome::error(ErrorKind::NotSynchronized, "wait"))
         );
+        let ok = WireOutcome {
+            ok: Some(json!({"attributes": {"a": 1}})),
+            error: None,
+        };
+        let outcome = Outcome::decode(CommandKind::ReadAttributes, ok.clone()).unwrap();
+        assert_eq!(outcome.attributes(), Some(&json!({"a": 1})));
+        let wrong = Outcome::decode(CommandKind::ListConversations, ok).unwrap_err();
+        assert!(wrong.contains("list_conversations"), "{wrong}");
+    }
+
+    #[test]
+    fn typed_bodies_are_the_bare_objects_on_the_wire() {
+        let line = |o: &Outcome| serde_json::to_string(&WireOutcome::from(o)).unwrap();
+        assert_eq!(line(&Outcome::done()), r#"{"ok":{}}"#);
         assert_eq!(
-            lines[2],
+            line(&Outcome::Ok(ReplyBody::Messages { messages: vec![4] })),
+            r#"{"ok":{"messages":[4]}}"#
+        );
+        let obs = serde_json::to_string(&AdapterMessage::Observation(Observation::ClientSync {
+            status: ClientSyncStatus::Completed,
+        }))
+        .unwrap();
+        assert_eq!(
+            obs,
             r#"{"type":"observation","event":"client_sync","status":"completed"}"#
         );
-        for (m, l) in msgs.iter().zip(&lines) {
-            assert_eq!(&serde_json::from_str::<AdapterMessage>(l).unwrap(), m);
-        }
     }
 }

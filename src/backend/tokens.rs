@@ -11,8 +11,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::journal::Secrets;
 use crate::clock::VirtualClock;
+use crate::secrets::Secrets;
 
 /// Shortest TTL the service accepts (three minutes).
 pub const MIN_TTL: Duration = Duration::from_secs(180);
@@ -21,7 +21,7 @@ pub const MAX_TTL: Duration = Duration::from_secs(86_400);
 
 /// The `grants` claim.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Grants {
+pub(super) struct Grants {
     /// Chat identity.
     pub identity: String,
     /// Chat grant.
@@ -30,14 +30,14 @@ pub struct Grants {
 
 /// The chat grant.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ChatGrant {
+pub(super) struct ChatGrant {
     /// Conversations service sid.
     pub service_sid: String,
 }
 
 /// Twilio access-token claims.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Claims {
+pub(super) struct Claims {
     /// Token id (`SK...-n`).
     pub jti: String,
     /// API key sid that signed it.
@@ -78,7 +78,7 @@ impl TokenError {
 }
 
 /// Mints and validates tokens with a per-run secret.
-pub struct TokenAuthority {
+pub(super) struct TokenAuthority {
     clock: VirtualClock,
     secrets: Secrets,
     encoding: EncodingKey,
@@ -91,7 +91,7 @@ pub struct TokenAuthority {
 
 impl TokenAuthority {
     /// An authority whose secret derives from `seed` (so runs are reproducible).
-    pub fn new(
+    pub(super) fn new(
         clock: VirtualClock,
         secrets: Secrets,
         seed: u64,
@@ -104,7 +104,7 @@ impl TokenAuthority {
             secrets,
             encoding: EncodingKey::from_secret(&key).expect("an HMAC key of 32 bytes is valid"),
             decoding: DecodingKey::from_secret(&key).expect("an HMAC key of 32 bytes is valid"),
-            api_key_sid: super::state::sid("SK", seed),
+            api_key_sid: crate::wire::sid("SK", seed),
             account_sid: account_sid.to_owned(),
             service_sid: service_sid.to_owned(),
             next: AtomicU64::new(1),
@@ -112,7 +112,7 @@ impl TokenAuthority {
     }
 
     /// Mints a token for `identity` living `ttl` from now.
-    pub fn mint(&self, identity: &str, ttl: Duration) -> Result<String, TokenError> {
+    pub(super) fn mint(&self, identity: &str, ttl: Duration) -> Result<String, TokenError> {
         if ttl < MIN_TTL || ttl > MAX_TTL {
             return Err(TokenError::BadTtl(ttl.as_secs()));
         }
@@ -120,7 +120,7 @@ impl TokenAuthority {
     }
 
     /// Mints a token without the TTL bounds (for scenarios that hand a client a bad token).
-    pub fn mint_unchecked(&self, identity: &str, ttl: Duration) -> String {
+    pub(super) fn mint_unchecked(&self, identity: &str, ttl: Duration) -> String {
         let now = self.clock.now();
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let claims = Claims {
@@ -145,7 +145,7 @@ impl TokenAuthority {
     }
 
     /// Validates `token` against the virtual clock; returns its claims.
-    pub fn validate(&self, token: &str) -> Result<Claims, TokenError> {
+    pub(super) fn validate(&self, token: &str) -> Result<Claims, TokenError> {
         let mut v = Validation::new(Algorithm::HS256);
         v.validate_exp = false;
         v.validate_nbf = false;

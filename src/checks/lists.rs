@@ -1,299 +1,332 @@
-//! Checks for the LIST rules: creation does not wait for the list; pages and events merge into
-//! the backend's truth, each conversation once.
+//! Checks for the subscribed list: creation does not wait for the list; pages and events merge
+//! into the backend's truth, each conversation once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{CheckOutcome, of_instance};
-use crate::adapter::Observation;
-use crate::backend::journal::{Endpoint, Entry, EntryKind, InstanceId};
-use crate::rules::ids::{LIST_1, LIST_2, LIST_3, LIST_4};
+use super::history::History;
+use super::{Check, Finding, fold};
+use crate::adapter::{Command, Observation, ReplyBody};
+use crate::backend::Endpoint;
+use crate::journal::{Checkpoint, Entry};
+use crate::wire::{ConversationSid, EventType, InstanceId};
 
-fn final_page<'a>(entries: &'a [Entry], instance: &'a InstanceId) -> Option<&'a Entry> {
-    of_instance(entries, instance).find(|e| {
-        matches!(
-            &e.kind,
-            EntryKind::Request {
-                endpoint: Endpoint::UserConversations { last: true, .. },
-                status: 200,
-                ..
-            }
-        )
-    })
-}
-
-/// Journal entries of `instance` that tell of `sid`: pages listing it, frames about it, reports.
-fn mentions<'a>(
-    entries: &'a [Entry],
+/// A list the client showed right after the harness recorded the backend's truth.
+struct Snapshot<'a> {
+    truth_entry: &'a Entry,
+    truth: BTreeSet<&'a ConversationSid>,
+    reply: &'a Entry,
+    list: &'a [ConversationSid],
     instance: &'a InstanceId,
-    sid: &'a str,
-) -> impl Iterator<Item = &'a Entry> + 'a {
-    of_instance(entries, instance).filter(move |e| match &e.kind {
-        EntryKind::Request {
-            endpoint: Endpoint::UserConversations { items, .. },
-            ..
-        } => items.iter().any(|s| s == sid),
-        EntryKind::Frame {
-            target: Some(t), ..
-        } => t == sid,
-        EntryKind::Observation {
-            observation:
-                Observation::ConversationAdded { conversation }
-                | Observation::ConversationRemoved { conversation },
-        } => conversation == sid,
-        _ => false,
-    })
 }
 
-/// LIST-1: the reply to `start` (request `start_id`) came before the final page of the
-/// subscribed list was served.
-pub fn created_before_full_list(
-    entries: &[Entry],
-    instance: Option<&InstanceId>,
-    start_id: u64,
-) -> CheckOutcome {
-    let reply = entries
-        .iter()
-        .find(|e| matches!(&e.kind, EntryKind::Reply { id, .. } if *id == start_id));
-    let last = instance.and_then(|i| final_page(entries, i));
-    match (reply, last) {
-        (Some(r), None) => CheckOutcome::pass(
-            LIST_1,
-            format!(
-                "the client was created ({}) while the final page of the list had not been served",
-                r.summary()
-            ),
-        ),
-        (Some(r), Some(l)) if r.seq < l.seq => CheckOutcome::pass(
-            LIST_1,
-            format!(
-                "the client was created ({}) before the final page was served ({})",
-                r.summary(),
-                l.summary()
-            ),
-        ),
-        (Some(r), Some(l)) => CheckOutcome::fail(
-            LIST_1,
-            format!(
-                "the client was created only after the whole list was fetched: final page {}, then creation {}",
-                l.summary(),
-                r.summary()
-            ),
-            vec![l.seq, r.seq],
-        ),
-        (None, _) => {
-            // Point at the start command and the list pages the client was refused meanwhile.
-            let culprits: Vec<u64> = entries
-                .iter()
-                .filter(|e| match &e.kind {
-                    EntryKind::Command { id, .. } => *id == start_id,
-                    EntryKind::Request {
-                        endpoint: Endpoint::UserConversations { .. },
-                        status,
-                        ..
-                    } => *status != 200,
-                    _ => false,
-                })
-                .map(|e| e.seq)
-                .collect();
-            CheckOutcome::fail(
-                LIST_1,
-                "client creation did not complete while the last page of the list was unavailable: creation waits for the whole list",
-                culprits,
-            )
-        }
-    }
-}
-
-/// The sids a `list_conversations` reply listed.
-pub fn listed(body: &serde_json::Value) -> Vec<String> {
-    body["conversations"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// LIST-2: every conversation announced (a `conversation_added` frame delivered to the client)
-/// while the list was being fetched, and still in the truth, is in the client's final list.
-pub fn announced_during_fetch_are_listed(
-    entries: &[Entry],
-    instance: &InstanceId,
-    list: &[String],
-    truth: &BTreeSet<String>,
-) -> CheckOutcome {
-    let first_page = of_instance(entries, instance)
-        .find(|e| {
-            matches!(
-                &e.kind,
-                EntryKind::Request {
-                    endpoint: Endpoint::UserConversations { .. },
-                    ..
+/// Every `list_conversations` reply, with the command's instance.
+fn lists<'a>(h: &History<'a>) -> Vec<(&'a Entry, &'a Entry, &'a [ConversationSid])> {
+    h.commands()
+        .filter(|(_, _, c)| matches!(c, Command::ListConversations))
+        .filter_map(|(cmd, id, _)| {
+            let (reply, rec) = h.reply_to(id)?;
+            match rec.outcome.ok() {
+                Some(ReplyBody::Conversations { conversations }) => {
+                    Some((cmd, reply, conversations.as_slice()))
                 }
-            )
+                _ => None,
+            }
         })
-        .map_or(0, |e| e.seq);
-    let end = final_page(entries, instance).map_or(u64::MAX, |e| e.seq);
-    let mut announced = 0;
-    for e in of_instance(entries, instance) {
-        let EntryKind::Frame {
-            event,
-            target: Some(sid),
-            ..
-        } = &e.kind
-        else {
-            continue;
-        };
-        if event != "conversation_added" || e.seq < first_page || e.seq > end {
-            continue;
-        }
-        announced += 1;
-        if truth.contains(sid) && !list.contains(sid) {
-            return CheckOutcome::fail(
-                LIST_2,
-                format!(
-                    "{sid} was announced while the list was being fetched ({}), but is missing from the client's list: the added-listener was attached too late or dropped it",
-                    e.summary()
+        .collect()
+}
+
+/// Each truth checkpoint paired with the first list the client showed after it.
+fn snapshots<'a>(h: &History<'a>) -> Vec<Snapshot<'a>> {
+    let all = lists(h);
+    h.entries()
+        .iter()
+        .filter_map(|k| {
+            let Some(Checkpoint::SubscribedList { conversations, .. }) = k.checkpoint() else {
+                return None;
+            };
+            let (cmd, reply, list) = all.iter().find(|(cmd, _, _)| cmd.seq > k.seq)?;
+            Some(Snapshot {
+                truth_entry: k,
+                truth: conversations.iter().collect(),
+                reply,
+                list,
+                instance: cmd.instance.as_ref()?,
+            })
+        })
+        .collect()
+}
+
+/// Entries of `instance` that tell of `sid`: pages listing it, frames about it, reports.
+fn mentions<'a>(h: &History<'a>, instance: &'a InstanceId, sid: &ConversationSid) -> Vec<u64> {
+    h.of(instance)
+        .filter(|e| {
+            e.request().is_some_and(|r| {
+                matches!(&r.endpoint, Endpoint::UserConversations { items, .. } if items.contains(sid))
+            }) || e.frame().is_some_and(|f| f.conversation() == Some(sid))
+                || matches!(
+                    e.observation(),
+                    Some(
+                        Observation::ConversationAdded { conversation }
+                            | Observation::ConversationRemoved { conversation }
+                    ) if conversation == sid
+                )
+        })
+        .map(|e| e.seq)
+        .collect()
+}
+
+/// LIST-1: while the final page of the subscribed list is held back and the client has
+/// settled, `start` has already been answered.
+pub static CREATED_BEFORE_FULL_LIST: Check = Check {
+    name: "client creation does not wait for the whole list",
+    fails_when: "the client settles while the final page of its list is held back, and `start` is still unanswered",
+    judge: |h| {
+        let findings = h.commands().filter_map(|(cmd, id, c)| {
+            let Command::Start { identity, .. } = c else {
+                return None;
+            };
+            let is_final_page = |e: &Entry, status: u16| {
+                e.request().is_some_and(|r| {
+                    r.status == status
+                        && matches!(&r.endpoint, Endpoint::UserConversations { user, last: true, .. } if user == identity)
+                })
+            };
+            let refused = h
+                .entries()
+                .iter()
+                .find(|e| e.seq > cmd.seq && is_final_page(e, 503))?;
+            let served = h
+                .entries()
+                .iter()
+                .find(|e| e.seq > cmd.seq && is_final_page(e, 200))
+                .map_or(u64::MAX, |e| e.seq);
+            let settle = h
+                .settled_after(refused.seq)
+                .filter(|s| s.reply < served)?;
+            Some(match h.reply_to(id).filter(|(r, _)| r.seq < settle.reply) {
+                Some((r, _)) => Finding::held(format!(
+                    "the client was created ({}) while the final page of the list was held back ({})",
+                    r.summary(),
+                    refused.summary()
+                )),
+                None => Finding::violated(
+                    format!(
+                        "client creation did not complete while the final page of the list was held back ({}) and the client settled (#{}): creation waits for the whole list",
+                        refused.summary(),
+                        settle.reply
+                    ),
+                    vec![cmd.seq, refused.seq, settle.reply],
                 ),
-                vec![e.seq],
-            );
-        }
-    }
-    CheckOutcome::pass(
-        LIST_2,
-        format!("{announced} conversation(s) announced during the fetch, all in the client's list"),
-    )
-}
+            })
+        });
+        fold(
+            findings,
+            "no client settled while the final page of its list was held back",
+        )
+    },
+};
 
-/// LIST-3: no sid twice in the client's list, and no second `conversation_added` observation for
-/// a sid without its removal in between.
-pub fn each_conversation_once(
-    entries: &[Entry],
-    instance: &InstanceId,
-    list: &[String],
-) -> CheckOutcome {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for sid in list {
-        *counts.entry(sid).or_default() += 1;
-    }
-    if let Some((sid, n)) = counts.iter().find(|(_, n)| **n > 1) {
-        let told: Vec<&Entry> = mentions(entries, instance, sid).collect();
-        return CheckOutcome::fail(
-            LIST_3,
-            format!(
-                "the client's list holds {sid} {n} times; it learned of it from: {}",
-                told.iter()
-                    .map(|e| e.summary())
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            ),
-            told.iter().map(|e| e.seq).collect(),
-        );
-    }
-    let mut present: BTreeMap<&str, u64> = BTreeMap::new();
-    for e in of_instance(entries, instance) {
-        let EntryKind::Observation { observation } = &e.kind else {
-            continue;
-        };
-        match observation {
-            Observation::ConversationAdded { conversation } => {
-                if let Some(first) = present.insert(conversation, e.seq) {
-                    return CheckOutcome::fail(
-                        LIST_3,
-                        format!(
-                            "{conversation} was added to the app's list twice: first at #{first}, again at {}",
-                            e.summary()
-                        ),
-                        vec![first, e.seq],
-                    );
+/// LIST-2: every conversation announced to the client while it walked its list (a
+/// `conversation_added` frame between its first page request and the final page), and still
+/// the user's, is in the list it shows next.
+pub static ANNOUNCED_DURING_FETCH_LISTED: Check = Check {
+    name: "conversations announced during the fetch are listed",
+    fails_when: "a conversation announced by an added event while the list was being fetched, and still the user's, is missing from the client's list",
+    judge: |h| {
+        let findings = snapshots(h).into_iter().map(|s| {
+            let Some((first, last)) = h.fetch_window(s.instance) else {
+                return Finding::not_provoked("");
+            };
+            let end = last.unwrap_or(u64::MAX);
+            let announced: Vec<(&Entry, &ConversationSid)> = h
+                .of(s.instance)
+                .filter(|e| e.seq > first && e.seq < end && e.seq < s.truth_entry.seq)
+                .filter_map(|e| {
+                    let f = e.frame()?;
+                    (f.event == EventType::ConversationAdded)
+                        .then_some(())
+                        .and(f.conversation())
+                        .filter(|sid| s.truth.contains(sid))
+                        .map(|sid| (e, sid))
+                })
+                .collect();
+            if let Some((e, sid)) = announced.iter().find(|(_, sid)| !s.list.contains(sid)) {
+                return Finding::violated(
+                    format!(
+                        "{sid} was announced while the list was being fetched ({}), but is missing from the client's list ({}): the added-listener was attached too late or dropped it",
+                        e.summary(),
+                        s.reply.summary()
+                    ),
+                    vec![e.seq, s.reply.seq],
+                );
+            }
+            if announced.is_empty() {
+                return Finding::not_provoked("");
+            }
+            Finding::held(format!(
+                "{} conversation(s) announced during the fetch, all in the client's list ({})",
+                announced.len(),
+                s.reply.summary()
+            ))
+        });
+        fold(
+            findings,
+            "no conversation still the user's was announced while the client fetched its list",
+        )
+    },
+};
+
+/// LIST-3: no list the client shows holds a sid twice, and the client never reports a
+/// conversation added again without its removal in between.
+pub static EACH_CONVERSATION_ONCE: Check = Check {
+    name: "each conversation appears once",
+    fails_when: "a list the client shows holds a sid twice, or the client reports a conversation added twice without its removal in between",
+    judge: |h| {
+        for (cmd, reply, list) in lists(h) {
+            let mut counts: BTreeMap<&ConversationSid, usize> = BTreeMap::new();
+            for sid in list {
+                *counts.entry(sid).or_default() += 1;
+            }
+            if let Some((sid, n)) = counts.iter().find(|(_, n)| **n > 1) {
+                let told = cmd
+                    .instance
+                    .as_ref()
+                    .map(|i| mentions(h, i, sid))
+                    .unwrap_or_default();
+                return Finding::violated(
+                    format!(
+                        "the client's list ({}) holds {sid} {n} times; it learned of it from: {}",
+                        reply.summary(),
+                        h.quote(&told)
+                    ),
+                    told.into_iter().chain([reply.seq]).collect(),
+                );
+            }
+        }
+        let findings = h.instances().into_iter().map(|instance| {
+            let mut present: BTreeMap<&ConversationSid, u64> = BTreeMap::new();
+            let mut learned: BTreeMap<&ConversationSid, usize> = BTreeMap::new();
+            let mut twice = None;
+            for e in h.of(instance) {
+                let sources: Vec<&ConversationSid> = match (e.request(), e.frame()) {
+                    (Some(r), _) if r.succeeded() => match &r.endpoint {
+                        Endpoint::UserConversations { items, .. } => items.iter().collect(),
+                        _ => Vec::new(),
+                    },
+                    // Any event that can make a client add the conversation.
+                    (_, Some(f))
+                        if matches!(
+                            f.event,
+                            EventType::ConversationAdded
+                                | EventType::ConversationUpdated
+                                | EventType::MessageAdded
+                        ) =>
+                    {
+                        f.conversation().into_iter().collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for sid in sources {
+                    let n = learned.entry(sid).or_default();
+                    *n += 1;
+                    if *n == 2 && twice.is_none() {
+                        twice = Some((sid, e.seq));
+                    }
+                }
+                match e.observation() {
+                    Some(Observation::ConversationAdded { conversation }) => {
+                        if let Some(first) = present.insert(conversation, e.seq) {
+                            return Finding::violated(
+                                format!(
+                                    "{conversation} was added to the app's list twice: first at #{first}, again at {}",
+                                    e.summary()
+                                ),
+                                vec![first, e.seq],
+                            );
+                        }
+                    }
+                    Some(Observation::ConversationRemoved { conversation }) => {
+                        present.remove(conversation);
+                    }
+                    _ => {}
                 }
             }
-            Observation::ConversationRemoved { conversation } => {
-                present.remove(conversation.as_str());
+            let shown = lists(h)
+                .into_iter()
+                .find(|(cmd, _, _)| cmd.instance.as_ref() == Some(instance) && twice.is_some_and(|(_, at)| cmd.seq > at));
+            match (twice, shown) {
+                (Some((sid, at)), Some((_, reply, list))) => Finding::held(format!(
+                    "{sid} reached the client twice (again at #{at}); its list ({}) holds {} conversation(s), each once",
+                    reply.summary(),
+                    list.len()
+                )),
+                _ => Finding::not_provoked(""),
             }
-            _ => {}
-        }
-    }
-    CheckOutcome::pass(
-        LIST_3,
-        format!("{} conversation(s) listed, each once", list.len()),
-    )
-}
+        });
+        fold(
+            findings,
+            "no conversation reached the client from two sources before it showed its list",
+        )
+    },
+};
 
-/// LIST-4: the client's list, as a set, equals the backend's truth.
-pub fn list_equals_truth(
-    entries: &[Entry],
-    instance: &InstanceId,
-    list: &[String],
-    truth: &BTreeSet<String>,
-) -> CheckOutcome {
-    let shown: BTreeSet<String> = list.iter().cloned().collect();
-    let missing: Vec<&String> = truth.difference(&shown).collect();
-    let extra: Vec<&String> = shown.difference(truth).collect();
-    if missing.is_empty() && extra.is_empty() {
-        return CheckOutcome::pass(
-            LIST_4,
-            format!(
-                "the client's list equals the backend's {} conversation(s)",
-                truth.len()
-            ),
-        );
-    }
-    // Point at what the client was told about each wrong sid; for a sid it was never told of,
-    // at the last page it fetched.
-    let mut told: Vec<&Entry> = missing
-        .iter()
-        .chain(extra.iter())
-        .flat_map(|sid| mentions(entries, instance, sid))
-        .collect();
-    if told.is_empty() {
-        told.extend(
-            of_instance(entries, instance)
-                .filter(|e| {
-                    matches!(
-                        &e.kind,
-                        EntryKind::Request {
-                            endpoint: Endpoint::UserConversations { .. },
-                            ..
-                        }
-                    )
-                })
-                .last(),
-        );
-    }
-    told.sort_by_key(|e| e.seq);
-    told.dedup_by_key(|e| e.seq);
-    let mut parts = Vec::new();
-    if !missing.is_empty() {
-        parts.push(format!(
-            "missing {}",
-            missing
+/// LIST-4: the list the client shows right after the harness recorded the backend's truth
+/// equals it, as a set.
+pub static LIST_EQUALS_TRUTH: Check = Check {
+    name: "the merged list equals the backend's",
+    fails_when: "the client's list, as a set, differs from the backend's subscribed conversations",
+    judge: |h| {
+        let findings = snapshots(h).into_iter().map(|s| {
+            let shown: BTreeSet<&ConversationSid> = s.list.iter().collect();
+            let missing: Vec<&&ConversationSid> = s.truth.difference(&shown).collect();
+            let extra: Vec<&&ConversationSid> = shown.difference(&s.truth).collect();
+            if missing.is_empty() && extra.is_empty() {
+                return Finding::held(format!(
+                    "the client's list ({}) equals the backend's {} conversation(s)",
+                    s.reply.summary(),
+                    s.truth.len()
+                ));
+            }
+            // Point at what the client was told about each wrong sid; for a sid it was never
+            // told of, at the last page it fetched.
+            let mut told: Vec<u64> = missing
                 .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if !extra.is_empty() {
-        parts.push(format!(
-            "holding {} that the backend no longer has",
-            extra
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let context: Vec<String> = told.iter().map(|e| e.summary()).collect();
-    CheckOutcome::fail(
-        LIST_4,
-        format!(
-            "the client's list differs from the backend's: {}; what the client saw of them: {}",
-            parts.join("; "),
-            context.join(" | ")
-        ),
-        told.iter().map(|e| e.seq).collect(),
-    )
-}
+                .chain(extra.iter())
+                .flat_map(|sid| mentions(h, s.instance, sid))
+                .collect();
+            if told.is_empty() {
+                told.extend(
+                    h.requests(s.instance)
+                        .filter(|(_, r)| matches!(r.endpoint, Endpoint::UserConversations { .. }))
+                        .map(|(e, _)| e.seq)
+                        .last(),
+                );
+            }
+            told.sort_unstable();
+            told.dedup();
+            let join = |v: &[&&ConversationSid]| {
+                v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            };
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("missing {}", join(&missing)));
+            }
+            if !extra.is_empty() {
+                parts.push(format!("holding {} that the backend no longer has", join(&extra)));
+            }
+            let context = h.quote(&told);
+            told.extend([s.truth_entry.seq, s.reply.seq]);
+            Finding::violated(
+                format!(
+                    "the client's list differs from the backend's: {}; what the client saw of them: {context}",
+                    parts.join("; ")
+                ),
+                told,
+            )
+        });
+        fold(
+            findings,
+            "the harness never compared the client's list with the backend's",
+        )
+    },
+};

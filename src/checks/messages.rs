@@ -1,164 +1,290 @@
-//! Checks for the MSG rules: loading fetches no messages; updates and removals are reported for
-//! fetched messages only.
+//! Checks for messages: loading fetches none; new messages are reported; edits and removals
+//! are reported for fetched messages, and only for them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{CheckOutcome, of_instance};
-use crate::adapter::{Command, Observation, Outcome};
-use crate::backend::journal::{Endpoint, Entry, EntryKind, InstanceId};
-use crate::rules::ids::{MSG_1, MSG_2};
+use super::history::History;
+use super::{Check, Finding, fold};
+use crate::adapter::{Command, Observation, ReplyBody};
+use crate::backend::{Endpoint, FrameFact};
+use crate::journal::Entry;
+use crate::wire::{ConversationSid, EventType, InstanceId};
 
-/// MSG-1: no message list request reached the backend before the app asked for messages.
-pub fn no_messages_before_asked(entries: &[Entry], instance: &InstanceId) -> CheckOutcome {
-    let asked = entries
-        .iter()
-        .find(|e| {
-            matches!(
-                &e.kind,
-                EntryKind::Command {
-                    command: Command::FetchMessages { .. },
-                    ..
-                }
-            )
-        })
-        .map_or(u64::MAX, |e| e.seq);
-    let early = of_instance(entries, instance).find(|e| {
-        e.seq < asked
-            && matches!(
-                &e.kind,
-                EntryKind::Request {
-                    endpoint: Endpoint::Messages { .. },
-                    ..
-                }
-            )
-    });
-    match early {
-        Some(e) => CheckOutcome::fail(
-            MSG_1,
-            format!(
-                "{} fetched messages although the app had not asked for any",
-                e.summary()
-            ),
-            vec![e.seq],
-        ),
-        None => CheckOutcome::pass(MSG_1, "no message was fetched before the app asked"),
+/// MSG-1: no message list request reaches the backend before the app first asked for messages.
+pub static NO_FETCH_BEFORE_ASKED: Check = Check {
+    name: "loading a conversation fetches no messages",
+    fails_when: "a message list request reaches the backend before the app's first `fetch_messages`",
+    judge: |h| {
+        let findings = h.instances().into_iter().map(|instance| {
+            let asked = h
+                .commands()
+                .find(|(e, _, c)| {
+                    e.instance.as_ref() == Some(instance) && matches!(c, Command::FetchMessages { .. })
+                })
+                .map_or(u64::MAX, |(e, _, _)| e.seq);
+            let early = h.requests(instance).find(|(e, r)| {
+                e.seq < asked && matches!(r.endpoint, Endpoint::Messages { .. })
+            });
+            if let Some((e, _)) = early {
+                return Finding::violated(
+                    format!("{} fetched messages although the app had not asked for any", e.summary()),
+                    vec![e.seq],
+                );
+            }
+            // The client loaded a conversation and settled before the app asked for messages.
+            let loaded = h.first_served(instance, |ep| matches!(ep, Endpoint::GetConversation { .. }));
+            match loaded.and_then(|l| h.settled_after(l.seq).map(|s| (l, s))) {
+                Some((l, s)) if s.reply < asked => Finding::held(format!(
+                    "conversations were loaded ({}) and the client settled (#{}) without fetching messages before the app asked",
+                    l.summary(),
+                    s.reply
+                )),
+                _ => Finding::not_provoked(""),
+            }
+        });
+        fold(
+            findings,
+            "no client loaded a conversation and settled before the app asked for messages",
+        )
+    },
+};
+
+/// A delivered message event, as a key to match reports against.
+fn message_frame(f: &FrameFact) -> Option<(EventType, &ConversationSid, u64)> {
+    f.event
+        .is_message()
+        .then_some(())
+        .and(f.conversation())
+        .zip(f.index)
+        .map(|(sid, i)| (f.event, sid, i))
+}
+
+/// A message report, as the same key.
+fn message_report(o: &Observation) -> Option<(EventType, &ConversationSid, u64)> {
+    match o {
+        Observation::MessageAdded {
+            conversation,
+            index,
+        } => Some((EventType::MessageAdded, conversation, *index)),
+        Observation::MessageUpdated {
+            conversation,
+            index,
+        } => Some((EventType::MessageUpdated, conversation, *index)),
+        Observation::MessageRemoved {
+            conversation,
+            index,
+        } => Some((EventType::MessageRemoved, conversation, *index)),
+        _ => None,
     }
 }
 
-/// The message indices the app received from its `fetch_messages` commands, per conversation.
-fn fetched(entries: &[Entry]) -> BTreeMap<String, BTreeSet<u64>> {
-    let mut asked: BTreeMap<u64, String> = BTreeMap::new();
-    let mut out: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    for e in entries {
-        match &e.kind {
-            EntryKind::Command {
-                id,
-                command: Command::FetchMessages { conversation, .. },
-            } => {
-                asked.insert(*id, conversation.clone());
+type Key<'a> = (EventType, &'a ConversationSid, u64);
+
+/// For one instance: every message event delivered and every message report made, each report
+/// matched to the earliest unmatched delivered event it reports.
+struct Accounting<'a> {
+    /// Delivered events: the frame's entry, its key, the report that matched it.
+    delivered: Vec<(&'a Entry, Key<'a>, Option<&'a Entry>)>,
+    /// Reports that match no delivered event.
+    unmatched: Vec<&'a Entry>,
+}
+
+fn account<'a>(h: &History<'a>, instance: &'a InstanceId) -> Accounting<'a> {
+    let mut delivered: Vec<(&'a Entry, Key<'a>, Option<&'a Entry>)> = Vec::new();
+    let mut unmatched = Vec::new();
+    for e in h.of(instance) {
+        if let Some(key) = e.frame().and_then(message_frame) {
+            delivered.push((e, key, None));
+        } else if let Some(key) = e.observation().and_then(message_report) {
+            match delivered
+                .iter_mut()
+                .find(|(_, k, report)| *k == key && report.is_none())
+            {
+                Some(slot) => slot.2 = Some(e),
+                None => unmatched.push(e),
             }
-            EntryKind::Reply {
-                id,
-                outcome: Outcome::Ok(body),
-            } => {
-                if let Some(sid) = asked.get(id) {
-                    let got = body["messages"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|i| i.as_u64());
-                    out.entry(sid.clone()).or_default().extend(got);
-                }
-            }
-            _ => {}
+        }
+    }
+    Accounting {
+        delivered,
+        unmatched,
+    }
+}
+
+/// MSG-1: every new message delivered to the client is reported by the next settle, once.
+pub static NEW_MESSAGES_REPORTED: Check = Check {
+    name: "new messages are reported without fetching",
+    fails_when: "a delivered message_added event has no message-added report by the next settle, or a message-added report matches no delivered event",
+    judge: |h| {
+        let findings = h.instances().into_iter().flat_map(|instance| {
+            let a = account(h, instance);
+            let extra = a
+                .unmatched
+                .iter()
+                .find(|o| matches!(o.observation(), Some(Observation::MessageAdded { .. })))
+                .map(|o| {
+                    Finding::violated(
+                        format!(
+                            "{} reports a new message that no delivered event announced, or one already reported",
+                            o.summary()
+                        ),
+                        vec![o.seq],
+                    )
+                });
+            let cases: Vec<Finding> = a
+                .delivered
+                .iter()
+                .filter(|(_, (kind, _, _), _)| *kind == EventType::MessageAdded)
+                .map(|(f, (_, sid, index), report)| {
+                    let Some(settle) = h.settle_after_frame(f) else {
+                        return Finding::not_provoked("");
+                    };
+                    match report.filter(|o| o.seq < settle.reply) {
+                        Some(o) => Finding::held(format!(
+                            "message {index} of {sid} ({}) was reported ({})",
+                            f.summary(),
+                            o.summary()
+                        )),
+                        None => Finding::violated(
+                            format!(
+                                "message {index} was posted to {sid} and its event delivered ({}), but the client never reported it before it settled (#{})",
+                                f.summary(),
+                                settle.reply
+                            ),
+                            vec![f.seq, settle.reply],
+                        ),
+                    }
+                })
+                .collect();
+            extra.into_iter().chain(cases)
+        });
+        fold(
+            findings,
+            "no new message was delivered before the client settled",
+        )
+    },
+};
+
+/// The message indices the app received from its `fetch_messages` commands before `seq`, per
+/// conversation.
+fn fetched_before<'a>(h: &History<'a>, seq: u64) -> BTreeMap<&'a ConversationSid, BTreeSet<u64>> {
+    let mut out: BTreeMap<&ConversationSid, BTreeSet<u64>> = BTreeMap::new();
+    for (_, id, command) in h.commands() {
+        let Command::FetchMessages { conversation, .. } = command else {
+            continue;
+        };
+        let Some((reply, rec)) = h.reply_to(id) else {
+            continue;
+        };
+        if let (true, Some(ReplyBody::Messages { messages })) = (reply.seq < seq, rec.outcome.ok())
+        {
+            out.entry(conversation).or_default().extend(messages);
         }
     }
     out
 }
 
-/// MSG-2: for every `message_updated` / `message_removed` frame delivered to the client, an
-/// observation of it was reported if the app had fetched that message, and none otherwise.
-pub fn changes_reported_for_fetched_only(entries: &[Entry], instance: &InstanceId) -> CheckOutcome {
-    let fetched = fetched(entries);
-    let mut judged = 0;
-    let mut used: BTreeSet<u64> = BTreeSet::new();
-    for f in of_instance(entries, instance) {
-        let EntryKind::Frame {
-            event,
-            target: Some(sid),
-            event_seq,
-            index: Some(index),
-            ..
-        } = &f.kind
-        else {
-            continue;
-        };
-        let index = *index;
-        let removed = event == "message_removed";
-        if event != "message_updated" && !removed {
-            continue;
-        }
-        judged += 1;
-        let was_fetched = fetched.get(sid).is_some_and(|s| s.contains(&index));
-        // The matching report: same kind, same message, after the frame, not used before.
-        let reported = of_instance(entries, instance).find(|o| {
-            o.seq > f.seq
-                && !used.contains(&o.seq)
-                && match &o.kind {
-                    EntryKind::Observation {
-                        observation:
-                            Observation::MessageUpdated {
-                                conversation,
-                                index: i,
-                            },
-                    } => !removed && conversation == sid && *i == index,
-                    EntryKind::Observation {
-                        observation:
-                            Observation::MessageRemoved {
-                                conversation,
-                                index: i,
-                            },
-                    } => removed && conversation == sid && *i == index,
-                    _ => false,
-                }
+fn is_change(kind: EventType) -> bool {
+    matches!(kind, EventType::MessageUpdated | EventType::MessageRemoved)
+}
+
+/// MSG-2: every edit or removal of a message the app fetched is reported by the next settle.
+pub static FETCHED_CHANGES_REPORTED: Check = Check {
+    name: "edits and removals of fetched messages are reported",
+    fails_when: "an edit or removal of a message the app fetched is delivered and not reported by the next settle",
+    judge: |h| {
+        let findings = h.instances().into_iter().flat_map(|instance| {
+            account(h, instance)
+                .delivered
+                .into_iter()
+                .filter(|(f, (kind, sid, index), _)| {
+                    is_change(*kind)
+                        && fetched_before(h, f.seq).get(sid).is_some_and(|s| s.contains(index))
+                })
+                .map(|(f, (kind, sid, index), report)| {
+                    let Some(settle) = h.settle_after_frame(f) else {
+                        return Finding::not_provoked("");
+                    };
+                    let what = if kind == EventType::MessageRemoved { "removal" } else { "edit" };
+                    match report.filter(|o| o.seq < settle.reply) {
+                        Some(o) => Finding::held(format!(
+                            "the {what} of fetched message {index} of {sid} was reported ({})",
+                            o.summary()
+                        )),
+                        None => Finding::violated(
+                            format!(
+                                "the {what} of fetched message {index} of {sid} ({}) was never reported before the client settled (#{})",
+                                f.summary(),
+                                settle.reply
+                            ),
+                            vec![f.seq, settle.reply],
+                        ),
+                    }
+                })
+                .collect::<Vec<_>>()
         });
-        if let Some(o) = reported {
-            used.insert(o.seq);
-        }
-        let what = if removed { "removal" } else { "edit" };
-        match (was_fetched, reported) {
-            (true, None) => {
-                return CheckOutcome::fail(
-                    MSG_2,
+        fold(
+            findings,
+            "no edit or removal of a fetched message reached the client",
+        )
+    },
+};
+
+/// MSG-2: the client reports edits and removals only of messages the app fetched: every such
+/// report matches a delivered event about a message fetched before it.
+pub static UNFETCHED_CHANGES_SILENT: Check = Check {
+    name: "edits and removals of unfetched messages are not reported",
+    fails_when: "the client reports an edit or removal of a message the app never fetched, or one no delivered event announced",
+    judge: |h| {
+        let findings = h.instances().into_iter().flat_map(|instance| {
+            let a = account(h, instance);
+            let stray = a.unmatched.iter().find(|o| {
+                o.observation()
+                    .and_then(message_report)
+                    .is_some_and(|(kind, _, _)| is_change(kind))
+            });
+            let stray = stray.map(|o| {
+                Finding::violated(
                     format!(
-                        "the {what} of fetched message {index} of {sid} (event seq {event_seq}, {}) was never reported",
-                        f.summary()
-                    ),
-                    vec![f.seq],
-                );
-            }
-            (false, Some(o)) => {
-                return CheckOutcome::fail(
-                    MSG_2,
-                    format!(
-                        "the {what} of message {index} of {sid}, which the app never fetched, was reported ({})",
+                        "{} reports a message change that no delivered event announced, or one already reported",
                         o.summary()
                     ),
-                    vec![f.seq, o.seq],
-                );
-            }
-            _ => {}
-        }
-    }
-    if judged == 0 {
-        return CheckOutcome::fail(
-            MSG_2,
-            "no message edit or removal reached the client, so nothing was judged",
-            vec![],
-        );
-    }
-    CheckOutcome::pass(
-        MSG_2,
-        format!("{judged} message change(s): reported exactly for the fetched messages"),
-    )
-}
+                    vec![o.seq],
+                )
+            });
+            let cases: Vec<Finding> = a
+                .delivered
+                .iter()
+                .filter(|(f, (kind, sid, index), _)| {
+                    is_change(*kind)
+                        && !fetched_before(h, f.seq).get(sid).is_some_and(|s| s.contains(index))
+                })
+                .map(|(f, (kind, sid, index), report)| {
+                    let what = if *kind == EventType::MessageRemoved { "removal" } else { "edit" };
+                    match report {
+                        Some(o) => Finding::violated(
+                            format!(
+                                "the {what} of message {index} of {sid}, which the app never fetched ({}), was reported ({})",
+                                f.summary(),
+                                o.summary()
+                            ),
+                            vec![f.seq, o.seq],
+                        ),
+                        None => match h.settle_after_frame(f) {
+                            Some(s) => Finding::held(format!(
+                                "the {what} of unfetched message {index} of {sid} was not reported by the time the client settled (#{})",
+                                s.reply
+                            )),
+                            None => Finding::not_provoked(""),
+                        },
+                    }
+                })
+                .collect();
+            stray.into_iter().chain(cases)
+        });
+        fold(
+            findings,
+            "no edit or removal of an unfetched message reached the client",
+        )
+    },
+};

@@ -1,188 +1,325 @@
-//! Checks for the SYNC rules: operations wait for synchronization; status only moves forward.
+//! Checks for synchronization: operations wait for it, operations issued early are eventually
+//! run or refused, the client says when it is done, and its status only moves forward.
 
 use std::collections::BTreeMap;
 
-use super::{CheckOutcome, of_instance};
-use crate::adapter::{ClientSyncStatus, ConversationSyncStatus, Observation};
-use crate::backend::journal::{Endpoint, Entry, EntryKind, InstanceId, OperationClass};
-use crate::rules::ids::{SYNC_1, SYNC_2, SYNC_3};
+use super::history::History;
+use super::{Check, Finding, fold};
+use crate::adapter::{
+    ClientSyncStatus, Command, ConversationSyncStatus, ErrorKind, Observation, Outcome, Target,
+};
+use crate::backend::{Endpoint, OperationClass};
+use crate::journal::Entry;
+use crate::wire::{ConversationSid, EventType, InstanceId};
 
-fn served(e: &Entry, pred: impl Fn(&Endpoint) -> bool) -> bool {
-    matches!(&e.kind, EntryKind::Request { endpoint, status: 200..=299, .. } if pred(endpoint))
+/// What an operation command acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope<'a> {
+    /// The client as a whole (the user).
+    Client,
+    /// One conversation.
+    Conversation(&'a ConversationSid),
 }
 
-fn operation<'a>(e: &'a Entry) -> Option<OperationClass<'a>> {
-    match &e.kind {
-        EntryKind::Request { endpoint, .. } => Some(endpoint.class()),
+/// The scope of a command that is an operation, and whether `request` carries it out.
+fn operation(command: &Command) -> Option<Scope<'_>> {
+    match command {
+        Command::UpdateAttributes {
+            target: Target::User,
+            ..
+        } => Some(Scope::Client),
+        Command::UpdateAttributes {
+            target: Target::Conversation { sid },
+            ..
+        }
+        | Command::SendMessage {
+            conversation: sid, ..
+        } => Some(Scope::Conversation(sid)),
         _ => None,
     }
 }
 
-/// Where, in the journal, the client had everything its initial synchronization needs: the final
-/// page of the subscribed list, and the metadata and participants of every conversation the
-/// pages listed, all served to `instance`. `Err` says what is still missing.
-pub fn sync_complete_at(entries: &[Entry], instance: &InstanceId) -> Result<u64, String> {
-    let mine: Vec<&Entry> = of_instance(entries, instance).collect();
-    let final_page = mine
-        .iter()
-        .find(|e| {
-            served(e, |ep| {
-                matches!(ep, Endpoint::UserConversations { last: true, .. })
+fn carries_out(command: &Command, ep: &Endpoint) -> bool {
+    match (command, ep) {
+        (
+            Command::UpdateAttributes {
+                target: Target::User,
+                ..
+            },
+            Endpoint::UpdateUser,
+        ) => true,
+        (
+            Command::UpdateAttributes {
+                target: Target::Conversation { sid },
+                ..
+            },
+            Endpoint::UpdateConversation { sid: s },
+        ) => sid == s,
+        (Command::SendMessage { conversation, .. }, Endpoint::SendMessage { sid }) => {
+            conversation == sid
+        }
+        _ => false,
+    }
+}
+
+/// Where `scope` had synchronized for `instance`, or what was still missing.
+fn synced_at<'a>(
+    h: &History<'a>,
+    instance: &'a InstanceId,
+    scope: Scope<'_>,
+) -> Result<u64, String> {
+    match scope {
+        Scope::Client => h.sync_complete_at(instance),
+        Scope::Conversation(sid) => h
+            .conversation_synced_at(instance, sid)
+            .ok_or_else(|| format!("conversation {sid} had not synchronized")),
+    }
+}
+
+/// The operation commands of `scope`'s kind `instance` was sent before that scope synchronized.
+fn early_commands<'a>(
+    h: &History<'a>,
+    instance: &'a InstanceId,
+    client_scope: bool,
+) -> Vec<(&'a Entry, u64, &'a Command)> {
+    h.commands()
+        .filter(|(e, _, _)| e.instance.as_ref() == Some(instance))
+        .filter(|(e, _, c)| {
+            operation(c).is_some_and(|scope| {
+                (scope == Scope::Client) == client_scope
+                    && !synced_at(h, instance, scope).is_ok_and(|at| e.seq >= at)
             })
         })
-        .ok_or("the final page of the subscribed list had not been served")?;
-    let mut done = final_page.seq;
-    let listed: Vec<&String> = mine
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EntryKind::Request {
-                endpoint: Endpoint::UserConversations { items, .. },
-                status: 200,
-                ..
-            } => Some(items),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    for sid in listed {
-        let first = |want: fn(&Endpoint, &str) -> bool| {
-            mine.iter()
-                .find(|e| served(e, |ep| want(ep, sid)))
-                .map(|e| e.seq)
-        };
-        let meta = first(|ep, sid| matches!(ep, Endpoint::GetConversation { sid: s } if s == sid))
-            .ok_or_else(|| format!("conversation {sid} had not been fetched"))?;
-        let parts = first(|ep, sid| matches!(ep, Endpoint::Participants { sid: s } if s == sid))
-            .ok_or_else(|| format!("the participants of {sid} had not been fetched"))?;
-        done = done.max(meta).max(parts);
-    }
-    Ok(done)
+        .collect()
 }
 
-/// SYNC-1: no client operation reached the backend before the client's initial synchronization
-/// was complete (see [`sync_complete_at`]).
-pub fn client_ops_wait_for_sync(entries: &[Entry], instance: &InstanceId) -> CheckOutcome {
-    let complete = sync_complete_at(entries, instance);
-    let ops: Vec<&Entry> = of_instance(entries, instance)
-        .filter(|e| operation(e) == Some(OperationClass::ClientOperation))
-        .collect();
-    let early: Vec<&Entry> = ops
-        .iter()
-        .copied()
-        .filter(|e| complete.as_ref().is_err() || complete.as_ref().is_ok_and(|c| e.seq < *c))
-        .collect();
-    match (early.first(), &complete) {
-        (None, Ok(c)) => CheckOutcome::pass(
-            SYNC_1,
-            format!(
-                "{} client operation(s) reached the backend, none before synchronization completed (#{c})",
-                ops.len()
-            ),
-        ),
-        (None, Err(_)) => CheckOutcome::pass(
-            SYNC_1,
-            "no client operation reached the backend while synchronization was incomplete",
-        ),
-        (Some(op), Ok(c)) => CheckOutcome::fail(
-            SYNC_1,
-            format!(
-                "{} reached the backend before the client had synchronized (the last piece of synchronization was served at #{c})",
-                op.summary()
-            ),
-            early.iter().map(|e| e.seq).chain([*c]).collect(),
-        ),
-        (Some(op), Err(missing)) => CheckOutcome::fail(
-            SYNC_1,
-            format!(
-                "{} reached the backend while {missing}: the client had not synchronized",
-                op.summary()
-            ),
-            early.iter().map(|e| e.seq).collect(),
-        ),
-    }
-}
-
-/// SYNC-2: no operation on a conversation reached the backend before that conversation's own
-/// resource and its participants had been served to the same instance.
-pub fn conversation_ops_wait_for_sync(entries: &[Entry], instance: &InstanceId) -> CheckOutcome {
-    let mut checked = 0;
-    for e in of_instance(entries, instance) {
-        let Some(OperationClass::ConversationOperation(sid)) = operation(e) else {
-            continue;
-        };
-        checked += 1;
-        let before = || of_instance(entries, instance).take_while(|x| x.seq < e.seq);
-        let meta = before().any(|x| {
-            served(
-                x,
-                |ep| matches!(ep, Endpoint::GetConversation { sid: s } if s == sid),
-            )
-        });
-        let parts = before().any(|x| {
-            served(
-                x,
-                |ep| matches!(ep, Endpoint::Participants { sid: s } if s == sid),
-            )
-        });
-        if !(meta && parts) {
-            let missing = match (meta, parts) {
-                (false, false) => "neither its metadata nor its participants",
-                (false, true) => "its metadata",
-                _ => "its participants",
+fn ops_wait(h: &History<'_>, client_scope: bool) -> Finding {
+    let what = if client_scope {
+        "client operation"
+    } else {
+        "conversation operation"
+    };
+    let findings = h.instances().into_iter().map(|instance| {
+        let early = early_commands(h, instance, client_scope);
+        for (e, r) in h.requests(instance) {
+            let scope = match r.endpoint.class() {
+                OperationClass::ClientOperation if client_scope => Scope::Client,
+                OperationClass::ConversationOperation(sid) if !client_scope => {
+                    Scope::Conversation(sid)
+                }
+                _ => continue,
             };
-            return CheckOutcome::fail(
-                SYNC_2,
-                format!(
-                    "{} operated on {sid} before {missing} had been served to the client: the conversation had not synchronized",
-                    e.summary()
-                ),
-                vec![e.seq],
-            );
+            match synced_at(h, instance, scope) {
+                Err(missing) => {
+                    return Finding::violated(
+                        format!(
+                            "{} reached the backend while {missing}: it had not synchronized",
+                            e.summary()
+                        ),
+                        vec![e.seq],
+                    );
+                }
+                Ok(at) if e.seq < at => {
+                    return Finding::violated(
+                        format!(
+                            "{} reached the backend before it had synchronized (the last piece of its synchronization was served at #{at})",
+                            e.summary()
+                        ),
+                        vec![e.seq, at],
+                    );
+                }
+                Ok(_) => {}
+            }
         }
-    }
-    CheckOutcome::pass(
-        SYNC_2,
-        format!(
-            "{checked} conversation operation(s) reached the backend, each after its conversation synchronized"
-        ),
+        if early.is_empty() {
+            return Finding::not_provoked("");
+        }
+        Finding::held(format!(
+            "{} {what}(s) issued before synchronization completed ({}), none reached the backend before it",
+            early.len(),
+            early.iter().map(|(e, _, _)| format!("#{}", e.seq)).collect::<Vec<_>>().join(", ")
+        ))
+    });
+    fold(
+        findings,
+        &format!("no {what} was issued before synchronization completed"),
     )
 }
 
-/// SYNC-3: the client and conversation sync statuses each instance reported never step back
-/// below the furthest status already reached (`failed` may follow anything; a later status
-/// below the furthest reached is a regression even after a failure).
-pub fn sync_status_only_moves_forward(entries: &[Entry]) -> CheckOutcome {
-    type Key<'a> = (Option<&'a InstanceId>, Option<&'a str>);
-    let mut furthest: BTreeMap<Key<'_>, (u8, String, u64)> = BTreeMap::new();
+/// SYNC-1: no client operation reaches the backend before the client's initial
+/// synchronization is complete (the final list page, and every listed conversation's metadata
+/// and participants, served to that instance).
+pub static CLIENT_OPS_WAIT: Check = Check {
+    name: "client operations wait for the client's synchronization",
+    fails_when: "a client-operation request reaches the backend before the final page of the subscribed list and every listed conversation were served to that instance",
+    judge: |h| ops_wait(h, true),
+};
+
+/// SYNC-2: no operation on a conversation reaches the backend before that conversation's own
+/// resource and its participants were served to the same instance.
+pub static CONVERSATION_OPS_WAIT: Check = Check {
+    name: "conversation operations wait for that conversation's synchronization",
+    fails_when: "a request operating on a conversation reaches the backend before its metadata and participants were served to that instance",
+    judge: |h| ops_wait(h, false),
+};
+
+fn early_ops_answered(h: &History<'_>, client_scope: bool) -> Finding {
+    let mut findings = Vec::new();
+    for instance in h.instances() {
+        for (e, id, command) in early_commands(h, instance, client_scope) {
+            let Some(scope) = operation(command) else {
+                continue;
+            };
+            let Ok(at) = synced_at(h, instance, scope) else {
+                continue;
+            };
+            let Some(settle) = h.settled_after(at) else {
+                continue;
+            };
+            let name = command.name();
+            let reply = h.reply_to(id).filter(|(r, _)| r.seq < settle.reply);
+            findings.push(match reply.map(|(r, rec)| (r, &rec.outcome)) {
+                Some((_, Outcome::Error(err))) if err.kind == ErrorKind::NotSynchronized => {
+                    Finding::held(format!("the early `{name}` (#{}) was refused as not synchronized", e.seq))
+                }
+                Some((r, Outcome::Error(err))) => Finding::violated(
+                    format!(
+                        "the `{name}` issued before synchronization completed (#{}) failed once it had completed: {err} ({})",
+                        e.seq,
+                        r.summary()
+                    ),
+                    vec![e.seq, r.seq],
+                ),
+                _ => {
+                    let ran = h
+                        .requests(instance)
+                        .any(|(x, r)| x.seq > at && x.seq < settle.reply && carries_out(command, &r.endpoint));
+                    if ran {
+                        Finding::held(format!(
+                            "the early `{name}` (#{}) reached the backend once synchronization completed (#{at})",
+                            e.seq
+                        ))
+                    } else {
+                        Finding::violated(
+                            format!(
+                                "the `{name}` issued before synchronization completed (#{}) neither reached the backend nor was refused as not synchronized by the time the client settled (#{}) after synchronization completed (#{at})",
+                                e.seq, settle.reply
+                            ),
+                            vec![e.seq, at, settle.reply],
+                        )
+                    }
+                }
+            });
+        }
+    }
+    fold(
+        findings,
+        "no operation issued before synchronization was followed by its completion and a settle",
+    )
+}
+
+/// SYNC-1: a client operation issued before synchronization completed is run, or refused as
+/// `not_synchronized`, once it has completed (not lost, not failed otherwise).
+pub static EARLY_CLIENT_OPS_ANSWERED: Check = Check {
+    name: "client operations issued early run or are refused once synchronization completes",
+    fails_when: "an early client operation neither reaches the backend nor is refused as not_synchronized by the first settle after synchronization completed",
+    judge: |h| early_ops_answered(h, true),
+};
+
+/// SYNC-2: an operation on a conversation issued before it synchronized is run, or refused as
+/// `not_synchronized`, once it has.
+pub static EARLY_CONVERSATION_OPS_ANSWERED: Check = Check {
+    name: "conversation operations issued early run or are refused once the conversation synchronizes",
+    fails_when: "an early conversation operation neither reaches the backend nor is refused as not_synchronized by the first settle after the conversation synchronized",
+    judge: |h| early_ops_answered(h, false),
+};
+
+/// SYNC-1: once the backend served everything synchronization needs and the client settled,
+/// the client has reported its synchronization completed.
+pub static SYNC_COMPLETION_REPORTED: Check = Check {
+    name: "the client reports its synchronization completed",
+    fails_when: "the client settles after the backend served everything its synchronization needs without reporting client sync `completed`",
+    judge: |h| {
+        let findings = h.instances().into_iter().map(|instance| {
+            let Ok(at) = h.sync_complete_at(instance) else {
+                return Finding::not_provoked("");
+            };
+            let Some(settle) = h.settled_after(at) else {
+                return Finding::not_provoked("");
+            };
+            let done = h.of(instance).find(|e| {
+                e.seq < settle.reply
+                    && matches!(
+                        e.observation(),
+                        Some(Observation::ClientSync {
+                            status: ClientSyncStatus::Completed
+                        })
+                    )
+            });
+            match done {
+                Some(e) => Finding::held(format!("client sync completed at {}", e.summary())),
+                None => Finding::violated(
+                    format!(
+                        "the backend had served everything synchronization needs (#{at}) and the client settled (#{}), but it never reported its synchronization completed",
+                        settle.reply
+                    ),
+                    vec![at, settle.reply],
+                ),
+            }
+        });
+        fold(
+            findings,
+            "no instance both had everything its synchronization needs and settled afterwards",
+        )
+    },
+};
+
+type Key<'a> = Option<&'a ConversationSid>;
+
+/// SYNC-3 for one instance: each object's status against the furthest it reached.
+fn status_regression<'a>(h: &History<'a>, instance: &'a InstanceId) -> Finding {
+    let mut furthest: BTreeMap<Key<'a>, (u8, String, u64)> = BTreeMap::new();
+    let mut synced_at: BTreeMap<&'a ConversationSid, u64> = BTreeMap::new();
+    let mut provoked = None;
     let mut seen = 0;
-    for e in entries {
-        let EntryKind::Observation { observation } = &e.kind else {
+    for e in h.of(instance) {
+        if let Some(f) = e.frame() {
+            let changed_synced = f.event == EventType::ConversationUpdated
+                && f.conversation()
+                    .is_some_and(|sid| synced_at.contains_key(sid));
+            if changed_synced && provoked.is_none() {
+                provoked = Some(h.publication_of(e));
+            }
             continue;
-        };
-        let (key, rank, name, what): (Key<'_>, Option<u8>, String, String) = match observation {
-            Observation::ClientSync { status } => (
-                (e.instance.as_ref(), None),
+        }
+        let (key, rank, name, what): (Key<'a>, Option<u8>, String, String) = match e.observation() {
+            Some(Observation::ClientSync { status }) => (
+                None,
                 (*status != ClientSyncStatus::Failed).then_some(*status as u8),
                 format!("{status:?}"),
                 "the client sync status".into(),
             ),
-            Observation::ConversationSync {
+            Some(Observation::ConversationSync {
                 conversation,
                 status,
-            } => (
-                (e.instance.as_ref(), Some(conversation.as_str())),
-                (*status != ConversationSyncStatus::Failed).then_some(*status as u8),
-                format!("{status:?}"),
-                format!("the sync status of {conversation}"),
-            ),
+            }) => {
+                if *status == ConversationSyncStatus::All {
+                    synced_at.entry(conversation).or_insert(e.seq);
+                }
+                (
+                    Some(conversation),
+                    (*status != ConversationSyncStatus::Failed).then_some(*status as u8),
+                    format!("{status:?}"),
+                    format!("the sync status of {conversation}"),
+                )
+            }
             _ => continue,
         };
         seen += 1;
         let Some(rank) = rank else { continue };
         match furthest.get(&key) {
             Some((best, best_name, at)) if rank < *best => {
-                return CheckOutcome::fail(
-                    SYNC_3,
+                return Finding::violated(
                     format!(
                         "{what} went back from {best_name} (#{at}) to {name} ({})",
                         e.summary()
@@ -196,37 +333,29 @@ pub fn sync_status_only_moves_forward(entries: &[Entry]) -> CheckOutcome {
             }
         }
     }
-    if seen == 0 {
-        return CheckOutcome::fail(
-            SYNC_3,
-            "the client reported no synchronization status at all, so its progress cannot be shown to move forward",
-            vec![],
-        );
+    let settled = provoked.and_then(|p| h.settle_after(p));
+    match settled {
+        Some(s) => Finding::held(format!(
+            "{seen} sync status report(s), none stepping back, also after a synchronized conversation changed (#{}) and the client settled (#{})",
+            provoked.unwrap_or_default(),
+            s.reply
+        )),
+        None => Finding::not_provoked(""),
     }
-    CheckOutcome::pass(
-        SYNC_3,
-        format!("{seen} sync status report(s), none stepping back"),
-    )
 }
 
-/// SYNC-1 liveness: the client reported its synchronization complete.
-pub fn client_finished_sync(entries: &[Entry], instance: &InstanceId) -> CheckOutcome {
-    let done = of_instance(entries, instance).find(|e| {
-        matches!(
-            &e.kind,
-            EntryKind::Observation {
-                observation: Observation::ClientSync {
-                    status: ClientSyncStatus::Completed
-                }
-            }
+/// SYNC-3: the client and conversation sync statuses each instance reports never step back
+/// below the furthest status already reached (`failed` may follow anything; a later status
+/// below the furthest reached is a regression even after a failure).
+pub static STATUS_ONLY_FORWARD: Check = Check {
+    name: "synchronization status only moves forward",
+    fails_when: "a client or conversation sync status report is below the furthest status already reported for it",
+    judge: |h| {
+        fold(
+            h.instances()
+                .into_iter()
+                .map(|instance| status_regression(h, instance)),
+            "no synchronized conversation changed under a client that reports sync statuses",
         )
-    });
-    match done {
-        Some(e) => CheckOutcome::pass(SYNC_1, format!("client sync completed at {}", e.summary())),
-        None => CheckOutcome::fail(
-            SYNC_1,
-            "the client never reported its synchronization completed after the backend served everything",
-            vec![],
-        ),
-    }
-}
+    },
+};

@@ -1,30 +1,28 @@
 //! The list property: random subscribed lists, page sizes, orders and schedules of list changes
-//! between pages; the client's final list must equal the backend's, each conversation once.
+//! between pages; every rule holds, in particular the client's final list equals the backend's,
+//! each conversation once.
 //!
 //! The harness walks the client through the list one page at a time (every later page is gated
 //! until the client has settled on the previous one), so each scheduled change is seen by the
 //! client before the next page is served, whatever the machine's timing: the same case always
 //! plays out the same way, and a planted bug is found and shrunk deterministically.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestRunner};
+use proptest::test_runner::TestRunner;
 use serde_json::json;
 
-use super::CampaignResult;
-use crate::Profile;
+use super::{CampaignResult, config};
 use crate::adapter::{Adapter, Command, Outcome};
-use crate::backend::journal::{Endpoint, EntryKind, Journal, Secrets};
-use crate::backend::state::{Gate, ListOrder};
-use crate::backend::{At, Backend, ListAction};
-use crate::checks::{CheckOutcome, lists};
-use crate::clock::VirtualClock;
-use crate::reference::{Config as ReferenceConfig, FaultSet, ReferenceAdapter};
-use crate::scenario::Driver;
-use crate::scenario::world::{PANIC_MARKER, quiet_marked_panics};
+use crate::backend::{At, Gate, ListAction, ListOrder};
+use crate::checks::History;
+use crate::harness::Harness;
+use crate::harness::panics::{assert_held, harness_panic, quiet_marked_panics};
+use crate::journal::{Checkpoint, HarnessEntry};
+use crate::rules;
 
 /// A change to the list, aimed at an existing conversation by position where it needs one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,16 +103,6 @@ pub fn cases(max_conversations: usize) -> impl Strategy<Value = ListCase> {
         })
 }
 
-fn harness_panic(e: impl std::fmt::Display) -> ! {
-    panic!("{PANIC_MARKER} harness error: {e}")
-}
-
-fn violated(outcome: CheckOutcome) {
-    if !outcome.passed() {
-        panic!("{PANIC_MARKER} {} FAIL: {}", outcome.rule, outcome.evidence);
-    }
-}
-
 /// The backend action for a scheduled change; `k` numbers the new conversations.
 fn action(change: &Change, n: usize, k: usize) -> Vec<ListAction> {
     let participants = vec!["alice".to_owned(), "bob".to_owned()];
@@ -147,143 +135,91 @@ fn action(change: &Change, n: usize, k: usize) -> Vec<ListAction> {
     }
 }
 
-/// Plays one case against the reference client with `faults`; panics on a violation.
-pub fn play(case: &ListCase, faults: &FaultSet) {
+/// Plays one case against `adapter`; panics on a violation of any rule.
+pub fn play(case: &ListCase, adapter: &Arc<dyn Adapter>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap_or_else(|e| harness_panic(e));
     runtime.block_on(async {
-        let clock = VirtualClock::new();
-        let journal = Journal::new(clock.clone(), Secrets::default());
-        let backend = Backend::start(clock.clone(), journal.clone(), 11)
+        let mut h = Harness::builder(adapter.clone())
+            .seed(11)
+            .start()
             .await
             .unwrap_or_else(|e| harness_panic(e));
-        backend.seed_conversations(
-            "c",
-            case.conversations,
-            &["alice".to_owned(), "bob".to_owned()],
-        );
-        backend.set_max_page_size(case.page_size);
-        backend.set_list_order(if case.by_activity {
+        let alice = "alice".to_owned();
+        h.backend
+            .seed_conversations("c", case.conversations, &[alice.clone(), "bob".to_owned()]);
+        h.backend.set_max_page_size(case.page_size);
+        h.backend.set_list_order(if case.by_activity {
             ListOrder::Activity
         } else {
             ListOrder::Creation
         });
         for (k, (at, change)) in case.schedule.iter().enumerate() {
             for a in action(change, case.conversations, k) {
-                backend.schedule(*at, a);
+                h.backend.schedule(*at, a);
             }
         }
-        backend.close_gate(Gate::ListPagesFrom(1));
-        let adapter = ReferenceAdapter::new(ReferenceConfig {
-            profile: Profile::Js,
-            faults: faults.clone(),
-            ..ReferenceConfig::default()
-        });
-        let session = adapter.open().await.unwrap_or_else(|e| harness_panic(e));
-        let mut driver = Driver::new(session, journal.clone(), Duration::from_secs(10));
-        let start = Command::Start {
-            identity: "alice".into(),
-            token_url: backend.token_url(),
-            rest_url: backend.rest_url().to_owned(),
-            events_url: backend.events_url().to_owned(),
-            storage_dir: None,
-            device_token: None,
+        let from = |page| Gate::ListPagesFrom {
+            user: alice.clone(),
+            page,
         };
-        // Creation must not wait for the list (LIST-1): pages after the first are gated now.
-        let start_id = driver.submit(start).unwrap_or_else(|e| harness_panic(e));
-        driver.settle().await.unwrap_or_else(|e| harness_panic(e));
-        let held_back = journal.snapshot().iter().any(|e| {
-            matches!(
-                &e.kind,
-                EntryKind::Request {
-                    endpoint: Endpoint::UserConversations { .. },
-                    status: 503,
-                    ..
-                }
-            )
-        });
-        if held_back {
-            violated(lists::created_before_full_list(
-                &journal.snapshot(),
-                driver.instance().as_ref(),
-                start_id,
-            ));
-        }
+        h.backend.close_gate(from(1));
+        // Creation must not wait for the list (LIST-1 judges it while later pages are gated).
+        let start = h.start_command(&alice);
+        let _ = h.driver.submit(start).unwrap_or_else(|e| harness_panic(e));
+        h.driver.settle().await.unwrap_or_else(|e| harness_panic(e));
         // Walk the client through the list one page at a time.
-        let served_last = |journal: &Journal| {
-            journal.snapshot().iter().any(|e| {
-                matches!(
-                    &e.kind,
-                    EntryKind::Request {
-                        endpoint: Endpoint::UserConversations { last: true, .. },
-                        status: 200,
-                        ..
-                    }
-                )
-            })
+        let walked = |h: &Harness| {
+            History::new(&h.journal.snapshot())
+                .final_page_of(&alice)
+                .is_some()
         };
         let mut page = 1;
-        while !served_last(&journal) && page <= 400 {
-            backend.open_gate(&Gate::ListPagesFrom(page));
-            backend.close_gate(Gate::ListPagesFrom(page + 1));
-            driver
-                .advance(&clock, Duration::from_secs(1))
+        while !walked(&h) && page <= 400 {
+            h.backend.open_gate(&from(page));
+            h.backend.close_gate(from(page + 1));
+            h.advance(Duration::from_secs(1))
                 .await
                 .unwrap_or_else(|e| harness_panic(e));
             page += 1;
         }
-        backend.open_gate(&Gate::ListPagesFrom(page));
-        driver.settle().await.unwrap_or_else(|e| harness_panic(e));
+        h.backend.open_gate(&from(page));
+        h.driver.settle().await.unwrap_or_else(|e| harness_panic(e));
         // Changes after the final page (or after pages the list never had) happen now.
-        if backend.fire_pending() > 0 {
-            driver.settle().await.unwrap_or_else(|e| harness_panic(e));
+        if h.backend.fire_pending() > 0 {
+            h.driver.settle().await.unwrap_or_else(|e| harness_panic(e));
         }
-        let instance = driver
-            .instance()
-            .unwrap_or_else(|| harness_panic("no client instance"));
-        let reply = driver
-            .call(Command::ListConversations)
-            .await
-            .unwrap_or_else(|e| harness_panic(e));
-        let Outcome::Ok(body) = reply else {
-            harness_panic(format!("list_conversations failed: {reply:?}"))
-        };
-        let list = lists::listed(&body);
-        let truth: BTreeSet<String> = backend.subscribed("alice");
-        let entries = journal.snapshot();
-        driver.close().await;
-        violated(lists::each_conversation_once(&entries, &instance, &list));
-        violated(lists::announced_during_fetch_are_listed(
-            &entries, &instance, &list, &truth,
-        ));
-        violated(lists::list_equals_truth(&entries, &instance, &list, &truth));
+        h.journal.note(
+            None,
+            HarnessEntry::Checkpoint(Checkpoint::SubscribedList {
+                user: alice.clone(),
+                conversations: h.backend.subscribed(&alice).into_iter().collect(),
+            }),
+        );
+        match h.driver.call(Command::ListConversations).await {
+            Ok(Outcome::Ok(_)) => {}
+            other => harness_panic(format!("list_conversations failed: {other:?}")),
+        }
+        let entries = h.journal.snapshot();
+        h.close().await;
+        assert_held(&rules::judge(&entries));
     });
 }
 
-/// Runs `cases` random list cases (up to `max_conversations` each) with `faults`.
+/// Runs `cases` random list cases (up to `max_conversations` each) against `adapter`.
 pub fn run_list_campaign(
-    faults: FaultSet,
+    adapter: Arc<dyn Adapter>,
     cases_to_run: u32,
     max_conversations: usize,
     seed: u64,
     persistence: Option<&'static str>,
 ) -> CampaignResult<ListCase> {
     quiet_marked_panics();
-    let config = Config {
-        cases: cases_to_run,
-        rng_seed: RngSeed::Fixed(seed),
-        failure_persistence: persistence.map(|p| {
-            Box::new(FileFailurePersistence::Direct(p))
-                as Box<dyn proptest::test_runner::FailurePersistence>
-        }),
-        max_shrink_iters: 1024,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new(config);
+    let mut runner = TestRunner::new(config(cases_to_run, seed, persistence, 1024));
     let result = runner.run(&cases(max_conversations), |case| {
-        play(&case, &faults);
+        play(&case, &adapter);
         Ok(())
     });
     CampaignResult::from_run(cases_to_run, result)

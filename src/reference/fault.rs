@@ -1,50 +1,56 @@
 //! Planted bugs: each [`Fault`] makes the reference client break specific rules.
 //!
-//! The self-check runs the suite with each fault switched on and demands that its target rules
-//! FAIL: a rule that no fault can fail is a check that cannot fail. Names are kebab-case and
-//! stable, since users pass them as `--fault NAME`.
+//! The rule catalog says which rules each fault must fail; the self-check runs the suite with
+//! each fault switched on and demands exactly that. A rule that no fault can fail is a check
+//! that cannot fail. Names are kebab-case and stable, since users pass them as `--fault NAME`.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::rules::RuleId;
-use crate::rules::ids::*;
+use serde::{Serialize, Serializer};
 
 /// One deliberate deviation of the reference client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
-    /// Client operations go to the backend before the client finished synchronizing.
+    /// Fails SYNC-1: client operations go to the backend before the client finished
+    /// synchronizing.
     OpsBeforeSync,
-    /// Conversation operations go to the backend before that conversation synchronized.
+    /// Fails SYNC-2: conversation operations go to the backend before that conversation
+    /// synchronized.
     ConversationOpsBeforeSync,
-    /// A refresh after sync re-announces an earlier sync status.
+    /// Fails SYNC-3: a refresh after sync re-announces an earlier sync status.
     SyncStatusRegresses,
-    /// `update_attributes` completes when the REST call is acknowledged, not on the Updated event.
+    /// Fails UPD-1: `update_attributes` completes when the REST call is acknowledged, not on the
+    /// Updated event.
     UpdateCompletesOnAck,
-    /// The client reports the value it wrote instead of the one the backend announced.
+    /// Fails UPD-2: the client reports the value it wrote instead of the one the backend
+    /// announced.
     LocalWriteWins,
-    /// Events are applied without comparing revisions, so a late old snapshot overwrites a newer one.
+    /// Fails UPD-3: events are applied without comparing revisions, so a late old snapshot
+    /// overwrites a newer one.
     StaleEventOverwrites,
-    /// `start` answers only once the whole subscribed list is fetched.
+    /// Fails LIST-1: `start` answers only once the whole subscribed list is fetched.
     AwaitFullList,
-    /// Conversation events are ignored until the list fetch is complete (the listener is late).
+    /// Fails LIST-2: conversation events are ignored until the list fetch is complete (the
+    /// listener is attached late).
     ListenAfterFetch,
-    /// A conversation learned twice (a page and an event) is listed twice.
+    /// Fails LIST-3: a conversation learned twice (a page and an event) is listed twice.
     NoDedupe,
-    /// An update about a conversation the client has not seen yet is dropped.
+    /// Fails LIST-4: an update about a conversation the client has not seen yet is dropped.
     IgnoreUnknownUpdates,
-    /// A later page brings back a conversation an event removed.
+    /// Fails LIST-4: a later page brings back a conversation an event removed.
     NoTombstones,
-    /// Only the first page of the subscribed list is fetched.
+    /// Fails LIST-4: only the first page of the subscribed list is fetched.
     FirstPageOnly,
-    /// Messages are fetched as soon as a conversation is loaded.
+    /// Fails MSG-1: messages are fetched as soon as a conversation is loaded.
     AutoloadMessages,
-    /// New messages are not reported (no message-added observation).
+    /// Fails MSG-1: new messages are not reported (no message-added observation).
     SilentNewMessages,
-    /// Message updates and removals are reported for messages the app never fetched.
+    /// Fails MSG-2: message updates and removals are reported for messages the app never
+    /// fetched.
     EventsForUnfetched,
-    /// Message updates and removals are never reported, even for fetched messages.
+    /// Fails MSG-2: message updates and removals are never reported, even for fetched messages.
     DropFetchedUpdates,
 }
 
@@ -91,39 +97,6 @@ impl Fault {
         }
     }
 
-    /// The rules this fault must make FAIL.
-    pub fn targets(self) -> &'static [RuleId] {
-        match self {
-            Self::OpsBeforeSync => &[SYNC_1],
-            Self::ConversationOpsBeforeSync => &[SYNC_2],
-            Self::SyncStatusRegresses => &[SYNC_3],
-            Self::UpdateCompletesOnAck => &[UPD_1],
-            Self::LocalWriteWins => &[UPD_2],
-            Self::StaleEventOverwrites => &[UPD_3],
-            Self::AwaitFullList => &[LIST_1],
-            Self::ListenAfterFetch => &[LIST_2],
-            Self::NoDedupe => &[LIST_3],
-            Self::IgnoreUnknownUpdates | Self::NoTombstones | Self::FirstPageOnly => &[LIST_4],
-            Self::AutoloadMessages | Self::SilentNewMessages => &[MSG_1],
-            Self::EventsForUnfetched | Self::DropFetchedUpdates => &[MSG_2],
-        }
-    }
-
-    /// Rules the fault may fail besides its targets, because they observe the same behaviour.
-    pub fn collateral(self) -> &'static [RuleId] {
-        match self {
-            // Completing on the acknowledgement also reports the local write as the result.
-            Self::UpdateCompletesOnAck => &[UPD_2],
-            // A conversation missed during the fetch is also missing from the final list.
-            Self::ListenAfterFetch => &[LIST_4],
-            // A client that stops after one page calls itself synchronized too early.
-            Self::FirstPageOnly => &[SYNC_1],
-            // Messages the client loaded by itself count as fetched in its eyes.
-            Self::AutoloadMessages => &[MSG_2],
-            _ => &[],
-        }
-    }
-
     /// What the fault does, for listings.
     pub fn description(self) -> &'static str {
         match self {
@@ -155,19 +128,17 @@ impl Fault {
             Self::DropFetchedUpdates => "message updates/removals are never reported",
         }
     }
-
-    /// The faults that target `rule`.
-    pub fn targeting(rule: RuleId) -> impl Iterator<Item = Fault> {
-        Self::ALL
-            .iter()
-            .copied()
-            .filter(move |f| f.targets().contains(&rule))
-    }
 }
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for Fault {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 

@@ -1,21 +1,24 @@
 //! The reference client stack: a real async client over HTTP and a WebSocket, with planted bugs.
 //!
-//! [`ReferenceAdapter`] implements [`Adapter`](crate::adapter::Adapter) in-process: each session
-//! spawns an `engine` task (all client state, one input at a time) whose timers run on its own
-//! [`VirtualClock`](crate::clock::VirtualClock), moved by `advance_time`. `net` holds the wire
-//! side. [`Fault`]s make it break single rules, which is how the kit proves its checks can fail.
-//! With no faults it must pass every rule in both profiles.
+//! [`ReferenceAdapter`] implements [`Adapter`] in-process through [`AdapterSession::serve`]:
+//! each session runs an `engine` (all client state, one input at a time) whose timers run on
+//! its own [`VirtualClock`](crate::clock::VirtualClock), moved by `advance_time`. `net` is the
+//! wire side (REST, token generator, event socket); `policy` gathers what the [`Fault`]s switch
+//! off, which is how the kit proves its checks can fail. With no faults it must pass every rule
+//! in both profiles.
+//!
+//! Must not import: the backend, the journal, the checks, the rules, the harness (the reference
+//! client is a client: it knows the wire and the adapter protocol, nothing of the kit).
 
 mod engine;
 mod fault;
 mod net;
+mod policy;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::sync::mpsc;
 
 pub use fault::{Fault, FaultSet, UnknownFault};
 
@@ -58,7 +61,7 @@ impl ReferenceAdapter {
         }
     }
 
-    /// A compliant reference client claiming `profile`, with `faults` switched on.
+    /// A reference client claiming `profile`, with `faults` switched on.
     pub fn with_faults(profile: Profile, faults: FaultSet) -> Self {
         Self::new(Config {
             profile,
@@ -81,6 +84,7 @@ impl Adapter for ReferenceAdapter {
     fn open(&self) -> BoxFuture<'static, Result<AdapterSession, AdapterError>> {
         let config = self.config.clone();
         async move {
+            let http = net::http_client().map_err(AdapterError::Spawn)?;
             let hello = Hello {
                 protocol: PROTOCOL_VERSION,
                 adapter: "reference".into(),
@@ -93,21 +97,9 @@ impl Adapter for ReferenceAdapter {
                     features: vec!["messages".into()],
                 },
             };
-            let (req_tx, req_rx) = mpsc::unbounded_channel();
-            let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-            let task = tokio::spawn(engine::Engine::run(config, req_rx, ev_tx));
-            let closer = async move {
-                // The engine stops when its request channel closes; give it a moment, then stop it.
-                let abort = task.abort_handle();
-                if tokio::time::timeout(Duration::from_secs(2), task)
-                    .await
-                    .is_err()
-                {
-                    abort.abort();
-                }
-            }
-            .boxed();
-            Ok(AdapterSession::new(hello, req_tx, ev_rx, closer))
+            Ok(AdapterSession::serve(hello, move |commands, observer| {
+                engine::Engine::run(config, http, commands, observer)
+            }))
         }
         .boxed()
     }

@@ -1,28 +1,41 @@
-//! The reference client's wire side: REST calls with retry on virtual time, the event socket, and
-//! the activity ledger that tells the engine when it is quiet.
+//! The reference client's wire side: REST calls with retry on virtual time, the token
+//! generator, the event socket, and the activity ledger that tells the engine when it is quiet.
 //!
-//! Every background task the engine spawns is counted in [`Activity`]; a task waiting on the
-//! virtual clock (a Retry-After or a backoff) registers its deadline, so the engine can tell
-//! "waiting for time" (quiet) from "waiting for the network" (busy) when it answers `settle`.
+//! Everything here returns results (typed: responses decode into the wire's resources, frames
+//! into [`HubFrame`]s); nothing here knows the engine. Every background task the engine spawns is
+//! counted in [`Activity`]; a task waiting on the virtual clock (a Retry-After or a backoff)
+//! registers its deadline, so the engine can tell "waiting for time" (quiet) from "waiting for
+//! the network" (busy) when it answers `settle`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::engine::Input;
 use crate::adapter::{CommandError, ErrorKind};
 use crate::clock::{VirtualClock, VirtualInstant};
+use crate::wire::resources::IssuedToken;
+use crate::wire::{HubFrame, InstanceId};
+
+/// An HTTP client for loopback: it never routes through a proxy from the environment.
+pub(crate) fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client without proxies: {e}"))
+}
 
 /// Background work in flight, and which of it only waits for virtual time.
 #[derive(Default)]
 pub(crate) struct Activity {
-    inner: Mutex<Ledger>,
+    ledger: Mutex<Ledger>,
+    nudge: Notify,
 }
 
 #[derive(Default)]
@@ -33,7 +46,7 @@ struct Ledger {
 
 impl Activity {
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A task starts.
@@ -41,7 +54,7 @@ impl Activity {
         self.ledger().inflight += 1;
     }
 
-    /// A task ended (its result input has been handled).
+    /// A task ended (its result has been handled).
     pub(crate) fn end(&self) {
         let mut l = self.ledger();
         l.inflight = l.inflight.saturating_sub(1);
@@ -58,16 +71,16 @@ impl Activity {
         *self.ledger() = Ledger::default();
     }
 
-    /// Sleeps on the virtual clock, counted as quiet; nudges the engine so it can notice.
-    pub(crate) async fn sleep(
-        &self,
-        clock: &VirtualClock,
-        d: Duration,
-        nudge: &mpsc::UnboundedSender<Input>,
-    ) {
+    /// Resolves when a task went to sleep since the last call: quiescence may have changed.
+    pub(crate) async fn nudged(&self) {
+        self.nudge.notified().await;
+    }
+
+    /// Sleeps on the virtual clock, counted as quiet.
+    pub(crate) async fn sleep(&self, clock: &VirtualClock, d: Duration) {
         let deadline = clock.now().plus(d);
         self.ledger().sleeping.push(deadline);
-        let _ = nudge.send(Input::Nudge);
+        self.nudge.notify_one();
         clock.sleep_until(deadline).await;
         let mut l = self.ledger();
         if let Some(i) = l.sleeping.iter().position(|x| *x == deadline) {
@@ -76,10 +89,11 @@ impl Activity {
     }
 }
 
-/// A successful REST answer.
+/// A successful REST answer, decoded.
 #[derive(Debug)]
-pub(crate) struct RestOk {
-    pub(crate) body: Value,
+pub(crate) struct Fetched<T> {
+    pub(crate) body: T,
+    /// The object revision the answer carried (`ETag`).
     pub(crate) revision: Option<u64>,
 }
 
@@ -89,23 +103,23 @@ pub(crate) struct Rest {
     pub(crate) http: reqwest::Client,
     pub(crate) base: String,
     pub(crate) token: Arc<Mutex<String>>,
-    pub(crate) instance: String,
+    pub(crate) instance: InstanceId,
     pub(crate) clock: VirtualClock,
     pub(crate) activity: Arc<Activity>,
-    pub(crate) nudge: mpsc::UnboundedSender<Input>,
 }
 
 /// How many times a gated (503) or failing call is retried before giving up.
 const MAX_ATTEMPTS: u32 = 100;
 
 impl Rest {
-    /// `path` may be absolute (a `next_page_url`) or relative to the base.
-    pub(crate) async fn call(
+    /// Calls `path` (absolute, like a `next_page_url`, or relative to the base) and decodes the
+    /// answer as `T`, retrying gated and unreachable answers on virtual time.
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         form: Option<Vec<(&str, String)>>,
-    ) -> Result<RestOk, CommandError> {
+    ) -> Result<Fetched<T>, CommandError> {
         let url = if path.starts_with("http") {
             path.to_owned()
         } else {
@@ -117,7 +131,7 @@ impl Rest {
             let mut req = self
                 .http
                 .request(method.clone(), &url)
-                .header("X-Convo-Client", &self.instance)
+                .header("X-Convo-Client", self.instance.as_str())
                 .header("X-Twilio-Token", token);
             if let Some(form) = &form {
                 req = req.form(form);
@@ -125,7 +139,7 @@ impl Rest {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    self.activity.sleep(&self.clock, backoff, &self.nudge).await;
+                    self.activity.sleep(&self.clock, backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     if e.is_connect() {
                         continue;
@@ -137,24 +151,29 @@ impl Rest {
                 }
             };
             let status = resp.status();
-            let revision = resp
-                .headers()
-                .get("etag")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim_matches('"').parse().ok());
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.trim_matches('"').to_owned())
+            };
+            let revision = header("etag").and_then(|v| v.parse().ok());
+            let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok());
+            let bytes = resp.bytes().await.unwrap_or_default();
             if status.is_success() {
-                return Ok(RestOk { body, revision });
+                return serde_json::from_slice(&bytes)
+                    .map(|body| Fetched { body, revision })
+                    .map_err(|e| {
+                        CommandError::new(
+                            ErrorKind::Backend,
+                            format!("{method} {url}: malformed answer: {e}"),
+                        )
+                    });
             }
             if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS
             {
                 let wait = retry_after.map_or(backoff, Duration::from_secs);
-                self.activity.sleep(&self.clock, wait, &self.nudge).await;
+                self.activity.sleep(&self.clock, wait).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
@@ -163,12 +182,13 @@ impl Rest {
                 StatusCode::NOT_FOUND => ErrorKind::NotFound,
                 _ => ErrorKind::Backend,
             };
+            let message = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_default();
             return Err(CommandError::new(
                 kind,
-                format!(
-                    "{method} {url}: {status}: {}",
-                    body["message"].as_str().unwrap_or("")
-                ),
+                format!("{method} {url}: {status}: {message}"),
             ));
         }
         Err(CommandError::new(
@@ -183,12 +203,12 @@ pub(crate) async fn fetch_token(
     http: &reqwest::Client,
     token_url: &str,
     identity: &str,
-    instance: &str,
+    instance: &InstanceId,
     ttl: Duration,
 ) -> Result<String, CommandError> {
     let resp = http
         .post(token_url)
-        .header("X-Convo-Client", instance)
+        .header("X-Convo-Client", instance.as_str())
         .form(&[
             ("identity", identity.to_owned()),
             ("ttl", ttl.as_secs().to_string()),
@@ -202,27 +222,38 @@ pub(crate) async fn fetch_token(
             )
         })?;
     let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    match body["token"].as_str() {
-        Some(t) if status.is_success() => Ok(t.to_owned()),
+    let bytes = resp.bytes().await.unwrap_or_default();
+    match serde_json::from_slice::<IssuedToken>(&bytes) {
+        Ok(issued) if status.is_success() => Ok(issued.token),
         _ => Err(CommandError::new(
             ErrorKind::TokenRejected,
             format!(
                 "token generator answered {status}: {}",
-                body["message"].as_str().unwrap_or("")
+                serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_owned))
+                    .unwrap_or_default()
             ),
         )),
     }
 }
 
-/// Opens the event socket and pumps its frames into the engine. Returns the sender for
-/// outgoing frames (pings).
+/// What the event socket delivers.
+pub(crate) enum SocketEvent {
+    /// A frame, decoded.
+    Frame(HubFrame),
+    /// The socket closed.
+    Closed,
+}
+
+/// Opens the event socket; hands every frame to `deliver` (which says whether to go on) and
+/// returns the sender for outgoing frames (pings).
 pub(crate) async fn connect_events(
     events_url: &str,
     token: &str,
-    instance: &str,
+    instance: &InstanceId,
     since: Option<u64>,
-    inputs: mpsc::UnboundedSender<Input>,
+    deliver: impl Fn(SocketEvent) -> bool + Send + 'static,
 ) -> Result<mpsc::UnboundedSender<String>, CommandError> {
     let url = match since {
         Some(s) => format!("{events_url}?since={s}"),
@@ -236,7 +267,7 @@ pub(crate) async fn connect_events(
         v.parse()
             .map_err(|_| CommandError::new(ErrorKind::Internal, "header value is not ASCII"))
     };
-    headers.insert("x-convo-client", header(instance)?);
+    headers.insert("x-convo-client", header(instance.as_str())?);
     headers.insert("x-twilio-token", header(token)?);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
         .await
@@ -260,12 +291,12 @@ pub(crate) async fn connect_events(
                 },
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Text(t))) => {
-                        if let Ok(v) = serde_json::from_str::<Value>(t.as_str()) {
-                            if inputs.send(Input::Frame(v)).is_err() { break }
+                        if let Ok(frame) = HubFrame::decode(t.as_str()) {
+                            if !deliver(SocketEvent::Frame(frame)) { break }
                         }
                     }
                     Some(Ok(_)) => {}
-                    None | Some(Err(_)) => { let _ = inputs.send(Input::Disconnected); break }
+                    None | Some(Err(_)) => { deliver(SocketEvent::Closed); break }
                 }
             }
         }

@@ -8,12 +8,12 @@
 pub mod json;
 pub mod table;
 
-use crate::backend::journal::Entry;
 use serde::Serialize;
 
 use crate::adapter::Profile;
-use crate::checks::Verdict;
-use crate::rules::{CATALOG, Level, Rule, RuleId, RuleProfile};
+use crate::checks::Finding;
+use crate::journal::Entry;
+use crate::rules::{CATALOG, Level, Rule, RuleId, RuleProfile, Verdict};
 use crate::scenario::{ScenarioRecord, SuiteRun};
 
 /// Exit code: no MUST rule of the profile failed.
@@ -115,7 +115,7 @@ fn trace_of(record: &ScenarioRecord, culprits: &[u64]) -> Trace {
         .journal
         .iter()
         .filter(|e| e.seq <= cut)
-        .map(|e| record.secrets.redact_entry(e))
+        .cloned()
         .collect();
     Trace {
         feature: record.feature.clone(),
@@ -143,61 +143,116 @@ fn row(rule: &'static Rule, run: &SuiteRun, profile: Profile) -> RuleRow {
         return r;
     }
     if !rule.is_implemented() {
-        r.evidence.push("no scenario checks this rule yet".into());
+        r.evidence.push("no check of this rule exists yet".into());
         return r;
     }
-    let tagged: Vec<&ScenarioRecord> = run
+    // A violation anywhere fails the rule; the first one gives the trace.
+    for s in &run.scenarios {
+        for j in s.judgements.iter().filter(|j| j.rule == rule.id) {
+            if let Finding::Violated { evidence, culprits } = &j.finding {
+                r.evidence.push(format!("{}: {evidence}", s.scenario));
+                if r.verdict != Verdict::Fail {
+                    r.verdict = Verdict::Fail;
+                    r.trace = Some(trace_of(s, culprits));
+                }
+            }
+        }
+    }
+    if r.verdict == Verdict::Fail {
+        return r;
+    }
+    let tagged = |s: &ScenarioRecord| s.rules.contains(&rule.id);
+    let mut unprovoked = Vec::new();
+    for check in rule.checks {
+        let held: Vec<(&ScenarioRecord, &str)> = run
+            .scenarios
+            .iter()
+            .flat_map(|s| {
+                s.judgements
+                    .iter()
+                    .filter(|j| j.rule == rule.id && j.check == check.name && j.finding.is_held())
+                    .map(move |j| (s, j.finding.evidence()))
+            })
+            .collect();
+        // Evidence from the scenarios meant to provoke the rule, or the first that did.
+        let shown: Vec<&(&ScenarioRecord, &str)> =
+            match held.iter().filter(|(s, _)| tagged(s)).count() {
+                0 => held.iter().take(1).collect(),
+                _ => held.iter().filter(|(s, _)| tagged(s)).collect(),
+            };
+        for (s, evidence) in shown {
+            r.evidence.push(format!("{}: {evidence}", s.scenario));
+        }
+        if held.is_empty() {
+            unprovoked.push(check.name);
+        }
+    }
+    let not_applicable = run
         .scenarios
         .iter()
-        .filter(|s| s.rules.contains(&rule.id))
+        .filter(|s| tagged(s))
+        .find_map(|s| s.not_applicable.clone());
+    let errored: Vec<&ScenarioRecord> = run
+        .scenarios
+        .iter()
+        .filter(|s| tagged(s) && s.error.is_some())
         .collect();
-    if tagged.is_empty() {
-        r.evidence.push(if run.filtered {
-            "no scenario of this rule was selected".into()
-        } else {
-            "no scenario is tagged with this rule".into()
-        });
-        return r;
+    for s in &errored {
+        r.evidence.push(format!(
+            "{}: not judged, harness error: {}",
+            s.scenario,
+            s.error.as_deref().unwrap_or_default()
+        ));
     }
-    let mut passed = false;
-    let mut errored = false;
-    let mut not_applicable = None;
-    for s in &tagged {
-        if let Some(why) = &s.not_applicable {
-            not_applicable.get_or_insert_with(|| why.clone());
+    r.verdict = match (unprovoked.is_empty(), not_applicable) {
+        // A scenario of the rule could not finish: the rule was not fully judged.
+        (true, _) if errored.is_empty() => Verdict::Pass,
+        (true, _) => Verdict::Untested,
+        (false, Some(why)) => {
+            r.evidence.push(format!("not applicable: {why}"));
+            Verdict::NotApplicable
         }
-        for o in s.outcomes.iter().filter(|o| o.rule == rule.id) {
-            r.evidence
-                .push(s.secrets.redact(&format!("{}: {}", s.scenario, o.evidence)));
-            match o.verdict {
-                Verdict::Fail if r.verdict != Verdict::Fail => {
-                    r.verdict = Verdict::Fail;
-                    r.trace = Some(trace_of(s, &o.culprits));
-                }
-                Verdict::Pass => passed = true,
-                _ => {}
-            }
+        (false, None) => {
+            r.evidence.push(if run.scenarios.iter().any(tagged) {
+                format!("never provoked: {}", unprovoked.join("; "))
+            } else if run.filtered {
+                format!("no selected scenario provoked: {}", unprovoked.join("; "))
+            } else {
+                format!("no scenario provoked: {}", unprovoked.join("; "))
+            });
+            Verdict::Untested
         }
-        if let Some(e) = &s.error {
-            errored = true;
-            r.evidence.push(
-                s.secrets
-                    .redact(&format!("{}: not judged, harness error: {e}", s.scenario)),
-            );
-        }
-    }
-    if r.verdict != Verdict::Fail {
-        r.verdict = match (passed, not_applicable) {
-            (_, Some(why)) if !passed => {
-                r.evidence.push(format!("not applicable: {why}"));
-                Verdict::NotApplicable
-            }
-            // A scenario of the rule could not finish: the rule was not fully judged.
-            (true, _) if !errored => Verdict::Pass,
-            _ => Verdict::Untested,
-        };
-    }
+    };
     r
+}
+
+/// A scenario tagged with a rule that did not provoke it, although nothing else went wrong in
+/// it: the scenario failed to do its job (a harness problem, never a PASS).
+fn unprovoked_tags(s: &ScenarioRecord) -> Vec<HarnessError> {
+    let clean = !s.boundary
+        && s.error.is_none()
+        && s.not_applicable.is_none()
+        && !s.judgements.iter().any(|j| j.finding.is_violated());
+    if !clean {
+        return Vec::new();
+    }
+    s.rules
+        .iter()
+        .filter(|rule| rule.rule().is_implemented() && !s.provoked(**rule))
+        .map(|rule| HarnessError {
+            scenario: format!("{}: {}", s.feature, s.scenario),
+            rules: vec![*rule],
+            error: format!(
+                "the scenario is tagged @{rule} but never provoked it: {}",
+                s.judgements
+                    .iter()
+                    .filter(|j| j.rule == *rule)
+                    .map(|j| j.finding.evidence())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        })
+        .collect()
 }
 
 impl Report {
@@ -216,6 +271,7 @@ impl Report {
                 })
             })
             .collect();
+        errors.extend(run.scenarios.iter().flat_map(unprovoked_tags));
         if run.scenarios.is_empty() {
             errors.push(HarnessError {
                 scenario: "(selection)".into(),

@@ -2,10 +2,10 @@
 
 use std::fmt::Write as _;
 
-use crate::backend::journal::Entry;
+use crate::journal::Entry;
 
 use super::{Report, RuleRow};
-use crate::checks::Verdict;
+use crate::rules::Verdict;
 
 fn trace_line(e: &Entry, culprits: &[u64]) -> String {
     let mark = if culprits.contains(&e.seq) {

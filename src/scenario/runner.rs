@@ -13,8 +13,9 @@ use cucumber::{Cucumber, WriterExt as _, gherkin, runner};
 
 use super::features::{Embedded, looks_like_rule};
 use super::steps;
-use super::world::{PANIC_MARKER, RunContext, ScenarioRecord, TckWorld, quiet_marked_panics};
+use super::world::{RunContext, ScenarioRecord, TckWorld};
 use crate::adapter::{Adapter, Hello, Profile};
+use crate::harness::panics::{quiet_marked_panics, unmarked};
 use crate::rules::{RuleId, UnknownRule};
 
 /// How to run the suite.
@@ -104,14 +105,7 @@ fn step_error(finished: &ScenarioFinished) -> Option<String> {
         ScenarioFinished::StepSkipped => Some("a step matched no step definition".into()),
         ScenarioFinished::BeforeHookFailed(_) => Some("the scenario set-up panicked".into()),
         ScenarioFinished::StepFailed(_, _, err) => Some(match err {
-            StepError::Panic(info) => info
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| info.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_else(|| "a step panicked".into())
-                .trim_start_matches(PANIC_MARKER)
-                .trim()
-                .to_owned(),
+            StepError::Panic(info) => unmarked(info.as_ref()),
             other => other.to_string(),
         }),
     }
@@ -200,17 +194,11 @@ pub async fn run_suite(
         Box::pin(async move {
             let record = match world {
                 Some(w) => w.tear_down(&feature, &name, error).await,
-                None => ScenarioRecord {
+                None => ScenarioRecord::lost(
                     feature,
-                    scenario: name,
-                    rules: Vec::new(),
-                    boundary: false,
-                    outcomes: Vec::new(),
-                    error: Some(error.unwrap_or_else(|| "the scenario never got a world".into())),
-                    not_applicable: None,
-                    journal: Vec::new(),
-                    secrets: Default::default(),
-                },
+                    name,
+                    error.unwrap_or_else(|| "the scenario never got a world".into()),
+                ),
             };
             ctx.records
                 .lock()

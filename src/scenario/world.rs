@@ -1,8 +1,9 @@
 //! The cucumber `World`: everything one scenario owns, created fresh for each scenario.
 //!
-//! The runner's `before` hook fills it with a [`ScenarioEnv`] (a virtual clock, a journal, a
-//! backend on fresh loopback ports and an adapter session); steps act on it and record
-//! [`CheckOutcome`]s; the `after` hook turns it into a [`ScenarioRecord`] and closes everything.
+//! The runner's `before` hook sets a scene up ([`Harness`]: a backend on fresh loopback ports and
+//! an adapter session); steps act on it; `Then` steps assert the checks they name on the journal
+//! so far. The `after` hook judges the whole journal against every rule of the catalog and turns
+//! the world into a [`ScenarioRecord`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -10,14 +11,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::params::{Actor, BadParameter, Operation};
 use crate::adapter::{Adapter, AdapterError, Hello};
-use crate::backend::journal::{Entry, InstanceId, Journal, Secrets};
-use crate::backend::{Backend, BackendError};
-use crate::checks::CheckOutcome;
-use crate::clock::VirtualClock;
-use crate::rules::RuleId;
-
-use super::driver::Driver;
+use crate::backend::BackendError;
+use crate::checks::{Check, Finding};
+use crate::harness::panics::PANIC_MARKER;
+use crate::harness::{Harness, RequestId};
+use crate::journal::Entry;
+use crate::rules::{self, Judgement, RuleId};
+use crate::secrets::Secrets;
+use crate::wire::InstanceId;
 
 /// What every scenario of one run shares.
 pub(crate) struct RunContext {
@@ -35,41 +38,55 @@ pub struct ScenarioRecord {
     pub feature: String,
     /// Scenario name.
     pub scenario: String,
-    /// Rule ids it is tagged with.
+    /// Rule ids it is tagged with: the rules it is meant to provoke.
     pub rules: Vec<RuleId>,
     /// Tagged `@boundary`: an edge case a compliant client must survive, not a provocation that
     /// a planted bug must fail.
     pub boundary: bool,
-    /// Check outcomes, in order.
-    pub outcomes: Vec<CheckOutcome>,
+    /// What every check of every rule found in the scenario's journal.
+    pub judgements: Vec<Judgement>,
     /// A failure of the harness or the adapter itself (not a rule violation).
     pub error: Option<String>,
-    /// Why the scenario's rules did not apply, if they did not.
+    /// Why the scenario could not go on, if the adapter lacks what it needs.
     pub not_applicable: Option<String>,
     /// The full journal.
     pub journal: Vec<Entry>,
-    /// The run's tokens, for redaction when the journal is written out.
+    /// The run's tokens, for redaction when anything is written out.
     pub secrets: Secrets,
 }
 
-/// The per-scenario resources.
-pub(crate) struct ScenarioEnv {
-    pub(crate) clock: VirtualClock,
-    pub(crate) journal: Journal,
-    pub(crate) backend: Backend,
-    pub(crate) driver: Driver,
-    /// Commands left in flight, by the name the steps gave them.
-    pub(crate) pending: HashMap<String, u64>,
+impl ScenarioRecord {
+    /// The record of a scenario that never got a world.
+    pub(crate) fn lost(feature: String, scenario: String, error: String) -> Self {
+        Self {
+            feature,
+            scenario,
+            rules: Vec::new(),
+            boundary: false,
+            judgements: Vec::new(),
+            error: Some(error),
+            not_applicable: None,
+            journal: Vec::new(),
+            secrets: Secrets::default(),
+        }
+    }
+
+    /// Whether some check of `rule` was provoked in this scenario (held or violated).
+    pub fn provoked(&self, rule: RuleId) -> bool {
+        self.judgements
+            .iter()
+            .any(|j| j.rule == rule && !matches!(j.finding, Finding::NotProvoked { .. }))
+    }
 }
 
 /// Why a step stopped.
 #[derive(Debug)]
 pub(crate) enum StepFail {
-    /// A check failed (already recorded).
+    /// A check failed (the final judging records it).
     Check(String),
     /// The harness or the adapter failed.
     Harness(String),
-    /// The adapter lacks a capability the scenario needs: its rules are N/A here.
+    /// The adapter lacks a capability the scenario needs: it cannot go on.
     NotApplicable(String),
 }
 
@@ -85,48 +102,38 @@ impl From<BackendError> for StepFail {
     }
 }
 
-pub(crate) type StepResult = Result<(), StepFail>;
-
-/// The marker that starts every panic message a step raises (the runner silences these).
-pub(crate) const PANIC_MARKER: &str = "[convo-tck]";
-
-/// Silences the panics raised on purpose with [`PANIC_MARKER`] (cucumber and proptest report
-/// them); others print as usual.
-pub(crate) fn quiet_marked_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or_default();
-            if !msg.starts_with(PANIC_MARKER) {
-                previous(info);
-            }
-        }));
-    });
+impl From<BadParameter> for StepFail {
+    fn from(e: BadParameter) -> Self {
+        Self::Harness(e.to_string())
+    }
 }
+
+pub(crate) type StepResult = Result<(), StepFail>;
 
 /// One scenario's world.
 #[derive(Default)]
 pub(crate) struct TckWorld {
     pub(crate) ctx: Option<Arc<RunContext>>,
-    pub(crate) env: Option<ScenarioEnv>,
+    pub(crate) harness: Option<Harness>,
+    /// Commands left in flight, by the operation step text named.
+    pub(crate) pending: HashMap<Operation, RequestId>,
+    /// A `start` left in flight.
+    pub(crate) start: Option<RequestId>,
+    /// Whose client the adapter is running.
+    pub(crate) client: Option<Actor>,
     pub(crate) rules: Vec<RuleId>,
     pub(crate) boundary: bool,
-    pub(crate) outcomes: Vec<CheckOutcome>,
     pub(crate) error: Option<String>,
     pub(crate) not_applicable: Option<String>,
+    /// A step stopped the scenario on a violated check.
+    check_failed: bool,
 }
 
 impl fmt::Debug for TckWorld {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TckWorld")
             .field("rules", &self.rules)
-            .field("outcomes", &self.outcomes.len())
+            .field("client", &self.client)
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
@@ -141,164 +148,160 @@ impl cucumber::World for TckWorld {
 }
 
 impl TckWorld {
-    /// Builds the scenario's backend and adapter session.
+    /// Sets the scenario's scene up.
     pub(crate) async fn set_up(&mut self, ctx: Arc<RunContext>, rules: Vec<RuleId>) {
         self.rules = rules;
         self.ctx = Some(ctx.clone());
-        let clock = VirtualClock::new();
-        let secrets = Secrets::default();
-        let journal = Journal::new(clock.clone(), secrets);
-        let backend = match Backend::start(clock.clone(), journal.clone(), ctx.seed).await {
-            Ok(b) => b,
-            Err(e) => {
-                self.error = Some(format!("backend failed to start: {e}"));
-                return;
+        let started = Harness::builder(ctx.adapter.clone())
+            .seed(ctx.seed)
+            .safety(ctx.safety)
+            .start()
+            .await;
+        match started {
+            Ok(h) => {
+                *ctx.hello.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(h.driver.hello().clone());
+                self.harness = Some(h);
             }
-        };
-        let session = match ctx.adapter.open().await {
-            Ok(s) => s,
-            Err(e) => {
-                self.error = Some(e.to_string());
-                return;
-            }
-        };
-        let driver = Driver::new(session, journal.clone(), ctx.safety);
-        let hello = driver.hello().clone();
-        if hello.protocol != crate::adapter::PROTOCOL_VERSION {
-            self.error = Some(format!(
-                "adapter speaks protocol {} but the harness speaks {}",
-                hello.protocol,
-                crate::adapter::PROTOCOL_VERSION
-            ));
+            Err(e) => self.error = Some(e.to_string()),
         }
-        *ctx.hello.lock().unwrap_or_else(|p| p.into_inner()) = Some(hello);
-        self.env = Some(ScenarioEnv {
-            clock,
-            journal,
-            backend,
-            driver,
-            pending: HashMap::new(),
-        });
     }
 
-    /// Closes the adapter and the backend; returns the record.
+    /// Closes the scene, judges its journal against every rule; returns the record.
     pub(crate) async fn tear_down(
         &mut self,
         feature: &str,
         scenario: &str,
         step_error: Option<String>,
     ) -> ScenarioRecord {
-        let (journal, secrets) = match self.env.take() {
-            Some(env) => {
-                let journal = env.journal.snapshot();
-                let secrets = env.journal.secrets().clone();
-                env.driver.close().await;
-                drop(env.backend);
+        let (journal, secrets) = match self.harness.take() {
+            Some(h) => {
+                let journal = h.journal.snapshot();
+                let secrets = h.journal.secrets().clone();
+                h.close().await;
                 (journal, secrets)
             }
             None => (Vec::new(), Secrets::default()),
         };
+        let mut judgements = rules::judge(&journal);
+        for j in &mut judgements {
+            redact(&mut j.finding, &secrets);
+        }
         let error = self.error.take().or_else(|| {
-            // A step failure that recorded no failing check is the harness's (or adapter's) problem.
-            let recorded = self.outcomes.iter().any(|o| !o.passed());
-            step_error.filter(|_| !recorded)
+            // A step failure that was not a violated check is the harness's (or adapter's).
+            step_error.filter(|_| !self.check_failed)
         });
         ScenarioRecord {
             feature: feature.to_owned(),
             scenario: scenario.to_owned(),
             rules: self.rules.clone(),
             boundary: self.boundary,
-            outcomes: std::mem::take(&mut self.outcomes),
-            error,
+            judgements,
+            error: error.map(|e| secrets.redact(&e)),
             not_applicable: self.not_applicable.take(),
             journal,
             secrets,
         }
     }
 
-    /// Whether the remaining steps should do nothing (set-up failed or the scenario is N/A).
+    /// Whether the remaining steps should do nothing (the scenario cannot go on).
     pub(crate) fn skipping(&self) -> bool {
         self.not_applicable.is_some()
     }
 
-    /// The scenario's resources, or a harness failure if set-up failed.
-    pub(crate) fn env(&mut self) -> Result<&mut ScenarioEnv, StepFail> {
+    /// The scene, or a harness failure if set-up failed.
+    pub(crate) fn harness(&mut self) -> Result<&mut Harness, StepFail> {
         if let Some(e) = &self.error {
             return Err(StepFail::Harness(e.clone()));
         }
-        self.env
+        self.harness
             .as_mut()
             .ok_or_else(|| StepFail::Harness("the scenario has no backend or adapter".into()))
     }
 
-    /// The current client instance, or a harness failure if none was reported.
-    pub(crate) fn instance(&mut self) -> Result<InstanceId, StepFail> {
-        self.env()?.driver.instance().ok_or_else(|| {
+    /// The instance of `actor`'s client: a step that names an actor acts as that actor.
+    pub(crate) fn client_of(&mut self, actor: &Actor) -> Result<InstanceId, StepFail> {
+        match &self.client {
+            Some(a) if a == actor => {}
+            Some(a) => {
+                return Err(StepFail::Harness(format!(
+                    "the step acts as {actor}, but the adapter runs {a}'s client"
+                )));
+            }
+            None => {
+                return Err(StepFail::Harness(format!(
+                    "the step acts as {actor}, but no client was started"
+                )));
+            }
+        }
+        self.harness()?.driver.instance().ok_or_else(|| {
             StepFail::Harness("the adapter never reported a client_created observation".into())
         })
     }
 
-    /// Of `candidates`, the rules this scenario is tagged with; a step judging none of them is a
-    /// mistake in the feature file.
-    pub(crate) fn scoped(&self, candidates: &[RuleId]) -> Result<Vec<RuleId>, StepFail> {
-        let r: Vec<RuleId> = candidates
-            .iter()
+    /// The request id of the operation an earlier step issued.
+    pub(crate) fn pending(&self, op: &Operation) -> Result<RequestId, StepFail> {
+        self.pending
+            .get(op)
             .copied()
-            .filter(|c| self.rules.contains(c))
-            .collect();
-        if r.is_empty() {
-            return Err(StepFail::Harness(format!(
-                "this step judges {} but the scenario is tagged with none of them",
-                candidates
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )));
-        }
-        Ok(r)
+            .ok_or_else(|| StepFail::Harness(format!("no earlier step issued the {op}")))
     }
 
-    /// Waits for the adapter to be quiet; N/A for adapters that cannot say so.
+    /// Whether an earlier step issued `op`.
+    pub(crate) fn issued(&self, op: &Operation) -> StepResult {
+        self.pending(op).map(|_| ())
+    }
+
+    /// Waits for the adapter to be quiet; the scenario cannot go on with an adapter that cannot
+    /// say so.
     pub(crate) async fn settle(&mut self) -> StepResult {
-        let env = self.env()?;
-        if !env.driver.hello().capabilities.settle {
+        let h = self.harness()?;
+        if !h.driver.hello().capabilities.settle {
             return Err(StepFail::NotApplicable(
                 "the adapter cannot settle, so the kit cannot tell that something did not happen"
                     .into(),
             ));
         }
-        env.driver.settle().await?;
+        h.driver.settle().await?;
         Ok(())
     }
 
-    /// Lets `d` of virtual time pass for the backend and the adapter; N/A without virtual time.
+    /// Lets `d` of virtual time pass for the backend and the adapter.
     pub(crate) async fn advance(&mut self, d: Duration) -> StepResult {
-        let env = self.env()?;
-        if !env.driver.hello().capabilities.virtual_time {
+        let h = self.harness()?;
+        let caps = &h.driver.hello().capabilities;
+        if !caps.virtual_time {
             return Err(StepFail::NotApplicable(
                 "the adapter's timers do not run on virtual time, so the scenario's time spans cannot pass".into(),
             ));
         }
-        if !env.driver.hello().capabilities.settle {
+        if !caps.settle {
             return Err(StepFail::NotApplicable("the adapter cannot settle".into()));
         }
-        env.driver.advance(&env.clock, d).await?;
+        h.advance(d).await?;
         Ok(())
     }
 
-    /// Records a check outcome; a failure stops the scenario.
-    pub(crate) fn check(&mut self, mut outcome: CheckOutcome) -> StepResult {
-        if let Some(env) = &self.env {
-            outcome.evidence = env.journal.secrets().redact(&outcome.evidence);
-        }
-        let failed = !outcome.passed();
-        let msg = format!("{} {}: {}", outcome.rule, outcome.verdict, outcome.evidence);
-        self.outcomes.push(outcome);
-        if failed {
-            Err(StepFail::Check(msg))
-        } else {
-            Ok(())
+    /// Asserts `checks` on the journal so far: a violated one stops the scenario here. (Whether
+    /// the scenario provoked what it is tagged with is judged on the whole journal at the end:
+    /// a misbehaving client can keep a provocation from happening, and then its violation, not
+    /// the scenario, is what the report shows.)
+    pub(crate) fn expect(&mut self, checks: &[&'static Check]) -> StepResult {
+        let h = self.harness()?;
+        let entries = h.journal.snapshot();
+        let secrets = h.journal.secrets().clone();
+        let judgements = rules::judge_only(&entries, checks);
+        match judgements.iter().find(|j| j.finding.is_violated()) {
+            Some(j) => {
+                self.check_failed = true;
+                Err(StepFail::Check(secrets.redact(&format!(
+                    "{} FAIL ({}): {}",
+                    j.rule,
+                    j.check,
+                    j.finding.evidence()
+                ))))
+            }
+            None => Ok(()),
         }
     }
 
@@ -313,5 +316,14 @@ impl TckWorld {
                 panic!("{PANIC_MARKER} harness error: {msg}")
             }
         }
+    }
+}
+
+fn redact(finding: &mut Finding, secrets: &Secrets) {
+    match finding {
+        Finding::Held { evidence } | Finding::Violated { evidence, .. } => {
+            *evidence = secrets.redact(evidence);
+        }
+        Finding::NotProvoked { why } => *why = secrets.redact(why),
     }
 }

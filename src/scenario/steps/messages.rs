@@ -1,132 +1,108 @@
-//! Steps about messages: opening conversations, fetching messages, other participants' edits and
-//! removals, and the MSG checks.
+//! Steps about messages: opening conversations, fetching messages, other participants' posts,
+//! edits and removals, and the MSG assertions.
 
 use cucumber::step::Collection;
 
-use super::{re, step};
-use crate::adapter::{Command, Observation, Outcome};
-use crate::backend::journal::EntryKind;
-use crate::checks::{CheckOutcome, messages as checks};
-use crate::rules::ids::MSG_1;
+use super::step;
+use crate::adapter::{Command, Outcome, ReplyBody};
+use crate::checks::messages as checks;
+use crate::scenario::params::{Actor, Count, MessageChange, Named, expr};
 use crate::scenario::world::{StepFail, TckWorld};
 
 pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
-    c.when(None, re(r#"^(\w+) opens "([^"]+)"$"#), open)
+    c.when(None, expr("{actor} opens {conversation}"), open)
         .when(
             None,
-            re(r#"^(\w+) fetches the last (\d+) messages? of "([^"]+)"$"#),
+            expr("{actor} fetches the last {count} message(s) of {conversation}"),
             fetch,
         )
         .when(
             None,
-            re(r#"^another participant (edits|removes) message (\d+) of "([^"]+)"$"#),
+            expr("another participant {message_change} message {count} of {conversation}"),
             change,
         )
-        .when(None, re(r#"^(\w+) posts a message to "([^"]+)"$"#), post)
+        .when(
+            None,
+            expr("{actor} posts a message to {conversation}"),
+            post,
+        )
         .then(
             None,
-            re(r"^no messages were fetched before the app asked for them$"),
+            expr("no messages were fetched before the app asked for them"),
             none_fetched,
         )
         .then(
             None,
-            re(r#"^the client reported the new message in "([^"]+)"$"#),
+            expr("{actor}'s client reported the new message in {conversation}"),
             new_message_reported,
         )
         .then(
             None,
-            re(r"^message changes were reported for fetched messages only$"),
+            expr("message changes were reported for fetched messages only"),
             changes_for_fetched,
         )
 }
 
-async fn expect_ok(w: &mut TckWorld, command: Command) -> Result<serde_json::Value, StepFail> {
+/// Runs `command` as `actor` and demands success.
+async fn run_as(w: &mut TckWorld, actor: &Actor, command: Command) -> Result<ReplyBody, StepFail> {
+    w.client_of(actor)?;
     let name = command.name();
-    match w.env()?.driver.call(command).await? {
-        Outcome::Ok(v) => Ok(v),
-        Outcome::Error(e) => Err(StepFail::Harness(format!("`{name}` failed: {e}"))),
+    match w.harness()?.driver.call(command).await? {
+        Outcome::Ok(body) => Ok(body),
+        Outcome::Error(e) => Err(StepFail::Harness(format!("{actor}'s `{name}` failed: {e}"))),
     }
 }
 
-step!(open, |w, a| {
-    let sid = w.env()?.backend.conversation_sid(a.text(1))?;
-    expect_ok(w, Command::OpenConversation { conversation: sid }).await?;
+step!(open, |w, actor: Actor, name: Named| {
+    let sid = w.harness()?.backend.conversation_sid(&name.0)?;
+    run_as(w, &actor, Command::OpenConversation { conversation: sid }).await?;
     w.settle().await
 });
 
-step!(fetch, |w, a| {
-    let count: u32 = a
-        .num(1)?
-        .try_into()
-        .map_err(|_| StepFail::Harness("count too large".into()))?;
-    let sid = w.env()?.backend.conversation_sid(a.text(2))?;
-    expect_ok(
-        w,
-        Command::FetchMessages {
-            conversation: sid,
-            count,
-        },
-    )
-    .await?;
+step!(fetch, |w, actor: Actor, count: Count, name: Named| {
+    let sid = w.harness()?.backend.conversation_sid(&name.0)?;
+    let command = Command::FetchMessages {
+        conversation: sid,
+        count: count.small()?,
+    };
+    run_as(w, &actor, command).await?;
     w.settle().await
 });
 
-step!(change, |w, a| {
-    let index = a.num(1)?;
-    let env = w.env()?;
-    let sid = env.backend.conversation_sid(a.text(2))?;
-    if a.text(0) == "edits" {
-        env.backend.edit_message(&sid, index, "edited")?;
-    } else {
-        env.backend.remove_message(&sid, index)?;
+step!(change, |w,
+               what: MessageChange,
+               index: Count,
+               name: Named| {
+    let h = w.harness()?;
+    let sid = h.backend.conversation_sid(&name.0)?;
+    match what {
+        MessageChange::Edit => h.backend.edit_message(&sid, index.0, "edited")?,
+        MessageChange::Remove => h.backend.remove_message(&sid, index.0)?,
     }
     Ok(())
 });
 
-step!(post, |w, a| {
-    let env = w.env()?;
-    let sid = env.backend.conversation_sid(a.text(1))?;
-    env.backend
-        .post_message(&sid, "bob", &format!("hello {}", a.text(0)))?;
+step!(post, |w, author: Actor, name: Named| {
+    let h = w.harness()?;
+    let sid = h.backend.conversation_sid(&name.0)?;
+    h.backend
+        .post_message(&sid, &author.0, &format!("hello from {author}"))?;
     Ok(())
 });
 
-step!(none_fetched, |w, a| {
-    let instance = w.instance()?;
-    let outcome = checks::no_messages_before_asked(&w.env()?.journal.snapshot(), &instance);
-    w.check(outcome)
+step!(none_fetched, |w| {
+    w.expect(&[&checks::NO_FETCH_BEFORE_ASKED])
 });
 
-step!(new_message_reported, |w, a| {
-    let sid = w.env()?.backend.conversation_sid(a.text(0))?;
-    let instance = w.instance()?;
-    let entries = w.env()?.journal.snapshot();
-    let mine = || {
-        entries
-            .iter()
-            .filter(|e| e.instance.as_ref() == Some(&instance))
-    };
-    let reported = mine().any(|e| {
-        matches!(&e.kind, EntryKind::Observation { observation: Observation::MessageAdded { conversation, .. } } if *conversation == sid)
-    });
-    let delivered: Vec<u64> = mine()
-        .filter(|e| matches!(&e.kind, EntryKind::Frame { event, target: Some(t), .. } if event == "message_added" && *t == sid))
-        .map(|e| e.seq)
-        .collect();
-    w.check(if reported {
-        CheckOutcome::pass(MSG_1, format!("the new message in {sid} was reported without fetching messages"))
-    } else {
-        CheckOutcome::fail(
-            MSG_1,
-            format!("a new message was posted to {sid} and its event delivered, but the client never reported it"),
-            delivered,
-        )
-    })
+step!(new_message_reported, |w, actor: Actor, name: Named| {
+    w.client_of(&actor)?;
+    w.harness()?.backend.conversation_sid(&name.0)?;
+    w.expect(&[&checks::NEW_MESSAGES_REPORTED])
 });
 
-step!(changes_for_fetched, |w, a| {
-    let instance = w.instance()?;
-    let outcome =
-        checks::changes_reported_for_fetched_only(&w.env()?.journal.snapshot(), &instance);
-    w.check(outcome)
+step!(changes_for_fetched, |w| {
+    w.expect(&[
+        &checks::FETCHED_CHANGES_REPORTED,
+        &checks::UNFETCHED_CHANGES_SILENT,
+    ])
 });

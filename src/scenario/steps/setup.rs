@@ -4,115 +4,135 @@ use std::time::Duration;
 
 use cucumber::step::Collection;
 
-use super::{re, step};
-use crate::adapter::{ClientSyncStatus, Command, Observation, Outcome};
+use super::step;
+use crate::adapter::{ClientSyncStatus, Observation, Outcome};
 use crate::backend::fixture::Fixture;
-use crate::backend::journal::EntryKind;
+use crate::scenario::params::{Actor, Actors, Count, Text, expr};
 use crate::scenario::world::{StepFail, StepResult, TckWorld};
 
 pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
-    c.given(
-        None,
-        re(r#"^the backend has the "([^"]+)" fixture$"#),
-        fixture,
-    )
-    .given(
-        None,
-        re(r"^(\w+) is in (\d+) more conversations$"),
-        more_conversations,
-    )
-    .given(
-        None,
-        re(r"^(\w+)'s client has started and synchronized$"),
-        started_and_synced,
-    )
-    .when(None, re(r"^(\w+)'s client starts$"), start)
-    .when(None, re(r"^the client settles$"), settle)
-    .when(None, re(r"^(\d+) seconds? pass(?:es)?$"), seconds_pass)
+    c.given(None, expr("the backend has the {text} fixture"), fixture)
+        .given(
+            None,
+            expr("{actor} is in {count} more conversations"),
+            more_conversations,
+        )
+        .given(
+            None,
+            expr("{actor} has {count} conversations with {actors}"),
+            has_conversations,
+        )
+        .given(
+            None,
+            expr("{actor}'s client has started and synchronized"),
+            started_and_synced,
+        )
+        .when(None, expr("{actor}'s client starts"), start)
+        .when(
+            None,
+            expr("{actor}'s client starts without waiting"),
+            start_without_waiting,
+        )
+        .when(None, expr("the client settles"), settle)
+        .when(None, expr("{count} second(s) pass(es)"), seconds_pass)
 }
 
-step!(fixture, |w, a| {
-    let env = w.env()?;
-    let f = Fixture::named(a.text(0)).map_err(|e| StepFail::Harness(e.to_string()))?;
-    env.backend.load_fixture(a.text(0), &f);
+step!(fixture, |w, name: Text| {
+    let f = Fixture::named(&name.0).map_err(|e| StepFail::Harness(e.to_string()))?;
+    w.harness()?.backend.load_fixture(&name.0, &f);
     Ok(())
 });
 
-step!(more_conversations, |w, a| {
-    let n = a.num(1)? as usize;
-    let env = w.env()?;
-    env.backend
-        .seed_conversations("extra", n, &[a.text(0).to_owned()]);
+step!(more_conversations, |w, actor: Actor, n: Count| {
+    w.harness()?
+        .backend
+        .seed_conversations("extra", n.0 as usize, &[actor.0]);
     Ok(())
 });
 
-/// Starts a client for `identity` and waits for `start`'s reply. With a settling adapter the wait
-/// ends when the adapter is quiet: a client that will not be created while part of its list is
-/// unavailable cannot go through this scenario (LIST-1 judges that), which makes it N/A here.
-pub(crate) async fn start_client(w: &mut TckWorld, identity: &str) -> StepResult {
-    let env = w.env()?;
-    let command = Command::Start {
-        identity: identity.to_owned(),
-        token_url: env.backend.token_url(),
-        rest_url: env.backend.rest_url().to_owned(),
-        events_url: env.backend.events_url().to_owned(),
-        storage_dir: None,
-        device_token: None,
-    };
-    let outcome = if env.driver.hello().capabilities.settle {
-        let id = env.driver.submit(command)?;
-        env.driver.settle().await?;
-        env.driver.reply(id).ok_or_else(|| {
+step!(
+    has_conversations,
+    |w, actor: Actor, n: Count, others: Actors| {
+        let members: Vec<String> = std::iter::once(actor.0).chain(others.0).collect();
+        w.harness()?
+            .backend
+            .seed_conversations("c", n.0 as usize, &members);
+        Ok(())
+    }
+);
+
+/// Starts `actor`'s client without waiting for `start`'s reply.
+fn submit_start(w: &mut TckWorld, actor: &Actor) -> StepResult {
+    let h = w.harness()?;
+    let command = h.start_command(&actor.0);
+    let id = h.driver.submit(command)?;
+    w.start = Some(id);
+    w.client = Some(actor.clone());
+    Ok(())
+}
+
+/// Starts `actor`'s client and waits for `start`'s reply. With a settling adapter the wait ends
+/// when the adapter is quiet: a client that will not be created while part of its list is
+/// unavailable cannot go through this scenario (LIST-1 judges that), so the scenario stops.
+pub(crate) async fn start_client(w: &mut TckWorld, actor: &Actor) -> StepResult {
+    submit_start(w, actor)?;
+    let id = w
+        .start
+        .ok_or_else(|| StepFail::Harness("start was not sent".into()))?;
+    let h = w.harness()?;
+    let outcome = if h.driver.hello().capabilities.settle {
+        h.driver.settle().await?;
+        h.driver.reply(id).ok_or_else(|| {
             StepFail::NotApplicable(
                 "the client was not created while part of its subscribed list was unavailable (LIST-1 judges that), so this scenario could not go on".into(),
             )
         })?
     } else {
-        env.driver.call(command).await?
+        h.driver.wait(id).await?
     };
     match outcome {
         Outcome::Ok(_) => Ok(()),
         Outcome::Error(e) => Err(StepFail::Harness(format!(
-            "the client failed to start: {e}"
+            "{actor}'s client failed to start: {e}"
         ))),
     }
 }
 
-step!(start, |w, a| {
-    start_client(w, a.text(0)).await?;
+step!(start, |w, actor: Actor| {
+    start_client(w, &actor).await?;
     w.settle().await
 });
 
-step!(started_and_synced, |w, a| {
-    start_client(w, a.text(0)).await?;
+step!(start_without_waiting, |w, actor: Actor| {
+    submit_start(w, &actor)
+});
+
+step!(started_and_synced, |w, actor: Actor| {
+    start_client(w, &actor).await?;
     w.settle().await?;
-    let instance = w.instance()?;
+    let instance = w.client_of(&actor)?;
     // Stacks without a sync status (the JS SDK has none) are synchronized once settled.
     let statuses: Vec<ClientSyncStatus> = w
-        .env()?
+        .harness()?
         .journal
         .snapshot()
         .into_iter()
         .filter(|e| e.instance.as_ref() == Some(&instance))
-        .filter_map(|e| match e.kind {
-            EntryKind::Observation {
-                observation: Observation::ClientSync { status },
-            } => Some(status),
+        .filter_map(|e| match e.observation() {
+            Some(Observation::ClientSync { status }) => Some(*status),
             _ => None,
         })
         .collect();
-    let synced = statuses.is_empty() || statuses.contains(&ClientSyncStatus::Completed);
-    if !synced {
-        return Err(StepFail::Harness(
-            "precondition: the client did not report its sync completed after settling on an ungated backend".into(),
-        ));
+    if !statuses.is_empty() && !statuses.contains(&ClientSyncStatus::Completed) {
+        return Err(StepFail::Harness(format!(
+            "precondition: {actor}'s client did not report its sync completed after settling on an ungated backend"
+        )));
     }
     Ok(())
 });
 
-step!(settle, |w, a| { w.settle().await });
+step!(settle, |w| { w.settle().await });
 
-step!(seconds_pass, |w, a| {
-    let secs = a.num(0)?;
-    w.advance(Duration::from_secs(secs)).await
+step!(seconds_pass, |w, secs: Count| {
+    w.advance(Duration::from_secs(secs.0)).await
 });

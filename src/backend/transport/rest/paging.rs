@@ -12,10 +12,8 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use serde_json::{Value, json};
-
-/// A position in a list's order.
-pub(crate) type Position = (u64, u64);
+pub(crate) use crate::backend::model::Position;
+use crate::wire::resources::Meta;
 
 /// Where a page starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +161,7 @@ pub(crate) fn read<V>(
     }
 }
 
-/// The v1 envelope: `{<key>: [...], "meta": {page, page_size, first_page_url, previous_page_url, url, next_page_url, key}}`.
+/// The v1 envelope's `meta`: `{page, page_size, first_page_url, previous_page_url, url, next_page_url, key}`.
 pub(crate) struct Envelope<'a> {
     pub(crate) key: &'a str,
     /// Absolute URL of the list, without query.
@@ -175,15 +173,14 @@ pub(crate) struct Envelope<'a> {
 }
 
 impl Envelope<'_> {
-    /// The page's items and meta; `current` is the token the page was asked for with, and
-    /// `anchor` names the item at a position when the list anchors its tokens.
-    pub(crate) fn wrap<V>(
+    /// The page's meta; `current` is the token the page was asked for with, and `anchor` names
+    /// the item at a position when the list anchors its tokens.
+    pub(crate) fn meta<V>(
         &self,
         page: &Page<'_, V>,
-        items: Vec<Value>,
         current: Option<&str>,
         anchor: impl Fn(Position) -> Option<String>,
-    ) -> Value {
+    ) -> Meta {
         let url = |n: u32, token: Option<&str>| {
             let mut q: Vec<(String, String)> = self
                 .keep
@@ -205,18 +202,17 @@ impl Envelope<'_> {
             .previous
             .map(|p| token("PB", p, n.saturating_sub(1), anchor(p)));
         let next = page.next.map(|p| token("PA", p, n + 1, anchor(p)));
-        json!({
-            self.key: items,
-            "meta": {
-                "page": n,
-                "page_size": self.page_size,
-                "first_page_url": url(0, None),
-                "previous_page_url": previous.as_deref().map(|t| url(n.saturating_sub(1), Some(t))),
-                "url": url(n, current),
-                "next_page_url": next.as_deref().map(|t| url(n + 1, Some(t))),
-                "key": self.key,
-            }
-        })
+        Meta {
+            page: n,
+            page_size: self.page_size,
+            first_page_url: url(0, None),
+            previous_page_url: previous
+                .as_deref()
+                .map(|t| url(n.saturating_sub(1), Some(t))),
+            url: url(n, current),
+            next_page_url: next.as_deref().map(|t| url(n + 1, Some(t))),
+            key: self.key.to_owned(),
+        }
     }
 }
 

@@ -1,17 +1,43 @@
 //! Changes to the subscribed list that scenarios and properties make, now or at an exact point
-//! of the client's walk through the pages ([`super::At`]).
+//! of the client's walk through the pages ([`At`]).
 //!
-//! Each action changes the truth and publishes the events a real service would (or, where the
-//! scenario says so, deliberately not: a quiet insert, a removal the list index lags behind).
+//! Each action changes the truth and returns the events a real service would publish (or, where
+//! the scenario says so, deliberately none: a quiet insert, a removal the list index lags behind).
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::state::{BackendState, EventType, ObjectKey, PendingEvent};
+use super::{Model, PendingEvent};
+use crate::wire::{ConversationSid, EventType, ObjectKey};
+
+/// A point in the client's walk through its subscribed list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "point", content = "page", rename_all = "snake_case")]
+pub enum At {
+    /// When page `n` (0-based) is requested, before it is computed.
+    BeforePage(u32),
+    /// After page `n` was served: when the client asks for the next page, before that request
+    /// is answered (so the client has page `n` in hand and cannot get page `n + 1` without the
+    /// change). After the final page nothing is asked: the harness makes such changes once the
+    /// client has settled on the whole list.
+    AfterPage(u32),
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Pages are numbered from 1 for people, as in the feature files.
+            Self::BeforePage(n) => write!(f, "before page {} was served", n + 1),
+            Self::AfterPage(n) => write!(f, "after page {} was served", n + 1),
+        }
+    }
+}
 
 /// One change to a user's subscribed conversations.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
 pub enum ListAction {
     /// Create a conversation with these participants and announce it (`conversation_added`).
     Insert {
@@ -80,9 +106,9 @@ impl fmt::Display for ListAction {
 }
 
 impl ListAction {
-    /// Applies the change; returns what happened, for the journal.
-    pub fn apply(&self, st: &mut BackendState) -> Result<String, String> {
-        let sid_of = |st: &BackendState, name: &str| {
+    /// Applies the change; returns the conversation it concerned and the events to emit.
+    pub fn apply(&self, st: &mut Model) -> Result<(ConversationSid, Vec<PendingEvent>), String> {
+        let sid_of = |st: &Model, name: &str| {
             st.sid_named(name)
                 .ok_or_else(|| format!("no conversation named `{name}`"))
         };
@@ -115,19 +141,19 @@ impl ListAction {
             Self::Bump { name } => {
                 let sid = sid_of(st, name)?;
                 let author = st
-                    .conversations
-                    .get(&sid)
+                    .conversation(&sid)
                     .and_then(|c| c.participants.last().map(|p| p.identity.clone()))
                     .unwrap_or_default();
                 let (_, mut events) = st
                     .add_message(&sid, &author, "bump")
                     .ok_or("the conversation vanished")?;
-                let mut updated = PendingEvent::new(
-                    EventType::ConversationUpdated,
-                    ObjectKey::Conversation(sid.clone()),
+                events.push(
+                    PendingEvent::new(
+                        EventType::ConversationUpdated,
+                        ObjectKey::Conversation(sid.clone()),
+                    )
+                    .because("last_message"),
                 );
-                updated.reasons = vec!["last_message".into()];
-                events.push(updated);
                 (sid, events)
             }
             Self::Remove { name } => {
@@ -145,7 +171,6 @@ impl ListAction {
                 (sid, events)
             }
         };
-        st.emit(events);
-        Ok(format!("{self} ({sid})"))
+        Ok((sid, events))
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! One wiremock [`Mock`] per endpoint (method + path regex), each answered by an [`Api`]
 //! responder that parses the request into a [`Call`], runs the endpoint's handler against the
-//! shared state and journals the outcome. Handlers live in one file per endpoint group
-//! ([`token`], [`users`], [`conversations`]). Anything unmatched or malformed gets a Twilio-style
-//! error body (`{code, message, more_info, status}`), never a panic.
+//! service and journals the outcome. Handlers live in one file per endpoint group ([`token`],
+//! [`users`], [`conversations`]); [`paging`] serves every list by cursor. Anything unmatched or
+//! malformed gets a Twilio error body (`{code, message, more_info, status}`), never a panic.
 
 #![expect(
     clippy::result_large_err,
@@ -19,28 +19,22 @@ mod users;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use wiremock::matchers::{any, method, path_regex};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-use super::Shared;
-use super::journal::{Endpoint, EntryKind, InstanceId, TokenFingerprint};
-use super::state::{BackendState, ObjectKey};
-use super::tokens::Claims;
-
-/// A Twilio-style error body.
-pub(crate) fn twilio_error(status: u16, code: u32, message: &str) -> Value {
-    json!({
-        "code": code,
-        "message": message,
-        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
-        "status": status,
-    })
-}
+use crate::backend::endpoint::Endpoint;
+use crate::backend::fact::{Fact, RequestFact};
+use crate::backend::model::{Model, PendingEvent, Snapshot};
+use crate::backend::service::Service;
+use crate::backend::tokens::Claims;
+use crate::secrets::TokenFingerprint;
+use crate::wire::{InstanceId, ObjectKey, TwilioError};
 
 /// A parsed request.
 pub(crate) struct Call<'a> {
-    pub(crate) shared: &'a Shared,
+    pub(crate) service: &'a Service,
     pub(crate) segments: Vec<String>,
     pub(crate) query: BTreeMap<String, String>,
     pub(crate) form: BTreeMap<String, String>,
@@ -52,18 +46,19 @@ pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) body: Value,
     pub(crate) endpoint: Endpoint,
-    pub(crate) revision: Option<u64>,
+    /// The revision and attributes of the object the answer carries.
+    pub(crate) snapshot: Option<(u64, Value)>,
     pub(crate) retry_after: Option<u64>,
     pub(crate) error: Option<String>,
 }
 
 impl Answer {
-    pub(crate) fn ok(endpoint: Endpoint, body: Value) -> Self {
+    pub(crate) fn ok(endpoint: Endpoint, body: impl Serialize) -> Self {
         Self {
             status: 200,
-            body,
+            body: serde_json::to_value(body).unwrap_or(Value::Null),
             endpoint,
-            revision: None,
+            snapshot: None,
             retry_after: None,
             error: None,
         }
@@ -74,8 +69,9 @@ impl Answer {
         self
     }
 
-    pub(crate) fn with_revision(mut self, revision: u64) -> Self {
-        self.revision = Some(revision);
+    /// Says which revision of the object the answer carries (sent as `ETag`, journaled).
+    pub(crate) fn with_snapshot(mut self, snap: &Snapshot) -> Self {
+        self.snapshot = Some((snap.revision, snap.attributes.clone()));
         self
     }
 
@@ -88,9 +84,10 @@ impl Answer {
         let message = message.into();
         Self {
             status,
-            body: twilio_error(status, code, &message),
+            body: serde_json::to_value(TwilioError::new(status, code, message.clone()))
+                .unwrap_or(Value::Null),
             endpoint,
-            revision: None,
+            snapshot: None,
             retry_after: None,
             error: Some(message),
         }
@@ -98,15 +95,15 @@ impl Answer {
 
     /// 503 with Retry-After if a closed gate holds `endpoint` back. Handlers call it once they
     /// know their endpoint and before they change anything.
-    pub(crate) fn gated(st: &BackendState, endpoint: &Endpoint) -> Option<Self> {
-        let gate = st.closed_gate(endpoint)?;
+    pub(crate) fn gated(m: &Model, endpoint: &Endpoint) -> Option<Self> {
+        let gate = m.gates.holding(endpoint)?;
         let mut a = Self::error(
             endpoint.clone(),
             503,
             20_503,
             format!("service unavailable: {gate} is gated"),
         );
-        a.retry_after = Some(st.retry_after_secs);
+        a.retry_after = Some(m.gates.retry_after_secs);
         Some(a)
     }
 }
@@ -122,7 +119,7 @@ impl Call<'_> {
                 "missing X-Twilio-Token",
             ));
         };
-        self.shared
+        self.service
             .tokens
             .validate(token)
             .map_err(|e| Answer::error(endpoint.clone(), 401, e.code(), e.to_string()))
@@ -188,31 +185,37 @@ impl Call<'_> {
 }
 
 /// Writes an object's attributes and answers with its resource at the new revision (the ack the
-/// client gets before the Updated event).
+/// client gets before the Updated event); returns the events the write caused.
 pub(crate) fn write_attributes(
-    st: &mut BackendState,
+    m: &mut Model,
     ep: Endpoint,
     key: &ObjectKey,
     attributes: Value,
-) -> Answer {
-    let Some((revision, events)) = st.set_attributes(key, attributes) else {
-        return Answer::error(ep, 404, 20_404, format!("{key} vanished"));
+) -> (Answer, Vec<PendingEvent>) {
+    let Some((_, events)) = m.set_attributes(key, attributes) else {
+        return (
+            Answer::error(ep, 404, 20_404, format!("{key} vanished")),
+            Vec::new(),
+        );
     };
-    let body = match key {
-        ObjectKey::User(id) => st
-            .users
-            .get(id)
-            .map(|u| super::resources::user(st, u, u.current())),
-        ObjectKey::Conversation(sid) => st
-            .conversations
-            .get(sid)
-            .map(|c| super::resources::conversation(st, c, c.current())),
+    let answer = match key {
+        ObjectKey::User(id) => m.user(id).map(|u| {
+            let snap = u.history.current();
+            Answer::ok(ep.clone(), crate::backend::render::user(m, u, snap)).with_snapshot(snap)
+        }),
+        ObjectKey::Conversation(sid) => m.conversation(sid).map(|c| {
+            let snap = c.history.current();
+            Answer::ok(ep.clone(), crate::backend::render::conversation(m, c, snap))
+                .with_snapshot(snap)
+        }),
     };
-    let Some(body) = body else {
-        return Answer::error(ep, 404, 20_404, format!("{key} vanished"));
-    };
-    st.emit(events);
-    Answer::ok(ep, body).with_revision(revision)
+    match answer {
+        Some(a) => (a, events),
+        None => (
+            Answer::error(ep, 404, 20_404, format!("{key} vanished")),
+            Vec::new(),
+        ),
+    }
 }
 
 /// `s` percent-encoded for use as one URL path segment.
@@ -224,7 +227,7 @@ type Handler = fn(&Call<'_>) -> Answer;
 
 /// The responder every endpoint mock uses.
 struct Api {
-    shared: Arc<Shared>,
+    service: Arc<Service>,
     handler: Handler,
 }
 
@@ -242,7 +245,7 @@ impl Respond for Api {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let instance = header("x-convo-client").map(InstanceId);
+        let instance = header("x-convo-client").map(InstanceId::from);
         let token = header("x-twilio-token");
         let segments: Vec<String> = req
             .url
@@ -264,7 +267,7 @@ impl Respond for Api {
         };
         let answer = match (query, form) {
             (Ok(query), Ok(form)) => (self.handler)(&Call {
-                shared: &self.shared,
+                service: &self.service,
                 segments,
                 query,
                 form,
@@ -277,28 +280,29 @@ impl Respond for Api {
                 format!("malformed request: {e}"),
             ),
         };
-        let journal = &self.shared.journal;
-        journal.record(
+        let (revision, attributes) = answer.snapshot.clone().unzip();
+        self.service.recorder.record(
             instance,
-            EntryKind::Request {
+            Fact::Request(RequestFact {
                 method: req.method.to_string(),
                 path: req.url.path().to_owned(),
-                query: req.url.query().map(|q| journal.secrets().redact(q)),
+                query: req.url.query().map(str::to_owned),
                 endpoint: answer.endpoint.clone(),
                 status: answer.status,
-                revision: answer.revision,
+                revision,
+                attributes,
                 token: token.as_deref().map(TokenFingerprint::of),
                 error: answer.error.clone(),
-            },
+            }),
         );
         if let (Endpoint::UserConversations { last: true, .. }, 200) =
             (&answer.endpoint, answer.status)
         {
             // The list index has caught up with removals once a final page was served.
-            self.shared.lock().forget_ghosts();
+            self.service.quietly(|m| m.lists.forget_ghosts());
         }
         let mut t = ResponseTemplate::new(answer.status).set_body_json(answer.body);
-        if let Some(rev) = answer.revision {
+        if let Some(rev) = revision {
             t = t.insert_header("ETag", format!("\"{rev}\""));
         }
         if let Some(secs) = answer.retry_after {
@@ -318,7 +322,7 @@ fn unknown(_: &Call<'_>) -> Answer {
 }
 
 /// Mounts every endpoint on `server`.
-pub(crate) async fn mount(server: &MockServer, shared: &Arc<Shared>) {
+pub(crate) async fn mount(server: &MockServer, service: &Arc<Service>) {
     let routes: &[(&str, &str, Handler)] = &[
         ("POST", r"^/token$", token::mint),
         (
@@ -350,7 +354,7 @@ pub(crate) async fn mount(server: &MockServer, shared: &Arc<Shared>) {
         Mock::given(method(*verb))
             .and(path_regex(*path))
             .respond_with(Api {
-                shared: shared.clone(),
+                service: service.clone(),
                 handler: *handler,
             })
             .with_priority(1)
@@ -359,7 +363,7 @@ pub(crate) async fn mount(server: &MockServer, shared: &Arc<Shared>) {
     }
     Mock::given(any())
         .respond_with(Api {
-            shared: shared.clone(),
+            service: service.clone(),
             handler: unknown,
         })
         .with_priority(u8::MAX)

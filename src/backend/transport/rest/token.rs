@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::{Answer, Call};
-use crate::backend::journal::Endpoint;
+use crate::backend::endpoint::Endpoint;
+use crate::wire::resources::IssuedToken;
 
 pub(super) fn mint(call: &Call<'_>) -> Answer {
     let ep = Endpoint::Token;
-    if let Some(a) = Answer::gated(&call.shared.lock(), &ep) {
+    if let Some(a) = call.service.read(|m| Answer::gated(m, &ep)) {
         return a;
     }
     let Some(identity) = call.form.get("identity").filter(|s| !s.is_empty()) else {
@@ -20,12 +19,16 @@ pub(super) fn mint(call: &Call<'_>) -> Answer {
         Some(Ok(n)) => n,
         Some(Err(_)) => return Answer::error(ep, 400, 20_001, "`ttl` must be a number of seconds"),
     };
-    match call.shared.tokens.mint(identity, Duration::from_secs(ttl)) {
+    match call.service.tokens.mint(identity, Duration::from_secs(ttl)) {
         Ok(token) => {
-            call.shared.lock().ensure_user(identity);
+            call.service.quietly(|m| m.ensure_user(identity));
             Answer::ok(
                 ep,
-                json!({ "identity": identity, "ttl": ttl, "token": token }),
+                IssuedToken {
+                    identity: identity.clone(),
+                    ttl,
+                    token,
+                },
             )
         }
         Err(e) => Answer::error(ep, 400, e.code(), e.to_string()),

@@ -1,4 +1,4 @@
-//! The scenario driver: sends commands to one adapter session and journals what comes back.
+//! The driver: sends commands to one adapter session and journals what comes back.
 //!
 //! A recorder task reads the adapter's replies, observations and logs as they arrive and writes
 //! them to the [`Journal`] at once, so the journal's order is the order things happened. Commands
@@ -14,13 +14,21 @@ use futures::future::BoxFuture;
 use tokio::sync::{Notify, mpsc};
 
 use crate::adapter::{
-    AdapterError, AdapterEvent, AdapterSession, Command, Hello, Observation, Outcome, Request,
+    AdapterError, AdapterEvent, AdapterSession, Command, CommandKind, Hello, Observation, Outcome,
+    Request,
 };
-use crate::backend::journal::{EntryKind, InstanceId, Journal};
 use crate::clock::VirtualClock;
+use crate::journal::{HarnessEntry, Journal, ReplyRecord};
+use crate::wire::InstanceId;
+
+/// A command the driver sent, by its request id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[must_use = "a request id is how the reply to a command left in flight is found"]
+pub struct RequestId(pub u64);
 
 #[derive(Default)]
 struct Inbox {
+    sent: HashMap<u64, CommandKind>,
     replies: HashMap<u64, Outcome>,
     exited: Option<String>,
     instance: Option<InstanceId>,
@@ -50,6 +58,52 @@ pub struct Driver {
     recorder: tokio::task::JoinHandle<()>,
 }
 
+fn record(shared: &Shared, journal: &Journal, ev: AdapterEvent) {
+    let instance = shared.inbox().instance.clone();
+    match ev {
+        AdapterEvent::Reply(r) => {
+            let command = shared.inbox().sent.get(&r.id).copied();
+            match command {
+                Some(command) => {
+                    journal.note(
+                        instance,
+                        HarnessEntry::Reply(ReplyRecord {
+                            id: r.id,
+                            command,
+                            outcome: r.outcome.clone(),
+                        }),
+                    );
+                    shared.inbox().replies.insert(r.id, r.outcome);
+                }
+                None => {
+                    journal.note(
+                        instance,
+                        HarnessEntry::Log {
+                            line: format!("(a reply to request {}, which was never sent)", r.id),
+                        },
+                    );
+                }
+            }
+        }
+        AdapterEvent::Observation(o) => {
+            let instance = match &o {
+                Observation::ClientCreated { instance } => {
+                    shared.inbox().instance = Some(instance.clone());
+                    Some(instance.clone())
+                }
+                _ => instance,
+            };
+            journal.note(instance, HarnessEntry::Observation { observation: o });
+        }
+        AdapterEvent::Log(line) => {
+            journal.note(instance, HarnessEntry::Log { line });
+        }
+        AdapterEvent::Exited(why) => {
+            shared.inbox().exited = Some(why);
+        }
+    }
+}
+
 impl Driver {
     /// Takes over an opened session; `safety` bounds every wait in real time.
     pub fn new(session: AdapterSession, journal: Journal, safety: Duration) -> Self {
@@ -61,36 +115,7 @@ impl Driver {
             let journal = journal.clone();
             tokio::spawn(async move {
                 while let Some(ev) = events.recv().await {
-                    let instance = shared.inbox().instance.clone();
-                    match ev {
-                        AdapterEvent::Reply(r) => {
-                            journal.record(
-                                instance,
-                                EntryKind::Reply {
-                                    id: r.id,
-                                    outcome: r.outcome.clone(),
-                                },
-                            );
-                            shared.inbox().replies.insert(r.id, r.outcome);
-                        }
-                        AdapterEvent::Observation(o) => {
-                            let instance = match &o {
-                                Observation::ClientCreated { instance } => {
-                                    let id = InstanceId(instance.clone());
-                                    shared.inbox().instance = Some(id.clone());
-                                    Some(id)
-                                }
-                                _ => instance,
-                            };
-                            journal.record(instance, EntryKind::Observation { observation: o });
-                        }
-                        AdapterEvent::Log(line) => {
-                            journal.record(instance, EntryKind::Log { line });
-                        }
-                        AdapterEvent::Exited(why) => {
-                            shared.inbox().exited = Some(why);
-                        }
-                    }
+                    record(&shared, &journal, ev);
                     shared.notify.notify_waiters();
                 }
                 let mut inbox = shared.inbox();
@@ -124,15 +149,16 @@ impl Driver {
     }
 
     /// Sends a command without waiting; returns its request id.
-    pub fn submit(&mut self, command: Command) -> Result<u64, AdapterError> {
+    pub fn submit(&mut self, command: Command) -> Result<RequestId, AdapterError> {
         if let Some(why) = self.shared.inbox().exited.clone() {
             return Err(AdapterError::Exited(why));
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.journal.record(
+        self.shared.inbox().sent.insert(id, command.kind());
+        self.journal.note(
             self.instance(),
-            EntryKind::Command {
+            HarnessEntry::Command {
                 id,
                 command: command.clone(),
             },
@@ -140,32 +166,33 @@ impl Driver {
         self.requests
             .send(Request { id, command })
             .map_err(|_| AdapterError::Exited("the adapter stopped taking requests".into()))?;
-        Ok(id)
+        Ok(RequestId(id))
     }
 
     /// The reply to request `id`, if it has arrived.
-    pub fn reply(&self, id: u64) -> Option<Outcome> {
-        self.shared.inbox().replies.get(&id).cloned()
+    pub fn reply(&self, id: RequestId) -> Option<Outcome> {
+        self.shared.inbox().replies.get(&id.0).cloned()
     }
 
     /// Waits (boundedly, in real time) for the reply to request `id`.
-    pub async fn wait(&self, id: u64, command: &'static str) -> Result<Outcome, AdapterError> {
+    pub async fn wait(&self, id: RequestId) -> Result<Outcome, AdapterError> {
         let deadline = tokio::time::Instant::now() + self.safety;
         loop {
             let notified = self.shared.notify.notified();
-            {
+            let command = {
                 let inbox = self.shared.inbox();
-                if let Some(o) = inbox.replies.get(&id) {
+                if let Some(o) = inbox.replies.get(&id.0) {
                     return Ok(o.clone());
                 }
                 if let Some(why) = &inbox.exited {
                     return Err(AdapterError::Exited(why.clone()));
                 }
-            }
+                inbox.sent.get(&id.0).copied()
+            };
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(AdapterError::Hung {
-                    command,
-                    id,
+                    command: command.map_or("?", CommandKind::name),
+                    id: id.0,
                     waited_ms: self.safety.as_millis() as u64,
                 });
             }
@@ -174,9 +201,8 @@ impl Driver {
 
     /// Sends a command and waits for its reply.
     pub async fn call(&mut self, command: Command) -> Result<Outcome, AdapterError> {
-        let name = command.name();
         let id = self.submit(command)?;
-        self.wait(id, name).await
+        self.wait(id).await
     }
 
     /// Waits until the adapter reports it is quiet.
@@ -198,10 +224,10 @@ impl Driver {
         backend_clock: &VirtualClock,
         d: Duration,
     ) -> Result<(), AdapterError> {
-        self.journal.record(
+        self.journal.note(
             None,
-            EntryKind::Control {
-                action: format!("{} ms of virtual time pass", d.as_millis()),
+            HarnessEntry::TimePassed {
+                ms: d.as_millis() as u64,
             },
         );
         let step = (d / 60).max(Duration::from_secs(1));

@@ -1,0 +1,283 @@
+//! The backend's controls: what scenarios and properties do to the service besides serving the
+//! client. Each one changes the model through the service and journals a typed [`Control`].
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::fact::Control;
+use super::fixture::Fixture;
+use super::model::{At, Gate, ListAction, ListOrder};
+use super::tokens::TokenError;
+use super::{Backend, BackendError};
+use crate::wire::{ConversationSid, ObjectKey};
+
+impl Backend {
+    fn name_of(&self, key: &ObjectKey) -> Option<String> {
+        let sid = key.conversation()?;
+        self.service
+            .read(|m| m.conversation(sid).and_then(|c| c.unique_name.clone()))
+    }
+
+    fn missing(what: String) -> BackendError {
+        BackendError::Missing(what)
+    }
+
+    /// Adds a fixture's users and conversations, silently (as if they always existed).
+    pub fn load_fixture(&self, name: &str, fixture: &Fixture) {
+        self.service.quietly(|m| {
+            for u in &fixture.users {
+                m.ensure_user(&u.identity);
+                if let Some(a) = &u.attributes {
+                    // Loading is silent: the write's events are dropped.
+                    let _ = m.set_attributes(&ObjectKey::User(u.identity.clone()), a.clone());
+                }
+            }
+            for c in &fixture.conversations {
+                let (sid, _) = m.create_conversation(
+                    Some(&c.unique_name),
+                    c.friendly_name.as_deref(),
+                    c.attributes.clone().unwrap_or_else(|| json!({})),
+                    &c.participants,
+                );
+                for msg in &c.messages {
+                    let _ = m.add_message(&sid, &msg.author, &msg.body);
+                }
+            }
+        });
+        self.service.control(Control::FixtureLoaded {
+            name: name.to_owned(),
+        });
+    }
+
+    /// Adds `n` conversations named `{prefix}-{i}` with the given participants, silently.
+    pub fn seed_conversations(&self, prefix: &str, n: usize, participants: &[String]) {
+        self.service.quietly(|m| {
+            for i in 0..n {
+                m.create_conversation(
+                    Some(&format!("{prefix}-{i}")),
+                    None,
+                    json!({}),
+                    participants,
+                );
+            }
+        });
+        self.service.control(Control::ConversationsSeeded {
+            prefix: prefix.to_owned(),
+            count: n,
+            participants: participants.to_vec(),
+        });
+    }
+
+    /// The sid of the conversation with this unique name.
+    pub fn conversation_sid(&self, unique_name: &str) -> Result<ConversationSid, BackendError> {
+        self.service
+            .read(|m| m.sid_named(unique_name))
+            .ok_or_else(|| Self::missing(format!("no conversation named `{unique_name}`")))
+    }
+
+    /// Schedules `action` for an exact point of the client's walk through its subscribed list.
+    pub fn schedule(&self, at: At, action: ListAction) {
+        self.service.control(Control::ListChangeScheduled {
+            at,
+            change: action.clone(),
+        });
+        self.service.quietly(|m| m.schedule(at, action));
+    }
+
+    /// Makes every scheduled change whose point was never reached (after the final page, or
+    /// after pages the list did not have); returns how many.
+    pub fn fire_pending(&self) -> usize {
+        self.service.reach(None)
+    }
+
+    /// Makes a list change now.
+    pub fn apply(&self, action: ListAction) -> Result<(), BackendError> {
+        let outcome = self.service.change(|m| match action.apply(m) {
+            Ok((sid, events)) => (Ok(sid), events),
+            Err(e) => (Err(e), Vec::new()),
+        });
+        let failed = outcome.clone().err();
+        self.service.control(Control::ListChanged {
+            at: None,
+            late: false,
+            change: action,
+            outcome,
+        });
+        failed.map_or(Ok(()), |e| Err(Self::missing(e)))
+    }
+
+    /// Serves at most `n` (1..=50) conversations per page of the subscribed list from now on.
+    pub fn set_max_page_size(&self, n: u32) {
+        let max = n.clamp(1, 50);
+        self.service.quietly(|m| m.lists.max_page_size = max);
+        self.service.control(Control::PageSizeCapped { max });
+    }
+
+    /// Serves the subscribed list in `order` from now on.
+    pub fn set_list_order(&self, order: ListOrder) {
+        self.service.quietly(|m| m.lists.order = order);
+        self.service.control(Control::ListOrdered { order });
+    }
+
+    /// The sids of `identity`'s subscribed conversations now (the truth a client's list must
+    /// equal).
+    pub fn subscribed(&self, identity: &str) -> BTreeSet<ConversationSid> {
+        self.service.read(|m| m.subscribed(identity))
+    }
+
+    /// Another participant edits message `index` of a conversation.
+    pub fn edit_message(
+        &self,
+        sid: &ConversationSid,
+        index: u64,
+        body: &str,
+    ) -> Result<(), BackendError> {
+        self.service
+            .change(|m| match m.edit_message(sid, index, body) {
+                Some(events) => (true, events),
+                None => (false, Vec::new()),
+            })
+            .then_some(())
+            .ok_or_else(|| Self::missing(format!("no message {index} in {sid}")))?;
+        self.service.control(Control::MessageEdited {
+            conversation: sid.clone(),
+            index,
+        });
+        Ok(())
+    }
+
+    /// Another participant removes message `index` of a conversation.
+    pub fn remove_message(&self, sid: &ConversationSid, index: u64) -> Result<(), BackendError> {
+        self.service
+            .change(|m| match m.remove_message(sid, index) {
+                Some(events) => (true, events),
+                None => (false, Vec::new()),
+            })
+            .then_some(())
+            .ok_or_else(|| Self::missing(format!("no message {index} in {sid}")))?;
+        self.service.control(Control::MessageRemoved {
+            conversation: sid.clone(),
+            index,
+        });
+        Ok(())
+    }
+
+    /// `author` posts a message; returns its index.
+    pub fn post_message(
+        &self,
+        sid: &ConversationSid,
+        author: &str,
+        body: &str,
+    ) -> Result<u64, BackendError> {
+        let index = self
+            .service
+            .change(|m| match m.add_message(sid, author, body) {
+                Some((index, events)) => (Some(index), events),
+                None => (None, Vec::new()),
+            })
+            .ok_or_else(|| Self::missing(format!("no conversation {sid}")))?;
+        self.service.control(Control::MessagePosted {
+            conversation: sid.clone(),
+            author: author.to_owned(),
+            index,
+        });
+        Ok(index)
+    }
+
+    /// Closes a gate: what it covers answers 503 + Retry-After until [`Backend::open_gate`].
+    pub fn close_gate(&self, gate: Gate) {
+        self.service
+            .control(Control::GateClosed { gate: gate.clone() });
+        self.service.quietly(|m| m.gates.close(gate));
+    }
+
+    /// Opens a gate.
+    pub fn open_gate(&self, gate: &Gate) {
+        self.service.quietly(|m| m.gates.open(gate));
+        self.service
+            .control(Control::GateOpened { gate: gate.clone() });
+    }
+
+    /// Whether `gate` is closed.
+    pub fn is_gated(&self, gate: &Gate) -> bool {
+        self.service.read(|m| m.gates.is_closed(gate))
+    }
+
+    /// Sets how many seconds gated answers ask clients to wait.
+    pub fn set_retry_after(&self, secs: u64) {
+        self.service.quietly(|m| m.gates.retry_after_secs = secs);
+    }
+
+    /// Holds every event about `key` until [`Backend::release`].
+    pub fn hold(&self, key: ObjectKey) {
+        self.service.control(Control::Holding {
+            name: self.name_of(&key),
+            object: key.clone(),
+        });
+        self.service.quietly(|m| m.events.hold(key));
+    }
+
+    /// Publishes what was held about `key`; returns how many events.
+    pub fn release(&self, key: &ObjectKey) -> usize {
+        let events = self.service.release(|m| m.events.release(key));
+        self.service.control(Control::Released {
+            object: key.clone(),
+            name: self.name_of(key),
+            events,
+        });
+        events
+    }
+
+    /// Another writer sets `key`'s attributes; returns the new revision.
+    pub fn external_update(&self, key: &ObjectKey, attributes: Value) -> Result<u64, BackendError> {
+        let revision = self
+            .service
+            .change(|m| match m.set_attributes(key, attributes.clone()) {
+                Some((revision, events)) => (Some(revision), events),
+                None => (None, Vec::new()),
+            })
+            .ok_or_else(|| Self::missing(format!("no object {key}")))?;
+        self.service.control(Control::OtherWriter {
+            object: key.clone(),
+            name: self.name_of(key),
+            attributes,
+            revision,
+        });
+        Ok(revision)
+    }
+
+    /// Re-sends the snapshot before the newest one of `key` (a late, stale event).
+    pub fn deliver_stale(&self, key: &ObjectKey) -> Result<(), BackendError> {
+        let revision = self
+            .service
+            .change(|m| match m.stale_event(key) {
+                Some(ev) => (ev.stale.as_ref().map(|s| s.revision), vec![ev]),
+                None => (None, Vec::new()),
+            })
+            .ok_or_else(|| Self::missing(format!("{key} has no older snapshot")))?;
+        self.service.control(Control::StaleRedelivered {
+            object: key.clone(),
+            name: self.name_of(key),
+            revision,
+        });
+        Ok(())
+    }
+
+    /// The backend's current attributes of `key`.
+    pub fn attributes(&self, key: &ObjectKey) -> Option<Value> {
+        self.service
+            .read(|m| m.snapshot(key).map(|s| s.attributes.clone()))
+    }
+
+    /// How many events have been published so far.
+    pub fn events_published(&self) -> u64 {
+        self.service.read(|m| m.events.last_seq())
+    }
+
+    /// Mints a token directly (scenario setup), within the service's TTL bounds.
+    pub fn mint_token(&self, identity: &str, ttl: Duration) -> Result<String, TokenError> {
+        self.service.tokens.mint(identity, ttl)
+    }
+}

@@ -1,0 +1,200 @@
+//! What the REST layer took a request for: the classification the journal records, the gates
+//! match and the checks read.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::ConversationSid;
+
+/// One endpoint of the mock service, with what identifies the request's object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "endpoint", rename_all = "snake_case")]
+pub enum Endpoint {
+    /// The app's token generator.
+    Token,
+    /// A page of a user's subscribed conversations.
+    UserConversations {
+        /// Whose list (chat identity).
+        user: String,
+        /// Zero-based page number.
+        page: u32,
+        /// Whether it was the final page.
+        last: bool,
+        /// The conversation sids the page listed (only for a page actually served).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        items: Vec<ConversationSid>,
+    },
+    /// Read the user.
+    GetUser,
+    /// Update the user (a client-level operation).
+    UpdateUser,
+    /// Read a conversation.
+    GetConversation {
+        /// Conversation sid.
+        sid: ConversationSid,
+    },
+    /// Update a conversation (a conversation operation).
+    UpdateConversation {
+        /// Conversation sid.
+        sid: ConversationSid,
+    },
+    /// Read a conversation's participants.
+    Participants {
+        /// Conversation sid.
+        sid: ConversationSid,
+    },
+    /// Read a conversation's messages.
+    Messages {
+        /// Conversation sid.
+        sid: ConversationSid,
+    },
+    /// Send a message (a conversation operation).
+    SendMessage {
+        /// Conversation sid.
+        sid: ConversationSid,
+    },
+    /// The event channel's WebSocket handshake.
+    EventChannel,
+    /// Nothing we serve.
+    Unknown,
+}
+
+/// An endpoint without what identifies the request's object: what a gate on "every request to
+/// one endpoint" names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// `token`
+    Token,
+    /// `user_conversations`
+    UserConversations,
+    /// `get_user`
+    GetUser,
+    /// `update_user`
+    UpdateUser,
+    /// `get_conversation`
+    GetConversation,
+    /// `update_conversation`
+    UpdateConversation,
+    /// `participants`
+    Participants,
+    /// `messages`
+    Messages,
+    /// `send_message`
+    SendMessage,
+    /// `event_channel`
+    EventChannel,
+    /// `unknown`
+    Unknown,
+}
+
+impl EndpointKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [EndpointKind; 11] = [
+        Self::Token,
+        Self::UserConversations,
+        Self::GetUser,
+        Self::UpdateUser,
+        Self::GetConversation,
+        Self::UpdateConversation,
+        Self::Participants,
+        Self::Messages,
+        Self::SendMessage,
+        Self::EventChannel,
+        Self::Unknown,
+    ];
+
+    /// The journal name (`update_conversation`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::UserConversations => "user_conversations",
+            Self::GetUser => "get_user",
+            Self::UpdateUser => "update_user",
+            Self::GetConversation => "get_conversation",
+            Self::UpdateConversation => "update_conversation",
+            Self::Participants => "participants",
+            Self::Messages => "messages",
+            Self::SendMessage => "send_message",
+            Self::EventChannel => "event_channel",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for EndpointKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// An endpoint name that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown endpoint `{given}`; known endpoints: {}", EndpointKind::ALL.map(EndpointKind::name).join(", "))]
+pub struct UnknownEndpoint {
+    /// What was asked for.
+    pub given: String,
+}
+
+impl FromStr for EndpointKind {
+    type Err = UnknownEndpoint;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s.trim())
+            .ok_or_else(|| UnknownEndpoint {
+                given: s.to_owned(),
+            })
+    }
+}
+
+/// How a request relates to synchronization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperationClass<'a> {
+    /// Part of fetching state (allowed any time).
+    Sync,
+    /// An operation on the client as a whole.
+    ClientOperation,
+    /// An operation on one conversation.
+    ConversationOperation(&'a ConversationSid),
+    /// Neither.
+    Other,
+}
+
+impl Endpoint {
+    /// Which endpoint this is, without its object.
+    pub fn kind(&self) -> EndpointKind {
+        match self {
+            Self::Token => EndpointKind::Token,
+            Self::UserConversations { .. } => EndpointKind::UserConversations,
+            Self::GetUser => EndpointKind::GetUser,
+            Self::UpdateUser => EndpointKind::UpdateUser,
+            Self::GetConversation { .. } => EndpointKind::GetConversation,
+            Self::UpdateConversation { .. } => EndpointKind::UpdateConversation,
+            Self::Participants { .. } => EndpointKind::Participants,
+            Self::Messages { .. } => EndpointKind::Messages,
+            Self::SendMessage { .. } => EndpointKind::SendMessage,
+            Self::EventChannel => EndpointKind::EventChannel,
+            Self::Unknown => EndpointKind::Unknown,
+        }
+    }
+
+    /// How this endpoint relates to synchronization.
+    pub fn class(&self) -> OperationClass<'_> {
+        match self {
+            Self::UserConversations { .. }
+            | Self::GetUser
+            | Self::GetConversation { .. }
+            | Self::Participants { .. }
+            | Self::Messages { .. } => OperationClass::Sync,
+            Self::UpdateUser => OperationClass::ClientOperation,
+            Self::UpdateConversation { sid } | Self::SendMessage { sid } => {
+                OperationClass::ConversationOperation(sid)
+            }
+            Self::Token | Self::EventChannel | Self::Unknown => OperationClass::Other,
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! What the backend writes down: every request it answered, every frame it put on a socket,
+//! every connection, and every change the harness made to it ([`Control`]).
+//!
+//! The backend hands these [`Fact`]s to a [`Recorder`] and knows nothing more of where they go:
+//! the harness's journal implements it, adding its own entries (commands, replies,
+//! observations) to the same sequence.
+//!
+//! Must not import: the transport, the facade, the journal, the adapter protocol.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::endpoint::Endpoint;
+use super::model::{At, Gate, ListAction, ListOrder};
+use crate::secrets::TokenFingerprint;
+use crate::wire::{ConversationSid, EventType, InstanceId, ObjectKey};
+
+/// Where the backend's facts go.
+pub trait Recorder: Send + Sync + 'static {
+    /// Records `fact`, attributed to `instance` when the client named itself.
+    fn record(&self, instance: Option<InstanceId>, fact: Fact);
+}
+
+/// A REST request and how it was answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestFact {
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Query string, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Classification.
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    /// Response status.
+    pub status: u16,
+    /// The object revision the response carried, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// The object attributes the response carried at that revision, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Value>,
+    /// Fingerprint of the token presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenFingerprint>,
+    /// Why it was refused, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RequestFact {
+    /// Whether it was answered with a 2xx status.
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// An event frame written to a client's socket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrameFact {
+    /// The event's sequence number.
+    pub event_seq: u64,
+    /// The event type.
+    pub event: EventType,
+    /// The object it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ObjectKey>,
+    /// The object's revision in the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// The object's attributes at that revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Value>,
+    /// The message index, for message events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+}
+
+impl FrameFact {
+    /// The conversation the frame is about, if any.
+    pub fn conversation(&self) -> Option<&ConversationSid> {
+        self.target.as_ref().and_then(ObjectKey::conversation)
+    }
+}
+
+/// An event the backend published: numbered, and queued for every connected member of its
+/// audience. Recorded when it enters the event log, before any socket carries it, so a `settle`
+/// sent after this entry is answered only once the client has processed the event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PublishedFact {
+    /// The event's sequence number.
+    pub event_seq: u64,
+    /// The event type.
+    pub event: EventType,
+    /// The object it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ObjectKey>,
+    /// The object's revision in the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// Who receives it.
+    pub audience: Vec<String>,
+}
+
+/// A change the harness made to the backend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "control", rename_all = "snake_case")]
+pub enum Control {
+    /// A fixture's users and conversations were added (as if they always existed).
+    FixtureLoaded {
+        /// Its name.
+        name: String,
+    },
+    /// Conversations `{prefix}-0..count` were added silently.
+    ConversationsSeeded {
+        /// Name prefix.
+        prefix: String,
+        /// How many.
+        count: usize,
+        /// Their participants.
+        participants: Vec<String>,
+    },
+    /// Pages of the subscribed list hold at most `max` conversations from now on.
+    PageSizeCapped {
+        /// The cap.
+        max: u32,
+    },
+    /// The subscribed list is served in `order` from now on.
+    ListOrdered {
+        /// The order.
+        order: ListOrder,
+    },
+    /// A gate closed.
+    GateClosed {
+        /// Which.
+        gate: Gate,
+    },
+    /// A gate opened.
+    GateOpened {
+        /// Which.
+        gate: Gate,
+    },
+    /// Events about an object are held from now on.
+    Holding {
+        /// The object.
+        object: ObjectKey,
+        /// Its unique name, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// Held events about an object were published.
+    Released {
+        /// The object.
+        object: ObjectKey,
+        /// Its unique name, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// How many events.
+        events: usize,
+    },
+    /// Another writer set an object's attributes.
+    OtherWriter {
+        /// The object.
+        object: ObjectKey,
+        /// Its unique name, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// What it wrote.
+        attributes: Value,
+        /// The revision it produced.
+        revision: u64,
+    },
+    /// The snapshot before the newest was delivered again, late.
+    StaleRedelivered {
+        /// The object.
+        object: ObjectKey,
+        /// Its unique name, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The stale revision.
+        revision: u64,
+    },
+    /// Someone posted a message.
+    MessagePosted {
+        /// The conversation.
+        conversation: ConversationSid,
+        /// Author identity.
+        author: String,
+        /// The new message's index.
+        index: u64,
+    },
+    /// Another participant edited a message.
+    MessageEdited {
+        /// The conversation.
+        conversation: ConversationSid,
+        /// The message index.
+        index: u64,
+    },
+    /// Another participant removed a message.
+    MessageRemoved {
+        /// The conversation.
+        conversation: ConversationSid,
+        /// The message index.
+        index: u64,
+    },
+    /// A list change was scheduled for a point of the page walk.
+    ListChangeScheduled {
+        /// The point.
+        at: At,
+        /// The change.
+        change: ListAction,
+    },
+    /// A list change was made.
+    ListChanged {
+        /// The point it was scheduled for, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<At>,
+        /// Whether its point was never reached and it was made once the client settled.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        late: bool,
+        /// The change.
+        change: ListAction,
+        /// The conversation it concerned, or why it could not be made.
+        outcome: Result<ConversationSid, String>,
+    },
+}
+
+impl fmt::Display for Control {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let named = |object: &ObjectKey, name: &Option<String>| match name {
+            Some(n) => format!("\"{n}\" ({object})"),
+            None => object.to_string(),
+        };
+        match self {
+            Self::FixtureLoaded { name } => write!(f, "loaded fixture `{name}`"),
+            Self::ConversationsSeeded {
+                prefix,
+                count,
+                participants,
+            } => write!(
+                f,
+                "seeded {count} conversations `{prefix}-*` for {}",
+                participants.join(", ")
+            ),
+            Self::PageSizeCapped { max } => {
+                write!(f, "the subscribed list serves at most {max} per page")
+            }
+            Self::ListOrdered { order } => write!(f, "the subscribed list is ordered by {order}"),
+            Self::GateClosed { gate } => write!(f, "gate closed on {gate}"),
+            Self::GateOpened { gate } => write!(f, "gate opened on {gate}"),
+            Self::Holding { object, name } => {
+                write!(f, "holding events about {}", named(object, name))
+            }
+            Self::Released {
+                object,
+                name,
+                events,
+            } => write!(
+                f,
+                "released {events} held event(s) about {}",
+                named(object, name)
+            ),
+            Self::OtherWriter {
+                object,
+                name,
+                attributes,
+                revision,
+            } => write!(
+                f,
+                "another writer sets the attributes of {} to {attributes} (revision {revision})",
+                named(object, name)
+            ),
+            Self::StaleRedelivered {
+                object,
+                name,
+                revision,
+            } => write!(
+                f,
+                "re-delivered the stale snapshot (revision {revision}) of {}",
+                named(object, name)
+            ),
+            Self::MessagePosted {
+                conversation,
+                author,
+                index,
+            } => write!(f, "{author} posts message {index} to {conversation}"),
+            Self::MessageEdited {
+                conversation,
+                index,
+            } => write!(
+                f,
+                "another participant edits message {index} of {conversation}"
+            ),
+            Self::MessageRemoved {
+                conversation,
+                index,
+            } => write!(
+                f,
+                "another participant removes message {index} of {conversation}"
+            ),
+            Self::ListChangeScheduled { at, change } => write!(f, "scheduled {at}: {change}"),
+            Self::ListChanged {
+                at,
+                late,
+                change,
+                outcome,
+            } => {
+                match (at, late) {
+                    (Some(at), true) => {
+                        write!(f, "{at} (never reached, made once the client settled): ")?
+                    }
+                    (Some(at), false) => write!(f, "{at}: ")?,
+                    (None, _) => {}
+                }
+                match outcome {
+                    Ok(sid) => write!(f, "{change} ({sid})"),
+                    Err(e) => write!(f, "could not {change}: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// One thing the backend saw or did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fact {
+    /// A REST request (or the event channel's handshake) and its answer.
+    Request(RequestFact),
+    /// An event channel was opened by a client.
+    Connected {
+        /// The replay point the client asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+    },
+    /// An event channel closed.
+    Disconnected,
+    /// An event entered the event log.
+    Published(PublishedFact),
+    /// An event frame was written to a client's socket.
+    Frame(FrameFact),
+    /// The harness changed the backend.
+    Control(Control),
+}

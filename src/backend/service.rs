@@ -1,0 +1,134 @@
+//! The service between the model and the transport: one lock around the model, the recorder,
+//! the token authority, and the publishing path.
+//!
+//! Every change goes through [`Service::change`]: the closure mutates the model and returns the
+//! events it caused; held ones are parked, the others are rendered, numbered and appended to the
+//! event log, all under the model's lock (so event order is revision order). Only after the lock
+//! is released are the hub's connections woken to deliver them: nothing here writes to a socket
+//! while holding the model.
+//!
+//! Must not import: the transport, the facade.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use super::fact::{Control, Fact, PublishedFact, Recorder};
+use super::model::{At, Model, PendingEvent};
+use super::render;
+use super::tokens::TokenAuthority;
+
+/// The state shared by the REST responders, the hub and the facade.
+pub(crate) struct Service {
+    model: Mutex<Model>,
+    pub(crate) recorder: Arc<dyn Recorder>,
+    pub(crate) tokens: TokenAuthority,
+    published: watch::Sender<u64>,
+}
+
+impl Service {
+    pub(crate) fn new(model: Model, recorder: Arc<dyn Recorder>, tokens: TokenAuthority) -> Self {
+        Self {
+            model: Mutex::new(model),
+            recorder,
+            tokens,
+            published: watch::Sender::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the model.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Model) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Changes the model; publishes (or parks) the events the change returns.
+    pub(crate) fn change<R>(&self, f: impl FnOnce(&mut Model) -> (R, Vec<PendingEvent>)) -> R {
+        let (result, last) = {
+            let mut m = self.lock();
+            let (result, events) = f(&mut m);
+            let ready = m.events.admit(events);
+            self.publish(&mut m, ready);
+            (result, m.events.last_seq())
+        };
+        self.published.send_if_modified(|seen| {
+            let grew = *seen != last;
+            *seen = last;
+            grew
+        });
+        result
+    }
+
+    /// Changes the model without causing events.
+    pub(crate) fn quietly<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
+        self.change(|m| (f(m), Vec::new()))
+    }
+
+    /// Publishes events that were held (they bypass the holds).
+    pub(crate) fn release(&self, f: impl FnOnce(&mut Model) -> Vec<PendingEvent>) -> usize {
+        let (n, last) = {
+            let mut m = self.lock();
+            let ready = f(&mut m);
+            let n = ready.len();
+            self.publish(&mut m, ready);
+            (n, m.events.last_seq())
+        };
+        self.published.send_replace(last);
+        n
+    }
+
+    /// A receiver that sees the sequence number of the newest published event.
+    pub(crate) fn published(&self) -> watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+
+    /// Records a harness control.
+    pub(crate) fn control(&self, control: Control) {
+        self.recorder.record(None, Fact::Control(control));
+    }
+
+    /// Makes (once) the list changes scheduled for `at`, or every one still waiting when `at` is
+    /// `None`; journals each. Returns how many were made.
+    pub(crate) fn reach(&self, at: Option<At>) -> usize {
+        let due = self.quietly(|m| m.take_scheduled(at));
+        let n = due.len();
+        for (point, change) in due {
+            let outcome = self.change(|m| match change.apply(m) {
+                Ok((sid, events)) => (Ok(sid), events),
+                Err(e) => (Err(e), Vec::new()),
+            });
+            self.control(Control::ListChanged {
+                at: Some(point),
+                late: at.is_none(),
+                change,
+                outcome,
+            });
+        }
+        n
+    }
+}
+
+impl Service {
+    /// Renders, numbers and logs `ready`, recording each publication while the model is still
+    /// locked: the journal's order of publications is the log's order, and no frame of an event
+    /// can be journaled before its publication. (A [`Recorder`] must not call into the backend.)
+    fn publish(&self, m: &mut Model, ready: Vec<PendingEvent>) {
+        for ev in ready {
+            let published = render::event(m, &ev, m.events.next_seq());
+            self.recorder.record(
+                None,
+                Fact::Published(PublishedFact {
+                    event_seq: published.frame.seq,
+                    event: published.frame.kind,
+                    target: published.frame.target().or(Some(ev.key.clone())),
+                    revision: published.frame.revision,
+                    audience: published.audience.iter().cloned().collect(),
+                }),
+            );
+            m.events.append(published);
+        }
+    }
+}

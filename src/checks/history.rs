@@ -1,0 +1,245 @@
+//! A scenario's journal with the queries checks share: who did what, when the client settled,
+//! when it had everything its synchronization needs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::adapter::Command;
+use crate::backend::{Endpoint, RequestFact};
+use crate::journal::{Entry, ReplyRecord};
+use crate::wire::{ConversationSid, InstanceId};
+
+/// A `settle` the adapter answered: every frame delivered before `command` was processed by
+/// `reply`, and nothing the client started was still in flight then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settle {
+    /// Sequence number of the `settle` command.
+    pub command: u64,
+    /// Sequence number of its reply.
+    pub reply: u64,
+}
+
+/// Whether `ep` is the final page of a subscribed list (of `user`, when given).
+fn is_final_page(ep: &Endpoint, user: Option<&str>) -> bool {
+    matches!(ep, Endpoint::UserConversations { user: u, last: true, .. } if user.is_none_or(|x| x == u))
+}
+
+/// A journal, read by checks.
+#[derive(Clone, Debug)]
+pub struct History<'a> {
+    entries: &'a [Entry],
+    settles: Vec<Settle>,
+    /// Where each event was published: event seq → journal seq.
+    published: BTreeMap<u64, u64>,
+}
+
+impl<'a> History<'a> {
+    /// The history of `entries` (one scenario's journal, in order).
+    pub fn new(entries: &'a [Entry]) -> Self {
+        let mut settle_commands = BTreeMap::new();
+        let mut settles = Vec::new();
+        let mut published = BTreeMap::new();
+        for e in entries {
+            if let Some((id, Command::Settle)) = e.command() {
+                settle_commands.insert(id, e.seq);
+            } else if let Some(command) = e.reply().and_then(|r| settle_commands.get(&r.id)) {
+                settles.push(Settle {
+                    command: *command,
+                    reply: e.seq,
+                });
+            } else if let Some(p) = e.published() {
+                published.insert(p.event_seq, e.seq);
+            }
+        }
+        Self {
+            entries,
+            settles,
+            published,
+        }
+    }
+
+    /// Every entry, in order.
+    pub fn entries(&self) -> &'a [Entry] {
+        self.entries
+    }
+
+    /// The entry with sequence number `seq`.
+    pub fn get(&self, seq: u64) -> Option<&'a Entry> {
+        let i = usize::try_from(seq.checked_sub(1)?).ok()?;
+        self.entries.get(i).filter(|e| e.seq == seq)
+    }
+
+    /// The client instances that appear, in order of first appearance.
+    pub fn instances(&self) -> Vec<&'a InstanceId> {
+        let mut seen = BTreeSet::new();
+        self.entries
+            .iter()
+            .filter_map(|e| e.instance.as_ref())
+            .filter(|i| seen.insert(*i))
+            .collect()
+    }
+
+    /// The entries attributed to `instance`.
+    pub fn of(&self, instance: &'a InstanceId) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries
+            .iter()
+            .filter(move |e| e.instance.as_ref() == Some(instance))
+    }
+
+    /// The requests `instance` made, with their entries.
+    pub fn requests(
+        &self,
+        instance: &'a InstanceId,
+    ) -> impl Iterator<Item = (&'a Entry, &'a RequestFact)> + 'a {
+        self.of(instance)
+            .filter_map(|e| e.request().map(|r| (e, r)))
+    }
+
+    /// The first request `instance` made that was answered 2xx and matches `pred`.
+    pub fn first_served(
+        &self,
+        instance: &'a InstanceId,
+        pred: impl Fn(&Endpoint) -> bool,
+    ) -> Option<&'a Entry> {
+        self.requests(instance)
+            .find(|(_, r)| r.succeeded() && pred(&r.endpoint))
+            .map(|(e, _)| e)
+    }
+
+    /// Every command the harness sent: its entry, request id and the command.
+    pub fn commands(&self) -> impl Iterator<Item = (&'a Entry, u64, &'a Command)> + 'a {
+        self.entries
+            .iter()
+            .filter_map(|e| e.command().map(|(id, c)| (e, id, c)))
+    }
+
+    /// The reply to request `id`, if it came.
+    pub fn reply_to(&self, id: u64) -> Option<(&'a Entry, &'a ReplyRecord)> {
+        self.entries
+            .iter()
+            .find_map(|e| e.reply().filter(|r| r.id == id).map(|r| (e, r)))
+    }
+
+    /// Every answered `settle`, in order of their replies.
+    pub fn settles(&self) -> &[Settle] {
+        &self.settles
+    }
+
+    /// The first answered `settle` sent after entry `seq`: whatever the backend published
+    /// before `seq` the client has processed by its reply.
+    pub fn settle_after(&self, seq: u64) -> Option<Settle> {
+        self.settles.iter().copied().find(|s| s.command > seq)
+    }
+
+    /// The first `settle` answered after entry `seq`: a request served before `seq` has been
+    /// answered, and the answer processed, by then (a settled client has nothing in flight).
+    pub fn settled_after(&self, seq: u64) -> Option<Settle> {
+        self.settles.iter().copied().find(|s| s.reply > seq)
+    }
+
+    /// The last `settle` answered before entry `seq`.
+    pub fn last_settle_before(&self, seq: u64) -> Option<Settle> {
+        self.settles.iter().copied().rev().find(|s| s.reply < seq)
+    }
+
+    /// Where the event a frame carries was published (the frame's own entry if unknown).
+    pub fn publication_of(&self, frame: &Entry) -> u64 {
+        frame
+            .frame()
+            .and_then(|f| self.published.get(&f.event_seq))
+            .copied()
+            .unwrap_or(frame.seq)
+    }
+
+    /// The first `settle` by whose reply the client has processed the event `frame` carries.
+    pub fn settle_after_frame(&self, frame: &Entry) -> Option<Settle> {
+        self.settle_after(self.publication_of(frame))
+    }
+
+    /// The first final page of `instance`'s subscribed list served to it.
+    pub fn final_page(&self, instance: &'a InstanceId) -> Option<&'a Entry> {
+        self.first_served(instance, |ep| is_final_page(ep, None))
+    }
+
+    /// The first final page of `user`'s subscribed list served to anyone.
+    pub fn final_page_of(&self, user: &str) -> Option<&'a Entry> {
+        self.entries.iter().find(|e| {
+            e.request()
+                .is_some_and(|r| r.succeeded() && is_final_page(&r.endpoint, Some(user)))
+        })
+    }
+
+    /// Where `instance` had what a conversation's synchronization needs: its own resource and
+    /// its participants, both served to it.
+    pub fn conversation_synced_at(
+        &self,
+        instance: &'a InstanceId,
+        sid: &ConversationSid,
+    ) -> Option<u64> {
+        let meta = self.first_served(
+            instance,
+            |ep| matches!(ep, Endpoint::GetConversation { sid: s } if s == sid),
+        )?;
+        let parts = self.first_served(
+            instance,
+            |ep| matches!(ep, Endpoint::Participants { sid: s } if s == sid),
+        )?;
+        Some(meta.seq.max(parts.seq))
+    }
+
+    /// Where, in the journal, `instance` had everything its initial synchronization needs: the
+    /// final page of the subscribed list, and the metadata and participants of every
+    /// conversation the pages listed, all served to it. `Err` says what is still missing.
+    pub fn sync_complete_at(&self, instance: &'a InstanceId) -> Result<u64, String> {
+        let final_page = self
+            .final_page(instance)
+            .ok_or("the final page of the subscribed list had not been served")?;
+        let mut listed: Vec<&ConversationSid> = Vec::new();
+        let mut meta: BTreeMap<&ConversationSid, u64> = BTreeMap::new();
+        let mut parts: BTreeMap<&ConversationSid, u64> = BTreeMap::new();
+        for (e, r) in self.requests(instance).filter(|(_, r)| r.succeeded()) {
+            match &r.endpoint {
+                Endpoint::UserConversations { items, .. } if e.seq <= final_page.seq => {
+                    listed.extend(items)
+                }
+                Endpoint::GetConversation { sid } => {
+                    meta.entry(sid).or_insert(e.seq);
+                }
+                Endpoint::Participants { sid } => {
+                    parts.entry(sid).or_insert(e.seq);
+                }
+                _ => {}
+            }
+        }
+        let mut done = final_page.seq;
+        for sid in listed {
+            let m = meta
+                .get(sid)
+                .ok_or_else(|| format!("conversation {sid} had not been fetched"))?;
+            let p = parts
+                .get(sid)
+                .ok_or_else(|| format!("the participants of {sid} had not been fetched"))?;
+            done = done.max(*m).max(*p);
+        }
+        Ok(done)
+    }
+
+    /// `instance`'s walk through its subscribed list: from its first page request to the final
+    /// page served (open-ended while that never came).
+    pub fn fetch_window(&self, instance: &'a InstanceId) -> Option<(u64, Option<u64>)> {
+        let first = self
+            .requests(instance)
+            .find(|(_, r)| matches!(r.endpoint, Endpoint::UserConversations { .. }))?
+            .0
+            .seq;
+        Some((first, self.final_page(instance).map(|e| e.seq)))
+    }
+
+    /// One-line summaries of `seqs`, joined for evidence.
+    pub fn quote(&self, seqs: &[u64]) -> String {
+        seqs.iter()
+            .filter_map(|s| self.get(*s))
+            .map(Entry::summary)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+}

@@ -1,0 +1,117 @@
+//! One-line human descriptions of journal entries, as traces and evidence quote them:
+//! `#12 t+1.000s [ref-1] POST /v1/Conversations/CH... → 200 (revision 3)`.
+
+use serde::Serialize;
+
+use super::{Checkpoint, Entry, EntryKind, HarnessEntry};
+use crate::backend::{Endpoint, Fact, FrameFact, RequestFact};
+
+fn json(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn request(r: &RequestFact) -> String {
+    let mut s = format!("{} {}", r.method, r.path);
+    if let Some(q) = &r.query {
+        s.push('?');
+        s.push_str(q);
+    }
+    s.push_str(&format!(" → {}", r.status));
+    if let (
+        Endpoint::UserConversations {
+            page, last, items, ..
+        },
+        200,
+    ) = (&r.endpoint, r.status)
+    {
+        s.push_str(&format!(
+            " (page {}{}: {} conversation(s){})",
+            page + 1,
+            if *last { ", the last" } else { "" },
+            items.len(),
+            match (items.first(), items.last()) {
+                (Some(a), Some(b)) if items.len() > 1 => format!(", {a} … {b}"),
+                (Some(a), _) => format!(", {a}"),
+                _ => String::new(),
+            }
+        ));
+    }
+    if let Some(rev) = r.revision {
+        s.push_str(&format!(" (revision {rev})"));
+    }
+    if let Some(e) = &r.error {
+        s.push_str(&format!(": {e}"));
+    }
+    s
+}
+
+fn frame(f: &FrameFact) -> String {
+    format!(
+        "event {} about {}{} at revision {} (event seq {}) delivered",
+        f.event,
+        f.target
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), ToString::to_string),
+        f.index
+            .map_or_else(String::new, |i| format!(" message {i}")),
+        f.revision.map_or_else(|| "?".to_owned(), |r| r.to_string()),
+        f.event_seq
+    )
+}
+
+impl Entry {
+    /// A one-line human description: `#12 t+1.000s [ref-1] POST /v1/... → 200 (revision 3)`.
+    pub fn summary(&self) -> String {
+        let what = match &self.kind {
+            EntryKind::Backend(Fact::Request(r)) => request(r),
+            EntryKind::Backend(Fact::Frame(f)) => frame(f),
+            EntryKind::Backend(Fact::Published(p)) => format!(
+                "event {} about {} at revision {} published (event seq {}) for {}",
+                p.event,
+                p.target
+                    .as_ref()
+                    .map_or_else(|| "?".to_owned(), ToString::to_string),
+                p.revision.map_or_else(|| "?".to_owned(), |r| r.to_string()),
+                p.event_seq,
+                p.audience.join(", ")
+            ),
+            EntryKind::Backend(Fact::Connected { since }) => match since {
+                Some(s) => format!("event channel opened, replaying after seq {s}"),
+                None => "event channel opened".into(),
+            },
+            EntryKind::Backend(Fact::Disconnected) => "event channel closed".into(),
+            EntryKind::Backend(Fact::Control(c)) => format!("harness: {c}"),
+            EntryKind::Harness(HarnessEntry::Command { id, command }) => {
+                format!("command {id}: {}", json(command))
+            }
+            EntryKind::Harness(HarnessEntry::Reply(r)) => {
+                format!(
+                    "reply to command {} ({}): {}",
+                    r.id,
+                    r.command,
+                    json(&r.outcome)
+                )
+            }
+            EntryKind::Harness(HarnessEntry::Observation { observation }) => {
+                format!("observed {}", json(observation))
+            }
+            EntryKind::Harness(HarnessEntry::Log { line }) => format!("log: {line}"),
+            EntryKind::Harness(HarnessEntry::TimePassed { ms }) => {
+                format!("harness: {ms} ms of virtual time pass")
+            }
+            EntryKind::Harness(HarnessEntry::Checkpoint(Checkpoint::SubscribedList {
+                user,
+                conversations,
+            })) => format!(
+                "harness: the backend lists {} conversation(s) for {user}",
+                conversations.len()
+            ),
+        };
+        let who = self
+            .instance
+            .as_ref()
+            .map(|i| format!(" [{i}]"))
+            .unwrap_or_default();
+        format!("#{} {}{who} {what}", self.seq, self.at)
+    }
+}

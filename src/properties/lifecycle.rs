@@ -1,0 +1,353 @@
+//! The lifecycle property: random sequences of app and backend steps against a model, with
+//! every rule as an invariant after every step.
+//!
+//! [`Lifecycle`] is the pure model (a `proptest-state-machine` reference machine): it generates
+//! steps and tracks just enough to keep them meaningful. [`System`] drives the real thing for
+//! one case: a fresh harness (backend and adapter session) per case. After every step the whole
+//! journal is judged; with a planted fault, [`run_campaign`] must find a violation and shrink it
+//! to a few steps.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::{TestError, TestRunner};
+use proptest_state_machine::ReferenceStateMachine;
+use serde_json::json;
+
+use super::{CampaignResult, config};
+use crate::adapter::{Adapter, Command, Outcome, Target};
+use crate::backend::Gate;
+use crate::backend::fixture::Fixture;
+use crate::harness::Harness;
+use crate::harness::panics::{assert_held, harness_panic, quiet_marked_panics, unmarked};
+use crate::rules;
+use crate::wire::{ConversationSid, ObjectKey};
+
+/// One step of a lifecycle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Start alice's client.
+    Start,
+    /// Alice writes `{"v": n}` to her user.
+    UpdateUser(u8),
+    /// Alice writes `{"v": n}` to the "general" conversation.
+    UpdateConversation(u8),
+    /// Alice reads "general".
+    ReadConversation,
+    /// Gate the last page of alice's subscribed list.
+    GateLastPage,
+    /// Open that gate.
+    OpenLastPage,
+    /// Gate the participants of "general" (it cannot finish synchronizing).
+    GateParticipants,
+    /// Open that gate.
+    OpenParticipants,
+    /// Hold Updated events of "general".
+    Hold,
+    /// Release them.
+    Release,
+    /// Another writer sets "general" to `{"other": n}`.
+    OtherWriter(u8),
+    /// Re-deliver the previous snapshot of "general".
+    Stale,
+    /// Let `n` seconds of virtual time pass.
+    Advance(u8),
+}
+
+/// What the model knows.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    started: bool,
+    writes: u32,
+}
+
+/// The pure model of a lifecycle.
+pub struct Lifecycle;
+
+impl ReferenceStateMachine for Lifecycle {
+    type State = Model;
+    type Transition = Step;
+
+    fn init_state() -> BoxedStrategy<Model> {
+        Just(Model::default()).boxed()
+    }
+
+    fn transitions(state: &Model) -> BoxedStrategy<Step> {
+        if !state.started {
+            return prop_oneof![
+                4 => Just(Step::Start),
+                1 => Just(Step::GateLastPage),
+                1 => Just(Step::GateParticipants),
+                1 => Just(Step::Hold),
+                1 => (0u8..4).prop_map(Step::OtherWriter),
+            ]
+            .boxed();
+        }
+        prop_oneof![
+            3 => (0u8..4).prop_map(Step::UpdateConversation),
+            1 => (0u8..4).prop_map(Step::UpdateUser),
+            3 => Just(Step::ReadConversation),
+            1 => Just(Step::GateLastPage),
+            2 => Just(Step::OpenLastPage),
+            1 => Just(Step::GateParticipants),
+            2 => Just(Step::OpenParticipants),
+            2 => Just(Step::Hold),
+            2 => Just(Step::Release),
+            2 => (0u8..4).prop_map(Step::OtherWriter),
+            1 => Just(Step::Stale),
+            2 => (1u8..4).prop_map(Step::Advance),
+        ]
+        .boxed()
+    }
+
+    fn preconditions(state: &Model, step: &Step) -> bool {
+        match step {
+            Step::Start => !state.started,
+            Step::UpdateUser(_)
+            | Step::UpdateConversation(_)
+            | Step::ReadConversation
+            | Step::Advance(_) => state.started,
+            Step::Stale => state.writes >= 1,
+            _ => true,
+        }
+    }
+
+    fn apply(mut state: Model, step: &Step) -> Model {
+        match step {
+            Step::Start => state.started = true,
+            Step::UpdateConversation(_) | Step::OtherWriter(_) => state.writes += 1,
+            _ => {}
+        }
+        state
+    }
+}
+
+/// The real system for one case: a harness on a runtime of its own.
+pub struct System {
+    runtime: tokio::runtime::Runtime,
+    harness: Option<Harness>,
+    general: ConversationSid,
+}
+
+impl fmt::Debug for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("System")
+    }
+}
+
+impl System {
+    fn new(adapter: Arc<dyn Adapter>) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| harness_panic(e));
+        let harness = runtime.block_on(async {
+            let h = Harness::builder(adapter)
+                .seed(7)
+                .start()
+                .await
+                .unwrap_or_else(|e| harness_panic(e));
+            let fixture = Fixture::named("basic").unwrap_or_else(|e| harness_panic(e));
+            h.backend.load_fixture("basic", &fixture);
+            h.backend
+                .seed_conversations("extra", 12, &["alice".to_owned()]);
+            h
+        });
+        let general = harness
+            .backend
+            .conversation_sid("general")
+            .unwrap_or_else(|e| harness_panic(e));
+        Self {
+            runtime,
+            harness: Some(harness),
+            general,
+        }
+    }
+
+    fn harness(&mut self) -> &mut Harness {
+        self.harness
+            .as_mut()
+            .unwrap_or_else(|| harness_panic("the harness is gone"))
+    }
+
+    fn call(&mut self, command: Command) -> Outcome {
+        let runtime = &self.runtime;
+        let h = self
+            .harness
+            .as_mut()
+            .unwrap_or_else(|| harness_panic("the harness is gone"));
+        runtime
+            .block_on(h.driver.call(command))
+            .unwrap_or_else(|e| harness_panic(e))
+    }
+
+    fn settle(&mut self) {
+        let runtime = &self.runtime;
+        let h = self
+            .harness
+            .as_mut()
+            .unwrap_or_else(|| harness_panic("the harness is gone"));
+        runtime
+            .block_on(h.driver.settle())
+            .unwrap_or_else(|e| harness_panic(e));
+    }
+
+    fn submit(&mut self, command: Command) {
+        self.harness()
+            .driver
+            .submit(command)
+            .map(|_| ())
+            .unwrap_or_else(|e| harness_panic(e));
+    }
+
+    /// Takes `step`; `model` is the model's state after it.
+    fn step(&mut self, step: Step, model: &Model) {
+        let general = ObjectKey::Conversation(self.general.clone());
+        let last_page = Gate::LastListPage {
+            user: "alice".into(),
+        };
+        let participants = Gate::Participants {
+            sid: self.general.clone(),
+        };
+        match step {
+            Step::Start => {
+                let command = self.harness().start_command("alice");
+                match self.call(command) {
+                    Outcome::Ok(_) => {}
+                    other => harness_panic(format!("start failed: {other:?}")),
+                }
+            }
+            Step::UpdateUser(n) => self.submit(Command::UpdateAttributes {
+                target: Target::User,
+                attributes: json!({ "v": n }),
+            }),
+            Step::UpdateConversation(n) => self.submit(Command::UpdateAttributes {
+                target: Target::Conversation {
+                    sid: self.general.clone(),
+                },
+                attributes: json!({ "v": n }),
+            }),
+            Step::ReadConversation => {
+                self.settle();
+                // What it shows is judged by the value invariants (UPD-2, UPD-3).
+                self.call(Command::ReadAttributes {
+                    target: Target::Conversation {
+                        sid: self.general.clone(),
+                    },
+                });
+            }
+            Step::GateLastPage => self.harness().backend.close_gate(last_page),
+            Step::OpenLastPage => self.harness().backend.open_gate(&last_page),
+            Step::GateParticipants => self.harness().backend.close_gate(participants),
+            Step::OpenParticipants => self.harness().backend.open_gate(&participants),
+            Step::Hold => self.harness().backend.hold(general),
+            Step::Release => {
+                self.harness().backend.release(&general);
+            }
+            Step::OtherWriter(n) => {
+                self.harness()
+                    .backend
+                    .external_update(&general, json!({ "other": n }))
+                    .unwrap_or_else(|e| harness_panic(e));
+            }
+            Step::Stale => {
+                // Nothing to replay until the object has two snapshots; that is not an error.
+                let _ = self.harness().backend.deliver_stale(&general);
+            }
+            Step::Advance(s) => {
+                let runtime = &self.runtime;
+                let h = self
+                    .harness
+                    .as_mut()
+                    .unwrap_or_else(|| harness_panic("the harness is gone"));
+                runtime
+                    .block_on(h.advance(Duration::from_secs(u64::from(s))))
+                    .unwrap_or_else(|e| harness_panic(e));
+            }
+        }
+        if model.started {
+            self.settle();
+        }
+    }
+
+    /// Every rule, judged on the whole journal so far.
+    fn check(&mut self) {
+        let entries = self.harness().journal.snapshot();
+        assert_held(&rules::judge(&entries));
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        if let Some(h) = self.harness.take() {
+            self.runtime.block_on(h.close());
+        }
+    }
+}
+
+/// Plays `steps` against a fresh system; panics at the first violation.
+fn play(adapter: &Arc<dyn Adapter>, steps: &[Step]) {
+    let mut system = System::new(adapter.clone());
+    let mut model = Model::default();
+    for step in steps {
+        model = Lifecycle::apply(model, step);
+        system.step(step.clone(), &model);
+        system.check();
+    }
+}
+
+/// How to run a lifecycle campaign.
+#[derive(Clone, Debug)]
+pub struct Campaign {
+    /// Random lifecycles to try.
+    pub cases: u32,
+    /// Longest lifecycle, in steps.
+    pub max_steps: usize,
+    /// Seed of the case generator: same seed, same cases.
+    pub seed: u64,
+    /// Where failing seeds are persisted (and replayed first next time).
+    pub persistence: Option<&'static str>,
+}
+
+impl Default for Campaign {
+    fn default() -> Self {
+        Self {
+            cases: 64,
+            max_steps: 30,
+            seed: 1,
+            persistence: None,
+        }
+    }
+}
+
+/// Runs a campaign of random lifecycles against `adapter`.
+pub fn run_campaign(adapter: Arc<dyn Adapter>, campaign: &Campaign) -> CampaignResult<Vec<Step>> {
+    quiet_marked_panics();
+    let mut runner = TestRunner::new(config(
+        campaign.cases,
+        campaign.seed,
+        campaign.persistence,
+        2048,
+    ));
+    let strategy = Lifecycle::sequential_strategy(1..campaign.max_steps);
+    let result = runner.run(&strategy, |(_, steps, _)| {
+        play(&adapter, &steps);
+        Ok(())
+    });
+    CampaignResult::from_run(
+        campaign.cases,
+        result.map_err(|e| match e {
+            TestError::Fail(r, (_, steps, _)) => TestError::Fail(r, steps),
+            TestError::Abort(r) => TestError::Abort(r),
+        }),
+    )
+}
+
+/// Replays one step sequence (e.g. a shrunk counterexample); returns the violation, if any.
+pub fn replay(adapter: Arc<dyn Adapter>, steps: Vec<Step>) -> Result<(), String> {
+    quiet_marked_panics();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| play(&adapter, &steps)))
+        .map_err(|p| unmarked(p.as_ref()))
+}

@@ -1,0 +1,67 @@
+//! The reference client's behaviour as one value: every switch names the documented behaviour,
+//! and a planted [`Fault`] turns exactly one of them off. The engine reads these switches, so a
+//! reader of the engine sees the correct path first and the fault as the `else`.
+
+use super::fault::{Fault, FaultSet};
+
+/// What the reference client does; all `true` for the compliant client.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policy {
+    /// Client operations wait for the client's synchronization (off: `ops-before-sync`).
+    pub(crate) client_ops_wait_for_sync: bool,
+    /// Conversation operations wait for that conversation (off:
+    /// `conversation-ops-before-sync`).
+    pub(crate) conversation_ops_wait_for_sync: bool,
+    /// A refresh never re-announces an earlier sync status (off: `sync-status-regresses`).
+    pub(crate) sync_status_never_regresses: bool,
+    /// Updates complete on their Updated event (off: `update-completes-on-ack`).
+    pub(crate) updates_complete_on_event: bool,
+    /// The value shown is the backend's, not the local write (off: `local-write-wins`).
+    pub(crate) show_backend_value: bool,
+    /// Snapshots are applied only when newer (off: `stale-event-overwrites`).
+    pub(crate) compare_revisions: bool,
+    /// `start` answers before the list is fetched (off: `await-full-list`).
+    pub(crate) start_before_list: bool,
+    /// The conversation listener is attached before the fetch (off: `listen-after-fetch`).
+    pub(crate) listen_before_fetch: bool,
+    /// Conversations are merged by sid (off: `no-dedupe`).
+    pub(crate) dedupe_by_sid: bool,
+    /// Any event about an unknown conversation adds it (off: `ignore-unknown-updates`).
+    pub(crate) learn_from_any_event: bool,
+    /// A page cannot bring back what an event removed (off: `no-tombstones`).
+    pub(crate) keep_tombstones: bool,
+    /// Every page of the list is fetched (off: `first-page-only`).
+    pub(crate) fetch_every_page: bool,
+    /// Messages are fetched only when the app asks (off: `autoload-messages`).
+    pub(crate) messages_on_demand: bool,
+    /// New messages are reported (off: `silent-new-messages`).
+    pub(crate) report_new_messages: bool,
+    /// Message changes are reported only for fetched messages (off: `events-for-unfetched`).
+    pub(crate) changes_for_fetched_only: bool,
+    /// Changes of fetched messages are reported (off: `drop-fetched-updates`).
+    pub(crate) report_fetched_changes: bool,
+}
+
+impl From<&FaultSet> for Policy {
+    fn from(faults: &FaultSet) -> Self {
+        let on = |f: Fault| !faults.has(f);
+        Self {
+            client_ops_wait_for_sync: on(Fault::OpsBeforeSync),
+            conversation_ops_wait_for_sync: on(Fault::ConversationOpsBeforeSync),
+            sync_status_never_regresses: on(Fault::SyncStatusRegresses),
+            updates_complete_on_event: on(Fault::UpdateCompletesOnAck),
+            show_backend_value: on(Fault::LocalWriteWins),
+            compare_revisions: on(Fault::StaleEventOverwrites),
+            start_before_list: on(Fault::AwaitFullList),
+            listen_before_fetch: on(Fault::ListenAfterFetch),
+            dedupe_by_sid: on(Fault::NoDedupe),
+            learn_from_any_event: on(Fault::IgnoreUnknownUpdates),
+            keep_tombstones: on(Fault::NoTombstones),
+            fetch_every_page: on(Fault::FirstPageOnly),
+            messages_on_demand: on(Fault::AutoloadMessages),
+            report_new_messages: on(Fault::SilentNewMessages),
+            changes_for_fetched_only: on(Fault::EventsForUnfetched),
+            report_fetched_changes: on(Fault::DropFetchedUpdates),
+        }
+    }
+}

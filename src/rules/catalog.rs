@@ -1,0 +1,347 @@
+//! The catalog's entries, in report order: our own paraphrase of each rule of the vendor's
+//! best-practice page, the section it comes from, how the scenarios provoke it, the checks that
+//! judge it and the planted bugs that prove those checks can fail.
+
+use super::Level::{Info, Must, Should};
+use super::RuleProfile::{All, Js, Mobile};
+use super::{Level, Rule, RuleId, RuleProfile, rule};
+use crate::checks::{lists, messages, sync, updates};
+use crate::reference::Fault;
+
+const LIFECYCLE: &str = "The SDK lifecycle";
+const PUSH: &str = "Push registration and lifecycle";
+const TOKEN: &str = "The JWT / JWE token lifecycle";
+const JS: &str = "JavaScript";
+const MOBILE: &str = "Mobile SDKs specifics";
+
+/// An entry without checks or faults yet: reported UNTESTED.
+const fn untested(
+    id: RuleId,
+    (profile, level, source): (RuleProfile, Level, &'static str),
+    summary: &'static str,
+    provoke: &'static str,
+    hint: &'static str,
+) -> Rule {
+    Rule {
+        id,
+        level,
+        profile,
+        summary,
+        source,
+        provoke,
+        hint,
+        checks: &[],
+        faults: &[],
+        collateral: &[],
+        not_judged: None,
+    }
+}
+
+/// Every rule, in report order.
+pub static CATALOG: &[Rule] = &[
+    untested(
+        rule!("LIFE-1"),
+        (All, Must, LIFECYCLE),
+        "After a network outage the same client instance reconnects on its own.",
+        "drop both listeners, restore them, advance time",
+        "check that the connection loss does not trigger a shutdown/create cycle",
+    ),
+    untested(
+        rule!("LIFE-2"),
+        (All, Must, LIFECYCLE),
+        "Going to the background and back to the foreground resumes the same instance.",
+        "background, let time pass, foreground",
+        "check the app's background/foreground handlers for shutdown or re-creation",
+    ),
+    untested(
+        rule!("LIFE-3"),
+        (All, Must, LIFECYCLE),
+        "A client is shut down only for a logout or a switch of login.",
+        "every scenario",
+        "look for shutdown calls outside the logout path",
+    ),
+    untested(
+        rule!("LIFE-4"),
+        (All, Must, LIFECYCLE),
+        "After a shutdown a new instance is created; the old one is never used again.",
+        "logout, login, use the old handles",
+        "look for a cached client object that outlives logout",
+    ),
+    untested(
+        rule!("LIFE-5"),
+        (All, Should, LIFECYCLE),
+        "One live event connection per instance, with bounded reconnect backoff.",
+        "flap the network, 20 background cycles",
+        "check the reconnect loop's backoff and that old sockets are closed",
+    ),
+    untested(
+        rule!("PUSH-1"),
+        (All, Must, PUSH),
+        "A push registration exists after every application start.",
+        "start, kill, start",
+        "register for push on every start, not only on the first",
+    ),
+    untested(
+        rule!("PUSH-2"),
+        (All, Should, PUSH),
+        "Re-register only when the device token changed (compare with the persisted one).",
+        "restart with the same device token",
+        "persist the OS device token and compare it on start",
+    ),
+    untested(
+        rule!("PUSH-3"),
+        (All, Must, PUSH),
+        "When the OS reports a new device token, register again with it.",
+        "device_token_changed",
+        "subscribe to the OS token-change event",
+    ),
+    untested(
+        rule!("PUSH-4"),
+        (All, Must, PUSH),
+        "Relaunching with another identity removes the previous identity's registration.",
+        "start as A, kill, start as B",
+        "unregister the old identity before registering the new one",
+    ),
+    Rule {
+        not_judged: Some(
+            "the one-year idle expiry and the daily deregistration advice are guidance, not a contract a client can be checked against",
+        ),
+        ..untested(
+            rule!("PUSH-5"),
+            (All, Info, PUSH),
+            "Registrations expire after a year idle; deregistering daily is advised.",
+            "modelled by the backend",
+            "nothing to check",
+        )
+    },
+    untested(
+        rule!("TOKEN-1"),
+        (All, Must, TOKEN),
+        "A token with a TTL under three minutes is refused: the client reports it and does not loop.",
+        "hand the client a two-minute token",
+        "surface token errors instead of retrying them",
+    ),
+    untested(
+        rule!("TOKEN-2"),
+        (All, Should, TOKEN),
+        "The app asks for tokens lasting hours, at most a day.",
+        "the token endpoint sees the requested TTL",
+        "request a TTL between 1 h and 24 h",
+    ),
+    untested(
+        rule!("TOKEN-3"),
+        (All, Must, TOKEN),
+        "On about-to-expire the app fetches a new token and hands it to the running client.",
+        "advance past expiry minus three minutes",
+        "implement the token-about-to-expire handler with updateToken",
+    ),
+    untested(
+        rule!("TOKEN-4"),
+        (All, Must, TOKEN),
+        "On expiry (e.g. after sleeping) the app refreshes the token and the client resumes.",
+        "advance past expiry while in the background",
+        "implement the token-expired handler",
+    ),
+    untested(
+        rule!("TOKEN-5"),
+        (All, Should, TOKEN),
+        "A cached token that is still valid is used at start, without waiting for the generator.",
+        "kill, start",
+        "keep the last token in temporary storage and use it first",
+    ),
+    untested(
+        rule!("TOKEN-6"),
+        (All, Should, TOKEN),
+        "The token is confidential: never in a URL, never in logs.",
+        "every scenario",
+        "send the token in a header and scrub it from logs",
+    ),
+    Rule {
+        checks: &[&lists::CREATED_BEFORE_FULL_LIST],
+        faults: &[Fault::AwaitFullList],
+        ..untested(
+            rule!("LIST-1"),
+            (Js, Must, JS),
+            "Client creation completes before the subscribed list is fully fetched.",
+            "gate the last page of the list, let the client settle",
+            "do not await the whole list inside client creation",
+        )
+    },
+    Rule {
+        checks: &[&lists::ANNOUNCED_DURING_FETCH_LISTED],
+        faults: &[Fault::ListenAfterFetch],
+        ..untested(
+            rule!("LIST-2"),
+            (Js, Must, JS),
+            "The listener for added conversations is attached before the list is requested.",
+            "add a conversation during the initial fetch, hold the last page until the client settled",
+            "subscribe to conversationAdded before calling getSubscribedConversations",
+        )
+    },
+    Rule {
+        checks: &[&lists::EACH_CONVERSATION_ONCE],
+        faults: &[Fault::NoDedupe],
+        ..untested(
+            rule!("LIST-3"),
+            (Js, Must, JS),
+            "Each conversation appears exactly once across events and pages.",
+            "added events before, between and after pages; a page shift",
+            "de-duplicate by conversation sid",
+        )
+    },
+    Rule {
+        checks: &[&lists::LIST_EQUALS_TRUTH],
+        faults: &[
+            Fault::IgnoreUnknownUpdates,
+            Fault::NoTombstones,
+            Fault::FirstPageOnly,
+        ],
+        // A conversation missed during the fetch is also missing from the final list.
+        collateral: &[Fault::ListenAfterFetch],
+        ..untested(
+            rule!("LIST-4"),
+            (Js, Must, JS),
+            "The merged list equals the backend's: nothing lost to a page shift or an early update, nothing removed brought back.",
+            "bump, insert and remove between pages",
+            "merge pages and events by sid and remember removals made during the fetch",
+        )
+    },
+    Rule {
+        checks: &[
+            &messages::NO_FETCH_BEFORE_ASKED,
+            &messages::NEW_MESSAGES_REPORTED,
+        ],
+        faults: &[Fault::AutoloadMessages, Fault::SilentNewMessages],
+        ..untested(
+            rule!("MSG-1"),
+            (Js, Must, JS),
+            "Loading a conversation fetches none of its messages.",
+            "open a conversation and settle; another participant posts",
+            "fetch messages only when the app asks",
+        )
+    },
+    Rule {
+        checks: &[
+            &messages::FETCHED_CHANGES_REPORTED,
+            &messages::UNFETCHED_CHANGES_SILENT,
+        ],
+        faults: &[Fault::EventsForUnfetched, Fault::DropFetchedUpdates],
+        // Messages the client loaded by itself count as fetched in its eyes.
+        collateral: &[Fault::AutoloadMessages],
+        ..untested(
+            rule!("MSG-2"),
+            (Js, Must, JS),
+            "Message updates and removals are reported for fetched messages, and only for them.",
+            "edit fetched and unfetched messages",
+            "track which messages were fetched",
+        )
+    },
+    untested(
+        rule!("COUNT-1"),
+        (Js, Must, JS),
+        "Count reads are cached: at most one request per cache lifetime.",
+        "read a count 50 times inside the lifetime",
+        "cache participant/message/unread counts",
+    ),
+    untested(
+        rule!("COUNT-2"),
+        (Js, Must, JS),
+        "After the cache lifetime, count reads converge to the backend's value.",
+        "change the count, advance past the lifetime, read",
+        "expire the count cache",
+    ),
+    untested(
+        rule!("COUNT-3"),
+        (Js, Should, JS),
+        "The unread count is unknown (null) until a read horizon exists.",
+        "a fresh participant reads its unread count",
+        "return null rather than 0 before the first read horizon",
+    ),
+    Rule {
+        checks: &[
+            &sync::CLIENT_OPS_WAIT,
+            &sync::EARLY_CLIENT_OPS_ANSWERED,
+            &sync::SYNC_COMPLETION_REPORTED,
+        ],
+        faults: &[Fault::OpsBeforeSync],
+        // A client that stops after one page calls itself synchronized too early.
+        collateral: &[Fault::FirstPageOnly],
+        ..untested(
+            rule!("SYNC-1"),
+            (Mobile, Must, MOBILE),
+            "Client operations are issued only after the client finished synchronizing.",
+            "gate the last page of the subscribed list, then issue a client operation",
+            "queue client operations until the client sync status is COMPLETED, or fail them with not_synchronized",
+        )
+    },
+    Rule {
+        checks: &[
+            &sync::CONVERSATION_OPS_WAIT,
+            &sync::EARLY_CONVERSATION_OPS_ANSWERED,
+        ],
+        faults: &[Fault::ConversationOpsBeforeSync],
+        ..untested(
+            rule!("SYNC-2"),
+            (Mobile, Must, MOBILE),
+            "Operations on a conversation are issued only after that conversation synchronized.",
+            "gate the conversation's participants, then operate on it",
+            "wait for the conversation's synchronization status ALL before operating on it",
+        )
+    },
+    Rule {
+        checks: &[&sync::STATUS_ONLY_FORWARD],
+        faults: &[Fault::SyncStatusRegresses],
+        ..untested(
+            rule!("SYNC-3"),
+            (Mobile, Should, MOBILE),
+            "Synchronization status only moves forward.",
+            "another writer's changes and refreshes after sync completed",
+            "never re-emit an earlier synchronization status for the same object",
+        )
+    },
+    Rule {
+        checks: &[
+            &updates::COMPLETES_ON_EVENT,
+            &updates::COMPLETES_ONCE_DELIVERED,
+        ],
+        faults: &[Fault::UpdateCompletesOnAck],
+        ..untested(
+            rule!("UPD-1"),
+            (Mobile, Must, MOBILE),
+            "An update completes only once its Updated event has arrived.",
+            "hold the Updated event of the command, let the client settle, then release it",
+            "complete the operation in the Updated handler, not in the command's success callback",
+        )
+    },
+    Rule {
+        checks: &[&updates::SHOWS_BACKEND_VALUE],
+        faults: &[Fault::LocalWriteWins],
+        // Completing on the acknowledgement also reports the local write as the result.
+        collateral: &[Fault::UpdateCompletesOnAck],
+        ..untested(
+            rule!("UPD-2"),
+            (Mobile, Must, MOBILE),
+            "The value the backend reports wins over the value the client wrote.",
+            "another writer changes the object before the client's Updated event is delivered",
+            "read values from the Updated event, not from the request you sent",
+        )
+    },
+    Rule {
+        checks: &[&updates::STALE_NEVER_WINS],
+        faults: &[Fault::StaleEventOverwrites],
+        ..untested(
+            rule!("UPD-3"),
+            (All, Should, MOBILE),
+            "An older snapshot never overwrites a newer one.",
+            "deliver a stale Updated event late",
+            "compare revisions before applying an event",
+        )
+    },
+    untested(
+        rule!("REL-1"),
+        (Mobile, Must, MOBILE),
+        "Every object handle is released before the client itself is released.",
+        "log out while handles are held",
+        "release conversations, participants and messages before shutdown",
+    ),
+];

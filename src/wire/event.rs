@@ -1,0 +1,195 @@
+//! The event channel's frames: numbered events from the hub, and the ping/pong barrier.
+//!
+//! The hub writes one [`EventFrame`] per event (`{"seq", "type", "revision", "reasons", ...}`)
+//! and answers a client's [`Ping`] with a pong queued behind every event already queued for that
+//! socket. Clients decode what arrives with [`HubFrame::decode`], once, into these types.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::resources::{Conversation, Message, User};
+use super::{ConversationSid, ObjectKey};
+
+/// The type of an event, as the `type` field of a frame names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// The user was added to a conversation.
+    ConversationAdded,
+    /// A conversation changed.
+    ConversationUpdated,
+    /// The user left or lost a conversation.
+    ConversationRemoved,
+    /// The user changed.
+    UserUpdated,
+    /// A message was sent.
+    MessageAdded,
+    /// A message was edited.
+    MessageUpdated,
+    /// A message was deleted.
+    MessageRemoved,
+}
+
+impl EventType {
+    /// The wire name (`conversation_updated`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ConversationAdded => "conversation_added",
+            Self::ConversationUpdated => "conversation_updated",
+            Self::ConversationRemoved => "conversation_removed",
+            Self::UserUpdated => "user_updated",
+            Self::MessageAdded => "message_added",
+            Self::MessageUpdated => "message_updated",
+            Self::MessageRemoved => "message_removed",
+        }
+    }
+
+    /// Whether the event announces a new version of its object (an "Updated event").
+    pub fn is_update(self) -> bool {
+        matches!(self, Self::ConversationUpdated | Self::UserUpdated)
+    }
+
+    /// Whether the event is about one message of a conversation.
+    pub fn is_message(self) -> bool {
+        matches!(
+            self,
+            Self::MessageAdded | Self::MessageUpdated | Self::MessageRemoved
+        )
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// One event as the hub puts it on a socket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventFrame {
+    /// The event's sequence number (replay with `?since=SEQ`).
+    pub seq: u64,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// The revision of the object's snapshot this frame carries.
+    pub revision: Option<u64>,
+    /// Why the object changed (`attributes`, `last_message`).
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// The conversation, for conversation and message events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_sid: Option<ConversationSid>,
+    /// The conversation's resource as of `revision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Conversation>,
+    /// The user's resource as of `revision`, for user events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    /// The message index, for message events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// The message's resource, for message events (absent once removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Message>,
+}
+
+impl EventFrame {
+    /// The object the event is about.
+    pub fn target(&self) -> Option<ObjectKey> {
+        match (&self.user, &self.conversation_sid) {
+            (Some(u), _) => Some(ObjectKey::User(u.identity.clone())),
+            (None, Some(sid)) => Some(ObjectKey::Conversation(sid.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// The attributes of the snapshot the frame carries, parsed.
+    pub fn attributes(&self) -> Option<Value> {
+        match (&self.user, &self.conversation) {
+            (Some(u), _) => Some(super::resources::parse_attributes(&u.attributes)),
+            (None, Some(c)) => Some(super::resources::parse_attributes(&c.attributes)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A client's request for a pong (`{"type":"ping","nonce":n}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "ping")]
+pub struct Ping {
+    /// Echoed in the pong.
+    pub nonce: u64,
+}
+
+/// What the hub writes on a socket.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HubFrame {
+    /// An event.
+    Event(Box<EventFrame>),
+    /// The answer to a ping: every frame queued before the ping came before it.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename = "pong")]
+struct Pong {
+    nonce: u64,
+}
+
+impl HubFrame {
+    /// Decodes one text frame.
+    pub fn decode(text: &str) -> Result<Self, serde_json::Error> {
+        let value: Value = serde_json::from_str(text)?;
+        if value["type"] == "pong" {
+            let Pong { nonce } = serde_json::from_value(value)?;
+            return Ok(Self::Pong { nonce });
+        }
+        serde_json::from_value(value).map(|e| Self::Event(Box::new(e)))
+    }
+
+    /// Encodes the frame as the text put on the socket.
+    pub fn encode(&self) -> String {
+        let text = match self {
+            Self::Event(e) => serde_json::to_string(e),
+            Self::Pong { nonce } => serde_json::to_string(&Pong { nonce: *nonce }),
+        };
+        text.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pings_and_pongs_have_the_documented_shape() {
+        let ping = serde_json::to_string(&Ping { nonce: 3 }).unwrap();
+        assert_eq!(ping, r#"{"type":"ping","nonce":3}"#);
+        let pong = HubFrame::Pong { nonce: 3 }.encode();
+        assert_eq!(pong, r#"{"type":"pong","nonce":3}"#);
+        assert_eq!(
+            HubFrame::decode(&pong).unwrap(),
+            HubFrame::Pong { nonce: 3 }
+        );
+    }
+
+    #[test]
+    fn an_event_frame_decodes_into_its_type() {
+        let text = r#"{"seq":4,"type":"message_removed","revision":2,"reasons":[],"conversation_sid":"CH1","index":7}"#;
+        let HubFrame::Event(e) = HubFrame::decode(text).unwrap() else {
+            panic!("an event")
+        };
+        assert_eq!(e.kind, EventType::MessageRemoved);
+        assert_eq!(e.index, Some(7));
+        assert_eq!(
+            e.target(),
+            Some(ObjectKey::Conversation(ConversationSid::from("CH1")))
+        );
+    }
+}
