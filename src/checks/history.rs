@@ -160,12 +160,23 @@ impl<'a> History<'a> {
         self.first_served(instance, |ep| is_final_page(ep, None))
     }
 
-    /// The first final page of `user`'s subscribed list served to anyone.
-    pub fn final_page_of(&self, user: &str) -> Option<&'a Entry> {
-        self.entries.iter().find(|e| {
+    /// Every request for the final page of `user`'s subscribed list, however it was answered.
+    pub fn final_page_requests(
+        &self,
+        user: &'a str,
+    ) -> impl Iterator<Item = (&'a Entry, &'a RequestFact)> + 'a {
+        self.entries.iter().filter_map(move |e| {
             e.request()
-                .is_some_and(|r| r.succeeded() && is_final_page(&r.endpoint, Some(user)))
+                .filter(|r| is_final_page(&r.endpoint, Some(user)))
+                .map(|r| (e, r))
         })
+    }
+
+    /// The first final page of `user`'s subscribed list served to anyone.
+    pub fn final_page_of(&self, user: &'a str) -> Option<&'a Entry> {
+        self.final_page_requests(user)
+            .find(|(_, r)| r.succeeded())
+            .map(|(e, _)| e)
     }
 
     /// Where `instance` had what a conversation's synchronization needs: its own resource and

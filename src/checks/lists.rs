@@ -85,21 +85,15 @@ pub static CREATED_BEFORE_FULL_LIST: Check = Check {
             let Command::Start { identity, .. } = c else {
                 return None;
             };
-            let is_final_page = |e: &Entry, status: u16| {
-                e.request().is_some_and(|r| {
-                    r.status == status
-                        && matches!(&r.endpoint, Endpoint::UserConversations { user, last: true, .. } if user == identity)
-                })
-            };
-            let refused = h
-                .entries()
-                .iter()
-                .find(|e| e.seq > cmd.seq && is_final_page(e, 503))?;
-            let served = h
-                .entries()
-                .iter()
-                .find(|e| e.seq > cmd.seq && is_final_page(e, 200))
-                .map_or(u64::MAX, |e| e.seq);
+            let (refused, served) = h
+                .final_page_requests(identity)
+                .filter(|(e, _)| e.seq > cmd.seq)
+                .fold((None, None), |(refused, served), (e, r)| match r.status {
+                    503 => (refused.or(Some(e)), served),
+                    s if (200..300).contains(&s) => (refused, served.or(Some(e.seq))),
+                    _ => (refused, served),
+                });
+            let (refused, served) = (refused?, served.unwrap_or(u64::MAX));
             let settle = h
                 .settled_after(refused.seq)
                 .filter(|s| s.reply < served)?;

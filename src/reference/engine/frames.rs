@@ -2,8 +2,7 @@
 //! updates and message reports out.
 
 use super::Engine;
-use super::list::Source;
-use super::sync::SyncJob;
+use super::state::{Source, SyncJob};
 use crate::adapter::{ConversationSyncStatus, Observation, Target};
 use crate::wire::{EventFrame, EventType};
 

@@ -2,21 +2,9 @@
 //! tombstones for what an event removed.
 
 use super::Engine;
-use super::session::{Conversation, Object};
-use super::sync::SyncJob;
+use super::state::{Conversation, Object, Source, SyncJob};
 use crate::adapter::{ConversationSyncStatus, Observation};
 use crate::wire::ConversationSid;
-
-/// How the client learned of a conversation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Source {
-    /// A page of the subscribed list.
-    Page,
-    /// A `conversation_added` event.
-    Added,
-    /// Any other event about it (an update, a message).
-    Event,
-}
 
 impl Engine {
     /// A conversation sid became known: add it to the app's list and start synchronizing it.

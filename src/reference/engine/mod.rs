@@ -14,6 +14,7 @@ mod messages;
 mod ops;
 mod session;
 mod settle;
+mod state;
 mod sync;
 mod updates;
 
@@ -35,8 +36,7 @@ use crate::clock::VirtualClock;
 use crate::wire::resources::{Conversation, ConversationsPage, Message, MessagesPage, User};
 use crate::wire::{ConversationSid, EventFrame};
 
-use session::{PendingStart, Session};
-use settle::SettleWaiter;
+use state::{Op, PendingStart, Session, SettleWaiter};
 
 /// Something for the engine to handle besides a command.
 pub(super) enum Input {
@@ -202,10 +202,10 @@ impl Engine {
                 responder.done();
             }
             Command::UpdateAttributes { target, attributes } => {
-                self.submit(responder, ops::Op::Update { target, attributes })
+                self.submit(responder, Op::Update { target, attributes })
             }
             Command::SendMessage { conversation, body } => {
-                self.submit(responder, ops::Op::Send { conversation, body })
+                self.submit(responder, Op::Send { conversation, body })
             }
             Command::ReadAttributes { target } => self.read(responder, &target),
             Command::ListConversations => match &self.session {

@@ -2,43 +2,13 @@
 //! they never can, run against the backend when they may.
 
 use reqwest::Method;
-use serde_json::Value;
 
-use super::sync::segment;
+use super::state::{Op, segment};
 use super::{Engine, TaskResult};
 use crate::adapter::{
     ClientSyncStatus, ConversationSyncStatus, ErrorKind, Outcome, Responder, Target,
 };
 use crate::wire::ConversationSid;
-
-/// An operation that must wait for synchronization.
-#[derive(Clone, Debug)]
-pub(super) enum Op {
-    Update {
-        target: Target,
-        attributes: Value,
-    },
-    Send {
-        conversation: ConversationSid,
-        body: String,
-    },
-}
-
-impl Op {
-    pub(super) fn conversation(&self) -> Option<&ConversationSid> {
-        match self {
-            Op::Update {
-                target: Target::Conversation { sid },
-                ..
-            } => Some(sid),
-            Op::Update {
-                target: Target::User,
-                ..
-            } => None,
-            Op::Send { conversation, .. } => Some(conversation),
-        }
-    }
-}
 
 impl Engine {
     /// Whether `op` may go to the backend now; `Err` when it can never go.

@@ -5,79 +5,19 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::ops::Op;
-use super::sync::SyncJob;
-use super::updates::AwaitedUpdate;
+use super::state::{Object, PendingStart, Session};
 use super::{Engine, Input, TaskResult};
 use crate::adapter::{
-    ClientSyncStatus, CommandError, ConnectionState, ConversationSyncStatus, ErrorKind, HandleId,
-    Observation, Outcome, ReplyBody, Responder,
+    ClientSyncStatus, CommandError, ConnectionState, ErrorKind, Observation, Outcome, ReplyBody,
+    Responder,
 };
 use crate::reference::net::{self, Rest};
-use crate::wire::{ConversationSid, InstanceId};
+use crate::wire::InstanceId;
 
 /// TTL the reference client asks its token generator for (four hours).
 const TOKEN_TTL: Duration = Duration::from_secs(4 * 3600);
-
-/// An object's attributes as the client shows them, and the revision they came with.
-pub(super) struct Object {
-    pub(super) attributes: Value,
-    pub(super) revision: u64,
-}
-
-impl Object {
-    pub(super) fn unknown() -> Self {
-        Self {
-            attributes: json!({}),
-            revision: 0,
-        }
-    }
-}
-
-/// A conversation the client knows.
-pub(super) struct Conversation {
-    pub(super) sync: ConversationSyncStatus,
-    pub(super) object: Object,
-}
-
-/// A `start` whose client does not exist yet: its token and socket are being set up.
-pub(super) struct PendingStart {
-    instance: InstanceId,
-    identity: String,
-    rest_url: String,
-}
-
-/// Everything one client instance holds.
-pub(super) struct Session {
-    pub(super) instance: InstanceId,
-    pub(super) identity: String,
-    pub(super) rest: Rest,
-    pub(super) events: mpsc::UnboundedSender<String>,
-    pub(super) connected: bool,
-    pub(super) sync: ClientSyncStatus,
-    pub(super) list_done: bool,
-    pub(super) user: Object,
-    pub(super) conversations: BTreeMap<ConversationSid, Conversation>,
-    pub(super) waiting_ops: Vec<(Responder, Op)>,
-    pub(super) awaited: Vec<AwaitedUpdate>,
-    /// Synchronization fetches, run one at a time so the client's traffic has one order.
-    pub(super) lane: VecDeque<SyncJob>,
-    pub(super) lane_busy: bool,
-    /// The app's list of conversations, in the order it learned them.
-    pub(super) list: Vec<ConversationSid>,
-    /// Conversations removed by an event: a page cannot bring them back.
-    pub(super) tombstones: BTreeSet<ConversationSid>,
-    /// Message indices the app fetched, per conversation.
-    pub(super) fetched: BTreeMap<ConversationSid, BTreeSet<u64>>,
-    /// Live handles and the conversation each is on.
-    pub(super) handles: BTreeMap<HandleId, ConversationSid>,
-    pub(super) next_handle: u64,
-    /// A `start` whose reply waits for the whole list (policy `start_before_list` off).
-    pub(super) start_reply: Option<(Responder, InstanceId)>,
-}
 
 impl Engine {
     /// Creates a client: fetches a token, opens the event socket, then reports the client.

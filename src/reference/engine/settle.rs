@@ -2,17 +2,9 @@
 //! happening and nothing but virtual-time sleeps in flight.
 
 use super::Engine;
+use super::state::SettleWaiter;
 use crate::adapter::Responder;
 use crate::wire::Ping;
-
-/// A `settle` waiting for quiet.
-pub(super) struct SettleWaiter {
-    responder: Responder,
-    /// The ping whose pong is awaited, if any.
-    nonce: Option<u64>,
-    /// The engine's epoch when the last ping went out.
-    epoch: u64,
-}
 
 impl Engine {
     fn ping(&mut self) -> Option<u64> {

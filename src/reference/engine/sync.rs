@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 
-use super::session::Session;
+use super::state::{Session, Source, SyncJob, segment};
 use super::{Engine, TaskResult};
 use crate::adapter::{
     ClientSyncStatus, CommandError, ConversationSyncStatus, Observation, ReplyBody, Target,
@@ -11,24 +11,6 @@ use crate::adapter::{
 use crate::reference::net::Fetched;
 use crate::wire::ConversationSid;
 use crate::wire::resources::{Conversation, ConversationsPage, User, parse_attributes};
-
-/// One synchronization fetch.
-#[derive(Clone, Debug)]
-pub(super) enum SyncJob {
-    /// A page of the subscribed list (URL relative to the REST base, or absolute).
-    Page(String),
-    /// The user's own resource.
-    User,
-    /// A conversation's resource.
-    Metadata(ConversationSid),
-    /// A conversation's participants.
-    Participants(ConversationSid),
-}
-
-/// `s` percent-encoded as one URL path segment.
-pub(super) fn segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
 
 impl Engine {
     /// Queues the first page of the list and the user: synchronization begins.
@@ -124,7 +106,7 @@ impl Engine {
             }
         };
         for item in page.conversations {
-            self.learn_conversation(&item.conversation_sid, super::list::Source::Page);
+            self.learn_conversation(&item.conversation_sid, Source::Page);
         }
         let next = page
             .meta

@@ -3,19 +3,11 @@
 
 use serde_json::Value;
 
-use super::session::Object;
+use super::state::{AwaitedUpdate, Object};
 use super::{Engine, Versioned};
 use crate::adapter::{CommandError, ErrorKind, Observation, Outcome, ReplyBody, Responder, Target};
 use crate::reference::net::Fetched;
 use crate::wire::resources::parse_attributes;
-
-/// An update acknowledged by the backend, waiting for its Updated event.
-pub(super) struct AwaitedUpdate {
-    pub(super) responder: Responder,
-    pub(super) target: Target,
-    pub(super) revision: u64,
-    pub(super) written: Value,
-}
 
 impl Engine {
     pub(super) fn object(&self, target: &Target) -> Option<&Object> {

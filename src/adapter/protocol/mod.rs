@@ -1,0 +1,108 @@
+//! The adapter vocabulary: one set of serde types for the in-process trait and the JSON-lines
+//! protocol over stdio.
+//!
+//! Harness → adapter: a [`Request`] per line (`{"id": 7, "command": "settle"}`).
+//! Adapter → harness: first a `hello`, then `reply`s carrying the request's `id` and unsolicited
+//! `observation`s, in the order they happen ([`AdapterMessage`]). A reply's body has one shape
+//! per command ([`ReplyBody`]); on the wire it is decoded by the command it answers
+//! ([`ReplyBody::decode`]). Everything is versioned by [`PROTOCOL_VERSION`]; fields added later
+//! are optional so version-1 adapters keep working.
+
+mod command;
+mod hello;
+mod observation;
+mod reply;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::wire::{ConversationSid, InstanceId};
+pub use command::{Command, CommandKind, CountKind, ErrorKind, HandleId, Request, Target};
+pub use hello::{Capabilities, Hello, Profile, UnknownProfile};
+pub use observation::{ClientSyncStatus, ConnectionState, ConversationSyncStatus, Observation};
+pub use reply::{CommandError, Inspection, Outcome, Reply, ReplyBody, WireOutcome};
+
+/// The protocol version this harness speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One line from an out-of-process adapter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AdapterMessage {
+    /// The handshake; must come first.
+    Hello(Hello),
+    /// A reply to a request, read for its command once the harness matched its `id`.
+    Reply {
+        /// The request's id.
+        id: u64,
+        /// What happened.
+        #[serde(flatten)]
+        outcome: WireOutcome,
+    },
+    /// An unsolicited observation.
+    Observation(Observation),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_are_flat_json_lines() {
+        let req = Request {
+            id: 7,
+            command: Command::UpdateAttributes {
+                target: Target::Conversation { sid: "CH1".into() },
+                attributes: json!({"topic": "x"}),
+            },
+        };
+        let line = serde_json::to_value(&req).unwrap();
+        assert_eq!(
+            line,
+            json!({"id": 7, "command": "update_attributes",
+                   "target": {"kind": "conversation", "sid": "CH1"},
+                   "attributes": {"topic": "x"}})
+        );
+        assert_eq!(serde_json::from_value::<Request>(line).unwrap(), req);
+    }
+
+    #[test]
+    fn replies_are_read_for_the_command_they_answer() {
+        let line =
+            r#"{"type":"reply","id":3,"error":{"kind":"not_synchronized","message":"wait"}}"#;
+        let AdapterMessage::Reply { id, outcome } = serde_json::from_str(line).unwrap() else {
+            panic!("a reply")
+        };
+        assert_eq!(id, 3);
+        assert_eq!(
+            Outcome::decode(CommandKind::UpdateAttributes, outcome),
+            Ok(Outcome::error(ErrorKind::NotSynchronized, "wait"))
+        );
+        let ok = WireOutcome {
+            ok: Some(json!({"attributes": {"a": 1}})),
+            error: None,
+        };
+        let outcome = Outcome::decode(CommandKind::ReadAttributes, ok.clone()).unwrap();
+        assert_eq!(outcome.attributes(), Some(&json!({"a": 1})));
+        let wrong = Outcome::decode(CommandKind::ListConversations, ok).unwrap_err();
+        assert!(wrong.contains("list_conversations"), "{wrong}");
+    }
+
+    #[test]
+    fn typed_bodies_are_the_bare_objects_on_the_wire() {
+        let line = |o: &Outcome| serde_json::to_string(&WireOutcome::from(o)).unwrap();
+        assert_eq!(line(&Outcome::done()), r#"{"ok":{}}"#);
+        assert_eq!(
+            line(&Outcome::Ok(ReplyBody::Messages { messages: vec![4] })),
+            r#"{"ok":{"messages":[4]}}"#
+        );
+        let obs = serde_json::to_string(&AdapterMessage::Observation(Observation::ClientSync {
+            status: ClientSyncStatus::Completed,
+        }))
+        .unwrap();
+        assert_eq!(
+            obs,
+            r#"{"type":"observation","event":"client_sync","status":"completed"}"#
+        );
+    }
+}

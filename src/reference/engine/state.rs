@@ -1,0 +1,144 @@
+//! The engine's state, as plain data: what a client session holds, the operations and updates
+//! waiting in it, and the fetches of its synchronization lane. The behaviour lives in the
+//! sibling files, one concern each; they share these types and nothing else.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::adapter::{ClientSyncStatus, ConversationSyncStatus, HandleId, Responder, Target};
+use crate::reference::net::Rest;
+use crate::wire::{ConversationSid, InstanceId};
+
+/// An object's attributes as the client shows them, and the revision they came with.
+pub(super) struct Object {
+    pub(super) attributes: Value,
+    pub(super) revision: u64,
+}
+
+impl Object {
+    pub(super) fn unknown() -> Self {
+        Self {
+            attributes: json!({}),
+            revision: 0,
+        }
+    }
+}
+
+/// A conversation the client knows.
+pub(super) struct Conversation {
+    pub(super) sync: ConversationSyncStatus,
+    pub(super) object: Object,
+}
+
+/// A `start` whose client does not exist yet: its token and socket are being set up.
+pub(super) struct PendingStart {
+    pub(super) instance: InstanceId,
+    pub(super) identity: String,
+    pub(super) rest_url: String,
+}
+
+/// Everything one client instance holds.
+pub(super) struct Session {
+    pub(super) instance: InstanceId,
+    pub(super) identity: String,
+    pub(super) rest: Rest,
+    pub(super) events: mpsc::UnboundedSender<String>,
+    pub(super) connected: bool,
+    pub(super) sync: ClientSyncStatus,
+    pub(super) list_done: bool,
+    pub(super) user: Object,
+    pub(super) conversations: BTreeMap<ConversationSid, Conversation>,
+    pub(super) waiting_ops: Vec<(Responder, Op)>,
+    pub(super) awaited: Vec<AwaitedUpdate>,
+    /// Synchronization fetches, run one at a time so the client's traffic has one order.
+    pub(super) lane: VecDeque<SyncJob>,
+    pub(super) lane_busy: bool,
+    /// The app's list of conversations, in the order it learned them.
+    pub(super) list: Vec<ConversationSid>,
+    /// Conversations removed by an event: a page cannot bring them back.
+    pub(super) tombstones: BTreeSet<ConversationSid>,
+    /// Message indices the app fetched, per conversation.
+    pub(super) fetched: BTreeMap<ConversationSid, BTreeSet<u64>>,
+    /// Live handles and the conversation each is on.
+    pub(super) handles: BTreeMap<HandleId, ConversationSid>,
+    pub(super) next_handle: u64,
+    /// A `start` whose reply waits for the whole list (policy `start_before_list` off).
+    pub(super) start_reply: Option<(Responder, InstanceId)>,
+}
+
+/// An operation that must wait for synchronization.
+#[derive(Clone, Debug)]
+pub(super) enum Op {
+    Update {
+        target: Target,
+        attributes: Value,
+    },
+    Send {
+        conversation: ConversationSid,
+        body: String,
+    },
+}
+
+impl Op {
+    pub(super) fn conversation(&self) -> Option<&ConversationSid> {
+        match self {
+            Op::Update {
+                target: Target::Conversation { sid },
+                ..
+            } => Some(sid),
+            Op::Update {
+                target: Target::User,
+                ..
+            } => None,
+            Op::Send { conversation, .. } => Some(conversation),
+        }
+    }
+}
+
+/// One synchronization fetch.
+#[derive(Clone, Debug)]
+pub(super) enum SyncJob {
+    /// A page of the subscribed list (URL relative to the REST base, or absolute).
+    Page(String),
+    /// The user's own resource.
+    User,
+    /// A conversation's resource.
+    Metadata(ConversationSid),
+    /// A conversation's participants.
+    Participants(ConversationSid),
+}
+
+/// `s` percent-encoded as one URL path segment.
+pub(super) fn segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// An update acknowledged by the backend, waiting for its Updated event.
+pub(super) struct AwaitedUpdate {
+    pub(super) responder: Responder,
+    pub(super) target: Target,
+    pub(super) revision: u64,
+    pub(super) written: Value,
+}
+
+/// How the client learned of a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Source {
+    /// A page of the subscribed list.
+    Page,
+    /// A `conversation_added` event.
+    Added,
+    /// Any other event about it (an update, a message).
+    Event,
+}
+
+/// A `settle` waiting for quiet.
+pub(super) struct SettleWaiter {
+    pub(super) responder: Responder,
+    /// The ping whose pong is awaited, if any.
+    pub(super) nonce: Option<u64>,
+    /// The engine's epoch when the last ping went out.
+    pub(super) epoch: u64,
+}
