@@ -122,3 +122,19 @@ fn explain_names_the_faults_that_prove_a_rule() {
     assert_eq!(code, 0);
     assert!(out.contains("update-completes-on-ack"), "{out}");
 }
+
+#[test]
+fn explain_is_pinned() {
+    let (code, upd_1, _) = tck(&["explain", "UPD-1"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("explain_upd_1", upd_1);
+    let (_, life_1, _) = tck(&["explain", "LIFE-1"]);
+    insta::assert_snapshot!("explain_life_1", life_1);
+}
+
+#[test]
+fn the_matrix_of_the_reference_client_is_pinned() {
+    let (code, out, _) = tck(&["run", "--profile", "js"]);
+    assert_eq!(code, 0, "{out}");
+    insta::assert_snapshot!("matrix_reference_js", out);
+}
