@@ -6,7 +6,9 @@
 //! - property campaign throughput against the compliant reference client (cases per second);
 //! - the cost of serving a page of the subscribed list with 100 and with 10,000 conversations
 //!   (it must not grow with the list), in both orders;
-//! - list property throughput (random lists of up to 300 conversations walked page by page).
+//! - list property throughput (random lists of up to 300 conversations walked page by page);
+//! - the cost of judging every rule on a scenario's journal (the largest of the suite's, and all
+//!   of one suite run's together).
 //!
 //! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it.
 
@@ -68,6 +70,7 @@ fn main() {
 
     // Whole suite.
     let runs = if quick { 3 } else { 10 };
+    let mut journals = Vec::new();
     for profile in Profile::ALL {
         let mut walls = Vec::new();
         let mut scenarios = 0;
@@ -79,12 +82,44 @@ fn main() {
                 .expect("suite");
             walls.push(t.elapsed());
             scenarios = run.scenarios.len();
+            journals = run.scenarios.into_iter().map(|s| s.journal).collect();
         }
         println!(
             "whole suite, {profile} profile ({scenarios} scenarios): {}",
             stats(walls)
         );
     }
+
+    // Judging.
+    let largest = journals
+        .iter()
+        .max_by_key(|j| j.len())
+        .cloned()
+        .unwrap_or_default();
+    let judged = |journals: &[Vec<convo_tck::journal::Entry>]| {
+        let t = Instant::now();
+        for j in journals {
+            std::hint::black_box(convo_tck::rules::judge(j));
+        }
+        t.elapsed()
+    };
+    let one: Vec<Duration> = (0..if quick { 5 } else { 30 })
+        .map(|_| judged(std::slice::from_ref(&largest)))
+        .collect();
+    println!(
+        "judging every rule on the largest journal ({} entries): {}",
+        largest.len(),
+        stats(one)
+    );
+    let all: Vec<Duration> = (0..if quick { 5 } else { 30 })
+        .map(|_| judged(&journals))
+        .collect();
+    println!(
+        "judging every rule on all {} journals of a suite run ({} entries): {}",
+        journals.len(),
+        journals.iter().map(Vec::len).sum::<usize>(),
+        stats(all)
+    );
 
     // Property throughput.
     let cases = if quick { 20 } else { 100 };

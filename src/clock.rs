@@ -8,6 +8,8 @@
 //!
 //! We never use tokio's paused time: with real sockets in flight its auto-advance fires every
 //! timeout at once.
+//!
+//! Must not import: anything else of the crate (a leaf).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -96,7 +96,7 @@ const LAYERS: &[Layer] = &[
     Layer {
         module: "report",
         allowed_up: &[],
-        forbidden_down: &["harness", "properties", "reference"],
+        forbidden_down: &["harness", "properties", "reference", "backend"],
     },
 ];
 

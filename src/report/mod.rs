@@ -4,6 +4,9 @@
 //! evidence from every scenario that judged it, and for a failure the minimal trace (the failing
 //! scenario's journal up to the last entry the check pointed at, tokens redacted). Writers:
 //! [`table`] for terminals, [`json`] for machines. [`Report::exit_code`] is the CI gate.
+//!
+//! Must not import: the harness, the properties, the reference client, the backend (a report is
+//! built from a finished run's records and the catalog).
 
 pub mod json;
 pub mod table;
