@@ -89,6 +89,28 @@ struct Accounting<'a> {
     unmatched: Vec<&'a Entry>,
 }
 
+impl Accounting<'_> {
+    /// A violation for the first report of a `kind` event that matches no delivered event.
+    fn unmatched(&self, kind: impl Fn(EventType) -> bool, what: &str) -> Option<Finding> {
+        self.unmatched
+            .iter()
+            .find(|o| {
+                o.observation()
+                    .and_then(message_report)
+                    .is_some_and(|(k, _, _)| kind(k))
+            })
+            .map(|o| {
+                Finding::violated(
+                    format!(
+                        "{} reports {what} that no delivered event announced, or one already reported",
+                        o.summary()
+                    ),
+                    vec![o.seq],
+                )
+            })
+    }
+}
+
 fn account<'a>(h: &History<'a>, instance: &'a InstanceId) -> Accounting<'a> {
     let mut delivered: Vec<(&'a Entry, Key<'a>, Option<&'a Entry>)> = Vec::new();
     let mut unmatched = Vec::new();
@@ -118,19 +140,7 @@ pub static NEW_MESSAGES_REPORTED: Check = Check {
     judge: |h| {
         let findings = h.instances().into_iter().flat_map(|instance| {
             let a = account(h, instance);
-            let extra = a
-                .unmatched
-                .iter()
-                .find(|o| matches!(o.observation(), Some(Observation::MessageAdded { .. })))
-                .map(|o| {
-                    Finding::violated(
-                        format!(
-                            "{} reports a new message that no delivered event announced, or one already reported",
-                            o.summary()
-                        ),
-                        vec![o.seq],
-                    )
-                });
+            let extra = a.unmatched(|k| k == EventType::MessageAdded, "a new message");
             let cases: Vec<Finding> = a
                 .delivered
                 .iter()
@@ -238,20 +248,7 @@ pub static UNFETCHED_CHANGES_SILENT: Check = Check {
     judge: |h| {
         let findings = h.instances().into_iter().flat_map(|instance| {
             let a = account(h, instance);
-            let stray = a.unmatched.iter().find(|o| {
-                o.observation()
-                    .and_then(message_report)
-                    .is_some_and(|(kind, _, _)| is_change(kind))
-            });
-            let stray = stray.map(|o| {
-                Finding::violated(
-                    format!(
-                        "{} reports a message change that no delivered event announced, or one already reported",
-                        o.summary()
-                    ),
-                    vec![o.seq],
-                )
-            });
+            let stray = a.unmatched(is_change, "a message change");
             let cases: Vec<Finding> = a
                 .delivered
                 .iter()

@@ -254,6 +254,18 @@ struct Report<'a> {
     instance: &'a InstanceId,
 }
 
+impl Report<'_> {
+    /// `#12 ... showed {...} for conversation CH...`.
+    fn describe(&self) -> String {
+        format!(
+            "{} showed {} for {}",
+            self.entry.summary(),
+            self.shown,
+            self.object
+        )
+    }
+}
+
 /// What a value report was judged to be.
 enum Shown {
     /// One of the values the client may show.
@@ -429,10 +441,8 @@ pub static SHOWS_BACKEND_VALUE: Check = Check {
         let findings = judged_reports(h).into_iter().map(|j| match j.shown {
             Shown::Foreign { newer } => Finding::violated(
                 format!(
-                    "{} showed {} for {}, a value the backend never delivered{}; {}",
-                    j.report.entry.summary(),
-                    j.report.shown,
-                    j.report.object,
+                    "{}, a value the backend never delivered{}; {}",
+                    j.report.describe(),
                     newer.map_or_else(String::new, |r| format!(
                         " (it had delivered up to revision {r})"
                     )),
@@ -441,10 +451,8 @@ pub static SHOWS_BACKEND_VALUE: Check = Check {
                 vec![j.report.entry.seq],
             ),
             Shown::Current if j.after_contest => Finding::held(format!(
-                "{} showed the backend's value {} for {} after another writer changed it",
-                j.report.entry.summary(),
-                j.report.shown,
-                j.report.object
+                "{}, the backend's value, after another writer changed it",
+                j.report.describe()
             )),
             _ => Finding::not_provoked(""),
         });
@@ -463,18 +471,14 @@ pub static STALE_NEVER_WINS: Check = Check {
         let findings = judged_reports(h).into_iter().map(|j| match j.shown {
             Shown::Older { newer } => Finding::violated(
                 format!(
-                    "{} showed {} for {}, the value of an older snapshot than revision {newer}, which it had already processed",
-                    j.report.entry.summary(),
-                    j.report.shown,
-                    j.report.object
+                    "{}, the value of an older snapshot than revision {newer}, which it had already processed",
+                    j.report.describe()
                 ),
                 vec![j.report.entry.seq],
             ),
             Shown::Current if j.after_stale => Finding::held(format!(
-                "{} still showed {} for {} after a stale event",
-                j.report.entry.summary(),
-                j.report.shown,
-                j.report.object
+                "{}, still the newer value, after a stale event",
+                j.report.describe()
             )),
             _ => Finding::not_provoked(""),
         });

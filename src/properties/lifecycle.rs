@@ -172,25 +172,22 @@ impl System {
             .unwrap_or_else(|| harness_panic("the harness is gone"))
     }
 
-    fn call(&mut self, command: Command) -> Outcome {
-        let runtime = &self.runtime;
+    /// Runs `f` on the harness, on this case's runtime.
+    fn drive<R>(&mut self, f: impl AsyncFnOnce(&mut Harness) -> R) -> R {
         let h = self
             .harness
             .as_mut()
             .unwrap_or_else(|| harness_panic("the harness is gone"));
-        runtime
-            .block_on(h.driver.call(command))
+        self.runtime.block_on(f(h))
+    }
+
+    fn call(&mut self, command: Command) -> Outcome {
+        self.drive(async |h| h.driver.call(command).await)
             .unwrap_or_else(|e| harness_panic(e))
     }
 
     fn settle(&mut self) {
-        let runtime = &self.runtime;
-        let h = self
-            .harness
-            .as_mut()
-            .unwrap_or_else(|| harness_panic("the harness is gone"));
-        runtime
-            .block_on(h.driver.settle())
+        self.drive(async |h| h.driver.settle().await)
             .unwrap_or_else(|e| harness_panic(e));
     }
 
@@ -256,16 +253,9 @@ impl System {
                 // Nothing to replay until the object has two snapshots; that is not an error.
                 let _ = self.harness().backend.deliver_stale(&general);
             }
-            Step::Advance(s) => {
-                let runtime = &self.runtime;
-                let h = self
-                    .harness
-                    .as_mut()
-                    .unwrap_or_else(|| harness_panic("the harness is gone"));
-                runtime
-                    .block_on(h.advance(Duration::from_secs(u64::from(s))))
-                    .unwrap_or_else(|e| harness_panic(e));
-            }
+            Step::Advance(s) => self
+                .drive(async |h| h.advance(Duration::from_secs(u64::from(s))).await)
+                .unwrap_or_else(|e| harness_panic(e)),
         }
         if model.started {
             self.settle();
