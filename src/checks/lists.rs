@@ -77,7 +77,7 @@ fn mentions<'a>(h: &History<'a>, instance: &'a InstanceId, sid: &ConversationSid
 
 /// LIST-1: while the final page of the subscribed list is held back and the client has
 /// settled, `start` has already been answered.
-pub static CREATED_BEFORE_FULL_LIST: Check = Check {
+pub(crate) static CREATED_BEFORE_FULL_LIST: Check = Check {
     name: "client creation does not wait for the whole list",
     fails_when: "the client settles while the final page of its list is held back, and `start` is still unanswered",
     judge: |h| {
@@ -123,7 +123,7 @@ pub static CREATED_BEFORE_FULL_LIST: Check = Check {
 /// LIST-2: every conversation announced to the client while it walked its list (a
 /// `conversation_added` frame between its first page request and the final page), and still
 /// the user's, is in the list it shows next.
-pub static ANNOUNCED_DURING_FETCH_LISTED: Check = Check {
+pub(crate) static ANNOUNCED_DURING_FETCH_LISTED: Check = Check {
     name: "conversations announced during the fetch are listed",
     fails_when: "a conversation announced by an added event while the list was being fetched, and still the user's, is missing from the client's list",
     judge: |h| {
@@ -172,7 +172,7 @@ pub static ANNOUNCED_DURING_FETCH_LISTED: Check = Check {
 
 /// LIST-3: no list the client shows holds a sid twice, and the client never reports a
 /// conversation added again without its removal in between.
-pub static EACH_CONVERSATION_ONCE: Check = Check {
+pub(crate) static EACH_CONVERSATION_ONCE: Check = Check {
     name: "each conversation appears once",
     fails_when: "a list the client shows holds a sid twice, or the client reports a conversation added twice without its removal in between",
     judge: |h| {
@@ -266,7 +266,7 @@ pub static EACH_CONVERSATION_ONCE: Check = Check {
 
 /// LIST-4: the list the client shows right after the harness recorded the backend's truth
 /// equals it, as a set.
-pub static LIST_EQUALS_TRUTH: Check = Check {
+pub(crate) static LIST_EQUALS_TRUTH: Check = Check {
     name: "the merged list equals the backend's",
     fails_when: "the client's list, as a set, differs from the backend's subscribed conversations",
     judge: |h| {

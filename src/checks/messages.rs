@@ -11,7 +11,7 @@ use crate::journal::Entry;
 use crate::wire::{ConversationSid, EventType, InstanceId};
 
 /// MSG-1: no message list request reaches the backend before the app first asked for messages.
-pub static NO_FETCH_BEFORE_ASKED: Check = Check {
+pub(crate) static NO_FETCH_BEFORE_ASKED: Check = Check {
     name: "loading a conversation fetches no messages",
     fails_when: "a message list request reaches the backend before the app's first `fetch_messages`",
     judge: |h| {
@@ -134,7 +134,7 @@ fn account<'a>(h: &History<'a>, instance: &'a InstanceId) -> Accounting<'a> {
 }
 
 /// MSG-1: every new message delivered to the client is reported by the next settle, once.
-pub static NEW_MESSAGES_REPORTED: Check = Check {
+pub(crate) static NEW_MESSAGES_REPORTED: Check = Check {
     name: "new messages are reported without fetching",
     fails_when: "a delivered message_added event has no message-added report by the next settle, or a message-added report matches no delivered event",
     judge: |h| {
@@ -199,7 +199,7 @@ fn is_change(kind: EventType) -> bool {
 }
 
 /// MSG-2: every edit or removal of a message the app fetched is reported by the next settle.
-pub static FETCHED_CHANGES_REPORTED: Check = Check {
+pub(crate) static FETCHED_CHANGES_REPORTED: Check = Check {
     name: "edits and removals of fetched messages are reported",
     fails_when: "an edit or removal of a message the app fetched is delivered and not reported by the next settle",
     judge: |h| {
@@ -242,7 +242,7 @@ pub static FETCHED_CHANGES_REPORTED: Check = Check {
 
 /// MSG-2: the client reports edits and removals only of messages the app fetched: every such
 /// report matches a delivered event about a message fetched before it.
-pub static UNFETCHED_CHANGES_SILENT: Check = Check {
+pub(crate) static UNFETCHED_CHANGES_SILENT: Check = Check {
     name: "edits and removals of unfetched messages are not reported",
     fails_when: "the client reports an edit or removal of a message the app never fetched, or one no delivered event announced",
     judge: |h| {

@@ -14,15 +14,15 @@
 //! Must not import: the rules, the harness, the scenario runner, the report, the reference
 //! client, the backend's internals (only its facts, through the journal).
 
-pub mod history;
-pub mod lists;
-pub mod messages;
-pub mod sync;
-pub mod updates;
+mod history;
+pub(crate) mod lists;
+pub(crate) mod messages;
+pub(crate) mod sync;
+pub(crate) mod updates;
 
 use std::fmt;
 
-pub use history::History;
+pub use history::{History, Settle};
 
 /// One property a client must keep, and how to judge it.
 pub struct Check {

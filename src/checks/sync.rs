@@ -149,7 +149,7 @@ fn ops_wait(h: &History<'_>, client_scope: bool) -> Finding {
 /// SYNC-1: no client operation reaches the backend before the client's initial
 /// synchronization is complete (the final list page, and every listed conversation's metadata
 /// and participants, served to that instance).
-pub static CLIENT_OPS_WAIT: Check = Check {
+pub(crate) static CLIENT_OPS_WAIT: Check = Check {
     name: "client operations wait for the client's synchronization",
     fails_when: "a client-operation request reaches the backend before the final page of the subscribed list and every listed conversation were served to that instance",
     judge: |h| ops_wait(h, true),
@@ -157,7 +157,7 @@ pub static CLIENT_OPS_WAIT: Check = Check {
 
 /// SYNC-2: no operation on a conversation reaches the backend before that conversation's own
 /// resource and its participants were served to the same instance.
-pub static CONVERSATION_OPS_WAIT: Check = Check {
+pub(crate) static CONVERSATION_OPS_WAIT: Check = Check {
     name: "conversation operations wait for that conversation's synchronization",
     fails_when: "a request operating on a conversation reaches the backend before its metadata and participants were served to that instance",
     judge: |h| ops_wait(h, false),
@@ -220,7 +220,7 @@ fn early_ops_answered(h: &History<'_>, client_scope: bool) -> Finding {
 
 /// SYNC-1: a client operation issued before synchronization completed is run, or refused as
 /// `not_synchronized`, once it has completed (not lost, not failed otherwise).
-pub static EARLY_CLIENT_OPS_ANSWERED: Check = Check {
+pub(crate) static EARLY_CLIENT_OPS_ANSWERED: Check = Check {
     name: "client operations issued early run or are refused once synchronization completes",
     fails_when: "an early client operation neither reaches the backend nor is refused as not_synchronized by the first settle after synchronization completed",
     judge: |h| early_ops_answered(h, true),
@@ -228,7 +228,7 @@ pub static EARLY_CLIENT_OPS_ANSWERED: Check = Check {
 
 /// SYNC-2: an operation on a conversation issued before it synchronized is run, or refused as
 /// `not_synchronized`, once it has.
-pub static EARLY_CONVERSATION_OPS_ANSWERED: Check = Check {
+pub(crate) static EARLY_CONVERSATION_OPS_ANSWERED: Check = Check {
     name: "conversation operations issued early run or are refused once the conversation synchronizes",
     fails_when: "an early conversation operation neither reaches the backend nor is refused as not_synchronized by the first settle after the conversation synchronized",
     judge: |h| early_ops_answered(h, false),
@@ -236,7 +236,7 @@ pub static EARLY_CONVERSATION_OPS_ANSWERED: Check = Check {
 
 /// SYNC-1: once the backend served everything synchronization needs and the client settled,
 /// the client has reported its synchronization completed.
-pub static SYNC_COMPLETION_REPORTED: Check = Check {
+pub(crate) static SYNC_COMPLETION_REPORTED: Check = Check {
     name: "the client reports its synchronization completed",
     fails_when: "the client settles after the backend served everything its synchronization needs without reporting client sync `completed`",
     judge: |h| {
@@ -347,7 +347,7 @@ fn status_regression<'a>(h: &History<'a>, instance: &'a InstanceId) -> Finding {
 /// SYNC-3: the client and conversation sync statuses each instance reports never step back
 /// below the furthest status already reached (`failed` may follow anything; a later status
 /// below the furthest reached is a regression even after a failure).
-pub static STATUS_ONLY_FORWARD: Check = Check {
+pub(crate) static STATUS_ONLY_FORWARD: Check = Check {
     name: "synchronization status only moves forward",
     fails_when: "a client or conversation sync status report is below the furthest status already reported for it",
     judge: |h| {

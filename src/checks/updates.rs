@@ -129,7 +129,7 @@ fn its_event<'a>(h: &History<'a>, u: &Update<'a>) -> Option<&'a Entry> {
 /// UPD-1: an update is answered only after an Updated event (or a fetch of the object) at or
 /// past the revision its own request produced was delivered to the client: never on the
 /// acknowledgement alone.
-pub static COMPLETES_ON_EVENT: Check = Check {
+pub(crate) static COMPLETES_ON_EVENT: Check = Check {
     name: "an update completes only after its Updated event arrived",
     fails_when: "the reply to an update comes before an Updated event (or a fetch) at or past the revision its request produced was delivered",
     judge: |h| {
@@ -186,7 +186,7 @@ pub static COMPLETES_ON_EVENT: Check = Check {
 
 /// UPD-1: once an update's Updated event was delivered and the client settled, the update has
 /// completed (successfully).
-pub static COMPLETES_ONCE_DELIVERED: Check = Check {
+pub(crate) static COMPLETES_ONCE_DELIVERED: Check = Check {
     name: "an update completes once its Updated event arrived",
     fails_when: "an update whose Updated event was delivered has no successful reply by the next settle",
     judge: |h| {
@@ -434,7 +434,7 @@ fn newest_value<'a>(h: &History<'a>, j: &Judged<'a>) -> String {
 
 /// UPD-2: what the client shows (update results, reads, update reports) is a value the backend
 /// delivered, at or past the newest revision the client processed, never its own write instead.
-pub static SHOWS_BACKEND_VALUE: Check = Check {
+pub(crate) static SHOWS_BACKEND_VALUE: Check = Check {
     name: "the client shows the backend's value, not its own write",
     fails_when: "an update's result, a read or an update report shows a value the backend never delivered at or past the revision the client had processed",
     judge: |h| {
@@ -464,7 +464,7 @@ pub static SHOWS_BACKEND_VALUE: Check = Check {
 };
 
 /// UPD-3: a late older snapshot never replaces a newer one the client already processed.
-pub static STALE_NEVER_WINS: Check = Check {
+pub(crate) static STALE_NEVER_WINS: Check = Check {
     name: "an older snapshot never overwrites a newer one",
     fails_when: "after a late stale event, a read, an update result or an update report shows the older value",
     judge: |h| {
