@@ -138,3 +138,31 @@ fn the_matrix_of_the_reference_client_is_pinned() {
     assert_eq!(code, 0, "{out}");
     insta::assert_snapshot!("matrix_reference_js", out);
 }
+
+#[test]
+fn scenarios_that_give_no_chance_to_break_a_rule_do_not_pass_it() {
+    // Without the scenarios built for LIST-3, a client that does not de-duplicate is not
+    // declared compliant with it by an update of a conversation it already listed.
+    let (_, out, _) = tck(&[
+        "run",
+        "--profile",
+        "js",
+        "--fault",
+        "no-dedupe",
+        "--tags",
+        "@LIST-4 and not @LIST-3",
+    ]);
+    assert!(!out.contains("LIST-3   MUST     js      PASS"), "{out}");
+    // A conversation announced during the fetch that a later page lists anyway says nothing
+    // about when the listener was attached.
+    let (_, out, _) = tck(&[
+        "run",
+        "--profile",
+        "js",
+        "--fault",
+        "listen-after-fetch",
+        "--tags",
+        "@LIST-3 and not @boundary",
+    ]);
+    assert!(!out.contains("LIST-2   MUST     js      PASS"), "{out}");
+}

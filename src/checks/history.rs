@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::adapter::Command;
 use crate::backend::{Endpoint, RequestFact};
 use crate::journal::{Entry, ReplyRecord};
-use crate::wire::{ConversationSid, InstanceId};
+use crate::wire::{ConversationSid, EventType, InstanceId};
 
 /// A `settle` the adapter answered: every frame delivered before `command` was processed by
 /// `reply`, and nothing the client started was still in flight then.
@@ -207,6 +207,13 @@ impl<'a> History<'a> {
         let mut listed: Vec<&ConversationSid> = Vec::new();
         let mut meta: BTreeMap<&ConversationSid, u64> = BTreeMap::new();
         let mut parts: BTreeMap<&ConversationSid, u64> = BTreeMap::new();
+        // A conversation removed while the client synchronized is not needed any more.
+        let removed: BTreeSet<&ConversationSid> = self
+            .of(instance)
+            .filter_map(|e| e.frame())
+            .filter(|f| f.event == EventType::ConversationRemoved)
+            .filter_map(|f| f.conversation())
+            .collect();
         for (e, r) in self.requests(instance).filter(|(_, r)| r.succeeded()) {
             match &r.endpoint {
                 Endpoint::UserConversations { items, .. } if e.seq <= final_page.seq => {
@@ -222,7 +229,7 @@ impl<'a> History<'a> {
             }
         }
         let mut done = final_page.seq;
-        for sid in listed {
+        for sid in listed.into_iter().filter(|sid| !removed.contains(sid)) {
             let m = meta
                 .get(sid)
                 .ok_or_else(|| format!("conversation {sid} had not been fetched"))?;
@@ -232,6 +239,15 @@ impl<'a> History<'a> {
             done = done.max(*m).max(*p);
         }
         Ok(done)
+    }
+
+    /// Whether a page served to `instance` after entry `seq` listed `sid`.
+    pub fn listed_after(&self, instance: &'a InstanceId, sid: &ConversationSid, seq: u64) -> bool {
+        self.requests(instance).any(|(e, r)| {
+            e.seq > seq
+                && r.succeeded()
+                && matches!(&r.endpoint, Endpoint::UserConversations { items, .. } if items.contains(sid))
+        })
     }
 
     /// `instance`'s walk through its subscribed list: from its first page request to the final

@@ -121,11 +121,12 @@ pub(crate) static CREATED_BEFORE_FULL_LIST: Check = Check {
 };
 
 /// LIST-2: every conversation announced to the client while it walked its list (a
-/// `conversation_added` frame between its first page request and the final page), and still
-/// the user's, is in the list it shows next.
+/// `conversation_added` frame between its first page request and the final page), still the
+/// user's, and listed by no page served after the announcement (so only the event told of it),
+/// is in the list the client shows next.
 pub(crate) static ANNOUNCED_DURING_FETCH_LISTED: Check = Check {
     name: "conversations announced during the fetch are listed",
-    fails_when: "a conversation announced by an added event while the list was being fetched, and still the user's, is missing from the client's list",
+    fails_when: "a conversation announced by an added event while the list was being fetched, still the user's and on no later page, is missing from the client's list",
     judge: |h| {
         let findings = snapshots(h).into_iter().map(|s| {
             let Some((first, last)) = h.fetch_window(s.instance) else {
@@ -141,6 +142,7 @@ pub(crate) static ANNOUNCED_DURING_FETCH_LISTED: Check = Check {
                         .then_some(())
                         .and(f.conversation())
                         .filter(|sid| s.truth.contains(sid))
+                        .filter(|sid| !h.listed_after(s.instance, sid, h.publication_of(e)))
                         .map(|sid| (e, sid))
                 })
                 .collect();
@@ -202,21 +204,27 @@ pub(crate) static EACH_CONVERSATION_ONCE: Check = Check {
             let mut learned: BTreeMap<&ConversationSid, usize> = BTreeMap::new();
             let mut twice = None;
             for e in h.of(instance) {
+                // What can make a client add the conversation: a page listing it, an added
+                // event, or any other event about it that is the client's first news of it (an
+                // update that overtook its add). A later update of a listed conversation is not.
                 let sources: Vec<&ConversationSid> = match (e.request(), e.frame()) {
                     (Some(r), _) if r.succeeded() => match &r.endpoint {
                         Endpoint::UserConversations { items, .. } => items.iter().collect(),
                         _ => Vec::new(),
                     },
-                    // Any event that can make a client add the conversation.
+                    (_, Some(f)) if f.event == EventType::ConversationAdded => {
+                        f.conversation().into_iter().collect()
+                    }
                     (_, Some(f))
                         if matches!(
                             f.event,
-                            EventType::ConversationAdded
-                                | EventType::ConversationUpdated
-                                | EventType::MessageAdded
+                            EventType::ConversationUpdated | EventType::MessageAdded
                         ) =>
                     {
-                        f.conversation().into_iter().collect()
+                        f.conversation()
+                            .filter(|sid| !learned.contains_key(sid))
+                            .into_iter()
+                            .collect()
                     }
                     _ => Vec::new(),
                 };

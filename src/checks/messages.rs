@@ -1,8 +1,6 @@
 //! Checks for messages: loading fetches none; new messages are reported; edits and removals
 //! are reported for fetched messages, and only for them.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use super::history::History;
 use super::{Check, Finding, fold};
 use crate::adapter::{Command, Observation, ReplyBody};
@@ -118,9 +116,12 @@ fn account<'a>(h: &History<'a>, instance: &'a InstanceId) -> Accounting<'a> {
         if let Some(key) = e.frame().and_then(message_frame) {
             delivered.push((e, key, None));
         } else if let Some(key) = e.observation().and_then(message_report) {
+            // The earliest unreported event it can answer: an event the client settled on
+            // without reporting is closed (a later report is about a later event).
+            let open = |f: &Entry| h.settle_after_frame(f).is_none_or(|s| s.reply > e.seq);
             match delivered
                 .iter_mut()
-                .find(|(_, k, report)| *k == key && report.is_none())
+                .find(|(f, k, report)| *k == key && report.is_none() && open(f))
             {
                 Some(slot) => slot.2 = Some(e),
                 None => unmatched.push(e),
@@ -175,23 +176,50 @@ pub(crate) static NEW_MESSAGES_REPORTED: Check = Check {
     },
 };
 
-/// The message indices the app received from its `fetch_messages` commands before `seq`, per
-/// conversation.
-fn fetched_before<'a>(h: &History<'a>, seq: u64) -> BTreeMap<&'a ConversationSid, BTreeSet<u64>> {
-    let mut out: BTreeMap<&ConversationSid, BTreeSet<u64>> = BTreeMap::new();
-    for (_, id, command) in h.commands() {
+/// Whether the app had fetched a message when an event about it was published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fetch {
+    /// Its `fetch_messages` reply listing it came first.
+    Fetched,
+    /// No fetch listed it.
+    Unfetched,
+    /// The event was published while a fetch listing it was being answered: the client may
+    /// have handled either first, so neither check judges it.
+    Unsure,
+}
+
+/// What the app of `instance` had fetched of message `index` of `sid` when entry `published`
+/// was recorded.
+fn fetch_status(
+    h: &History<'_>,
+    instance: &InstanceId,
+    sid: &ConversationSid,
+    index: u64,
+    published: u64,
+) -> Fetch {
+    let mut status = Fetch::Unfetched;
+    for (cmd, id, command) in h.commands() {
         let Command::FetchMessages { conversation, .. } = command else {
             continue;
         };
-        let Some((reply, rec)) = h.reply_to(id) else {
+        if conversation != sid || cmd.instance.as_ref() != Some(instance) {
             continue;
-        };
-        if let (true, Some(ReplyBody::Messages { messages })) = (reply.seq < seq, rec.outcome.ok())
-        {
-            out.entry(conversation).or_default().extend(messages);
+        }
+        let listed = h.reply_to(id).filter(|(_, rec)| {
+            matches!(rec.outcome.ok(), Some(ReplyBody::Messages { messages }) if messages.contains(&index))
+        });
+        let Some((reply, _)) = listed else { continue };
+        if reply.seq < published {
+            return Fetch::Fetched;
+        }
+        let served = h.requests(instance).find(|(e, r)| {
+            e.seq > cmd.seq && matches!(&r.endpoint, Endpoint::Messages { sid: s } if s == sid)
+        });
+        if served.is_none_or(|(e, _)| e.seq < published) {
+            status = Fetch::Unsure;
         }
     }
-    out
+    status
 }
 
 fn is_change(kind: EventType) -> bool {
@@ -209,7 +237,8 @@ pub(crate) static FETCHED_CHANGES_REPORTED: Check = Check {
                 .into_iter()
                 .filter(|(f, (kind, sid, index), _)| {
                     is_change(*kind)
-                        && fetched_before(h, f.seq).get(sid).is_some_and(|s| s.contains(index))
+                        && fetch_status(h, instance, sid, *index, h.publication_of(f))
+                            == Fetch::Fetched
                 })
                 .map(|(f, (kind, sid, index), report)| {
                     let Some(settle) = h.settle_after_frame(f) else {
@@ -254,7 +283,8 @@ pub(crate) static UNFETCHED_CHANGES_SILENT: Check = Check {
                 .iter()
                 .filter(|(f, (kind, sid, index), _)| {
                     is_change(*kind)
-                        && !fetched_before(h, f.seq).get(sid).is_some_and(|s| s.contains(index))
+                        && fetch_status(h, instance, sid, *index, h.publication_of(f))
+                            == Fetch::Unfetched
                 })
                 .map(|(f, (kind, sid, index), report)| {
                     let what = if *kind == EventType::MessageRemoved { "removal" } else { "edit" };

@@ -71,16 +71,37 @@ struct Update<'a> {
     ack: Option<(&'a Entry, u64)>,
 }
 
-/// Every update, each matched to the first not yet matched acknowledgement after it.
+/// Every update whose acknowledgement can be told apart, each matched to the first not yet
+/// matched acknowledgement after it that wrote what it asked for. (Updates of one object may
+/// reach the backend in any order; two in flight at once that write the same value cannot be
+/// told apart, and are left unjudged.)
 fn updates<'a>(h: &History<'a>) -> Vec<Update<'a>> {
+    let writes: Vec<(&Entry, u64, &Target, &Value, &InstanceId)> = h
+        .commands()
+        .filter_map(|(e, id, command)| match (command, e.instance.as_ref()) {
+            (Command::UpdateAttributes { target, attributes }, Some(instance)) => {
+                Some((e, id, target, attributes, instance))
+            }
+            _ => None,
+        })
+        .collect();
+    let in_flight = |e: &Entry, id: u64| (e.seq, h.reply_to(id).map_or(u64::MAX, |(r, _)| r.seq));
     let mut used = BTreeSet::new();
     let mut out = Vec::new();
-    for (e, id, command) in h.commands() {
-        let (Command::UpdateAttributes { target, .. }, Some(instance)) =
-            (command, e.instance.as_ref())
-        else {
+    for &(e, id, target, attributes, instance) in &writes {
+        let (start, end) = in_flight(e, id);
+        let twin = writes.iter().any(|&(o, oid, ot, oa, oi)| {
+            let (os, oe) = in_flight(o, oid);
+            oid != id
+                && ot == target
+                && oa == attributes
+                && oi == instance
+                && os < end
+                && start < oe
+        });
+        if twin {
             continue;
-        };
+        }
         let object = Object::of_target(target);
         let ack = h
             .requests(instance)
@@ -89,6 +110,7 @@ fn updates<'a>(h: &History<'a>) -> Vec<Update<'a>> {
                     && !used.contains(&x.seq)
                     && r.succeeded()
                     && object.acked_by(&r.endpoint)
+                    && r.attributes.as_ref() == Some(attributes)
             })
             .and_then(|(x, r)| r.revision.map(|rev| (x, rev)));
         if let Some((x, _)) = ack {
@@ -294,7 +316,11 @@ fn judged_reports<'a>(h: &History<'a>) -> Vec<Judged<'a>> {
     for instance in h.instances() {
         let mut deliveries: BTreeMap<Object, Vec<Delivery<'a>>> = BTreeMap::new();
         let mut stale: BTreeSet<Object> = BTreeSet::new();
+        // Values delivered late, older than one delivered before them.
+        let mut stale_values: BTreeMap<Object, Vec<&'a Value>> = BTreeMap::new();
         let mut updated: BTreeMap<Object, u64> = BTreeMap::new();
+        // What the client itself wrote.
+        let mut written: BTreeMap<Object, Vec<&'a Value>> = BTreeMap::new();
         let mut contested: BTreeSet<Object> = BTreeSet::new();
         for e in h.entries() {
             if let Some(Control::OtherWriter { object, .. }) = e.control() {
@@ -332,6 +358,10 @@ fn judged_reports<'a>(h: &History<'a>) -> Vec<Judged<'a>> {
             if let Some((object, revision, attributes, published)) = delivered {
                 let list = deliveries.entry(object.clone()).or_default();
                 if list.iter().any(|d| d.revision > revision) {
+                    stale_values
+                        .entry(object.clone())
+                        .or_default()
+                        .push(attributes);
                     stale.insert(object);
                 }
                 list.push(Delivery {
@@ -342,8 +372,12 @@ fn judged_reports<'a>(h: &History<'a>) -> Vec<Judged<'a>> {
                 });
                 continue;
             }
-            if let Some((_, Command::UpdateAttributes { target, .. })) = e.command() {
+            if let Some((_, Command::UpdateAttributes { target, attributes })) = e.command() {
                 updated.insert(Object::of_target(target), e.seq);
+                written
+                    .entry(Object::of_target(target))
+                    .or_default()
+                    .push(attributes);
                 continue;
             }
             let report = match (e.observation(), e.reply()) {
@@ -394,13 +428,22 @@ fn judged_reports<'a>(h: &History<'a>) -> Vec<Judged<'a>> {
                 .iter()
                 .any(|d| d.revision < floor && d.attributes == shown);
             let newer = received.iter().map(|d| d.revision).max();
+            let among = |m: &BTreeMap<Object, Vec<&Value>>| {
+                m.get(&object).is_some_and(|v| v.contains(&shown))
+            };
+            // A late old snapshot that was applied is UPD-3; the client's own write shown over
+            // the backend's value is UPD-2, even when the backend once delivered it too.
             out.push(Judged {
                 after_stale: stale.contains(&object),
                 after_contest: contested.contains(&object),
-                shown: match (current, older) {
-                    (true, _) => Shown::Current,
-                    (false, true) => Shown::Older { newer: floor },
-                    (false, false) => Shown::Foreign { newer },
+                shown: if current {
+                    Shown::Current
+                } else if among(&stale_values) {
+                    Shown::Older { newer: floor }
+                } else if among(&written) || !older {
+                    Shown::Foreign { newer }
+                } else {
+                    Shown::Older { newer: floor }
                 },
                 report: Report {
                     entry: e,
@@ -436,12 +479,12 @@ fn newest_value<'a>(h: &History<'a>, j: &Judged<'a>) -> String {
 /// delivered, at or past the newest revision the client processed, never its own write instead.
 pub(crate) static SHOWS_BACKEND_VALUE: Check = Check {
     name: "the client shows the backend's value, not its own write",
-    fails_when: "an update's result, a read or an update report shows a value the backend never delivered at or past the revision the client had processed",
+    fails_when: "an update's result, a read or an update report shows a value (such as the client's own write) the backend did not deliver at or past the revision the client had processed",
     judge: |h| {
         let findings = judged_reports(h).into_iter().map(|j| match j.shown {
             Shown::Foreign { newer } => Finding::violated(
                 format!(
-                    "{}, a value the backend never delivered{}; {}",
+                    "{}, which is not a value the backend delivered at or past the revision the client had processed{}; {}",
                     j.report.describe(),
                     newer.map_or_else(String::new, |r| format!(
                         " (it had delivered up to revision {r})"

@@ -208,13 +208,15 @@ fn row(rule: &'static Rule, run: &SuiteRun, profile: Profile) -> RuleRow {
         ));
     }
     r.verdict = match (unprovoked.is_empty(), not_applicable) {
-        // A scenario of the rule could not finish: the rule was not fully judged.
-        (true, _) if errored.is_empty() => Verdict::Pass,
-        (true, _) => Verdict::Untested,
-        (false, Some(why)) => {
+        // A scenario built to provoke the rule could not go on: what other scenarios showed
+        // does not stand in for it.
+        (_, Some(why)) => {
             r.evidence.push(format!("not applicable: {why}"));
             Verdict::NotApplicable
         }
+        // A scenario of the rule could not finish: the rule was not fully judged.
+        (true, None) if errored.is_empty() => Verdict::Pass,
+        (true, None) => Verdict::Untested,
         (false, None) => {
             r.evidence.push(if run.scenarios.iter().any(tagged) {
                 format!("never provoked: {}", unprovoked.join("; "))

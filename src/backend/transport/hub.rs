@@ -128,27 +128,10 @@ async fn connection(stream: TcpStream, service: Arc<Service>) {
         .recorder
         .record(instance.clone(), Fact::Connected { since: hs.since });
     let (mut sink, mut stream) = ws.split();
-    let deliver = |cursor: &mut u64| -> Vec<Arc<Published>> {
-        let (due, last) =
-            service.read(|m| (m.events.after(*cursor, &identity), m.events.last_seq()));
-        *cursor = last;
-        due
-    };
     'socket: loop {
         // Deliver everything published so far, then wait for more or for the client.
-        let mut outgoing: Vec<String> = deliver(&mut cursor)
-            .iter()
-            .map(|p| {
-                service
-                    .recorder
-                    .record(instance.clone(), Fact::Frame(frame_fact(p)));
-                p.text.clone()
-            })
-            .collect();
-        for text in outgoing.drain(..) {
-            if sink.send(Message::text(text)).await.is_err() {
-                break 'socket;
-            }
+        if !send_due(&service, &instance, &identity, &mut cursor, &mut sink).await {
+            break;
         }
         tokio::select! {
             changed = published.changed() => {
@@ -160,15 +143,12 @@ async fn connection(stream: TcpStream, service: Arc<Service>) {
                 Some(Ok(Message::Text(t))) => {
                     let Ok(ping) = serde_json::from_str::<Ping>(t.as_str()) else { continue };
                     // The pong goes after every event already published.
-                    for p in deliver(&mut cursor) {
-                        service.recorder.record(instance.clone(), Fact::Frame(frame_fact(&p)));
-                        outgoing.push(p.text.clone());
+                    if !send_due(&service, &instance, &identity, &mut cursor, &mut sink).await {
+                        break 'socket;
                     }
-                    outgoing.push(HubFrame::Pong { nonce: ping.nonce }.encode());
-                    for text in outgoing.drain(..) {
-                        if sink.send(Message::text(text)).await.is_err() {
-                            break 'socket;
-                        }
+                    let pong = HubFrame::Pong { nonce: ping.nonce }.encode();
+                    if sink.send(Message::text(pong)).await.is_err() {
+                        break;
                     }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
@@ -177,6 +157,34 @@ async fn connection(stream: TcpStream, service: Arc<Service>) {
         }
     }
     service.recorder.record(instance, Fact::Disconnected);
+}
+
+type Sink = futures::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, Message>;
+
+/// Journals and writes, one by one, every event published after `cursor` that `identity`
+/// receives (a frame is journaled right before the socket takes it); false once the socket is
+/// gone.
+async fn send_due(
+    service: &Service,
+    instance: &Option<InstanceId>,
+    identity: &str,
+    cursor: &mut u64,
+    sink: &mut Sink,
+) -> bool {
+    let due: Vec<Arc<Published>> = service.read(|m| {
+        let due = m.events.after(*cursor, identity);
+        *cursor = m.events.last_seq();
+        due
+    });
+    for p in due {
+        service
+            .recorder
+            .record(instance.clone(), Fact::Frame(frame_fact(&p)));
+        if sink.send(Message::text(p.text.clone())).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 fn frame_fact(p: &Published) -> FrameFact {
