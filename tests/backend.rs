@@ -213,9 +213,12 @@ async fn a_gated_last_page_answers_503_with_retry_after_until_opened() {
         status, 200,
         "the first of several pages is not the last page"
     );
-    fx.backend.open_gate(&Gate::LastListPage {
+    let gate = Gate::LastListPage {
         user: "alice".into(),
-    });
+    };
+    assert!(fx.backend.is_gated(&gate));
+    fx.backend.open_gate(&gate);
+    assert!(!fx.backend.is_gated(&gate));
     let (status, _, _) = fx.get("/v1/Users/alice/Conversations?PageSize=50").await;
     assert_eq!(status, 200);
 }

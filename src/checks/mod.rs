@@ -101,14 +101,6 @@ impl Finding {
             Self::NotProvoked { why } => why,
         }
     }
-
-    /// The entries a violation points at.
-    pub fn culprits(&self) -> &[u64] {
-        match self {
-            Self::Violated { culprits, .. } => culprits,
-            _ => &[],
-        }
-    }
 }
 
 /// Folds the findings of the cases a check judged: the first violation wins; otherwise the
