@@ -25,3 +25,14 @@ Feature: Messages are fetched only when asked, and only fetched ones report chan
     And another participant removes message 0 of "general"
     And the client settles
     Then message changes were reported for fetched messages only
+
+  @MSG-2
+  Scenario: A message posted after the fetch is not a fetched message
+    Given alice's client has started and synchronized
+    When alice fetches the last 1 message of "general"
+    And bob posts a message to "general"
+    And the client settles
+    And another participant edits message 2 of "general"
+    And another participant edits message 1 of "general"
+    And the client settles
+    Then message changes were reported for fetched messages only

@@ -20,6 +20,27 @@ Feature: The subscribed list merges pages and live events
     And 3 seconds pass
     Then alice's list matches the backend
 
+  @LIST-1 @LIST-4
+  Scenario: Client creation completes while the first page of the list is still unavailable
+    Given alice has 25 conversations with bob
+    And the pages of alice's conversation list are gated from page 1
+    When alice's client starts without waiting
+    And the client settles
+    Then the client was created before the list was fully fetched
+    When the gate on alice's conversation list from page 1 is opened
+    And 3 seconds pass
+    Then alice's list matches the backend
+
+  @LIST-4
+  Scenario: A conversation removed and added again is listed again
+    Given alice has 25 conversations with bob
+    When alice's client starts
+    And "c-5" is removed
+    And the client settles
+    And "c-5" is restored and announced
+    And the client settles
+    Then alice's list matches the backend
+
   @LIST-3 @LIST-4
   Scenario: A conversation inserted and announced between page 1 and page 2 is listed once
     Given alice has 25 conversations with bob

@@ -77,3 +77,10 @@ Feature: Operations wait for synchronization
     And 3 seconds pass
     Then alice's client finished synchronizing
     And the sync status never moved backwards
+
+  @SYNC-3
+  Scenario: Sync status only moves forward when a conversation is added after sync completed
+    Given alice's client has started and synchronized
+    When "newcomer" is created for alice and bob and announced
+    And the client settles
+    Then the sync status never moved backwards

@@ -119,6 +119,7 @@ impl Scene {
                 revision: Some(revision),
                 attributes,
                 index,
+                token: None,
             })),
         );
     }

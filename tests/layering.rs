@@ -71,7 +71,7 @@ const LAYERS: &[Layer] = &[
     Layer {
         module: "checks",
         allowed_up: &[],
-        forbidden_down: &["reference", "secrets"],
+        forbidden_down: &["reference"],
     },
     Layer {
         module: "rules",

@@ -105,6 +105,7 @@ self_checks! {
     "LIST-4" list_4_fails_under_ignore_unknown_updates => Fault::IgnoreUnknownUpdates,
     "LIST-4" list_4_fails_under_no_tombstones => Fault::NoTombstones,
     "LIST-4" list_4_fails_under_first_page_only => Fault::FirstPageOnly,
+    "LIST-4" list_4_fails_under_tombstones_forever => Fault::TombstonesForever,
     "MSG-1" msg_1_fails_under_autoload_messages => Fault::AutoloadMessages,
     "MSG-1" msg_1_fails_under_silent_new_messages => Fault::SilentNewMessages,
     "MSG-2" msg_2_fails_under_events_for_unfetched => Fault::EventsForUnfetched,

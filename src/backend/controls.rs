@@ -265,6 +265,23 @@ impl Backend {
         Ok(())
     }
 
+    /// Re-sends the snapshot before the newest one of `key` now, even while its events are
+    /// held: an older event overtaking the held newer one.
+    pub fn deliver_stale_past_hold(&self, key: &ObjectKey) -> Result<(), BackendError> {
+        let stale = self.service.read(|m| m.stale_event(key));
+        let revision = stale
+            .as_ref()
+            .and_then(|ev| ev.stale.as_ref().map(|s| s.revision))
+            .ok_or_else(|| Self::missing(format!("{key} has no older snapshot")))?;
+        self.service.release(|_| stale.into_iter().collect());
+        self.service.control(Control::StaleRedelivered {
+            object: key.clone(),
+            name: self.name_of(key),
+            revision,
+        });
+        Ok(())
+    }
+
     /// The backend's current attributes of `key`.
     pub fn attributes(&self, key: &ObjectKey) -> Option<Value> {
         self.service

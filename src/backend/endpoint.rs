@@ -57,6 +57,13 @@ pub enum Endpoint {
     },
     /// The event channel's WebSocket handshake.
     EventChannel,
+    /// A path under a conversation the mock does not serve: still about that conversation.
+    OtherConversation {
+        /// Conversation sid.
+        sid: ConversationSid,
+        /// Whether the request would change something (any method but GET).
+        write: bool,
+    },
     /// Nothing we serve.
     Unknown,
 }
@@ -86,13 +93,15 @@ pub enum EndpointKind {
     SendMessage,
     /// `event_channel`
     EventChannel,
+    /// `other_conversation`
+    OtherConversation,
     /// `unknown`
     Unknown,
 }
 
 impl EndpointKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EndpointKind; 11] = [
+    pub const ALL: [EndpointKind; 12] = [
         Self::Token,
         Self::UserConversations,
         Self::GetUser,
@@ -103,6 +112,7 @@ impl EndpointKind {
         Self::Messages,
         Self::SendMessage,
         Self::EventChannel,
+        Self::OtherConversation,
         Self::Unknown,
     ];
 
@@ -119,6 +129,7 @@ impl EndpointKind {
             Self::Messages => "messages",
             Self::SendMessage => "send_message",
             Self::EventChannel => "event_channel",
+            Self::OtherConversation => "other_conversation",
             Self::Unknown => "unknown",
         }
     }
@@ -178,6 +189,7 @@ impl Endpoint {
             Self::Messages { .. } => EndpointKind::Messages,
             Self::SendMessage { .. } => EndpointKind::SendMessage,
             Self::EventChannel => EndpointKind::EventChannel,
+            Self::OtherConversation { .. } => EndpointKind::OtherConversation,
             Self::Unknown => EndpointKind::Unknown,
         }
     }
@@ -191,9 +203,12 @@ impl Endpoint {
             | Self::Participants { .. }
             | Self::Messages { .. } => OperationClass::Sync,
             Self::UpdateUser => OperationClass::ClientOperation,
-            Self::UpdateConversation { sid } | Self::SendMessage { sid } => {
+            Self::UpdateConversation { sid }
+            | Self::SendMessage { sid }
+            | Self::OtherConversation { sid, write: true } => {
                 OperationClass::ConversationOperation(sid)
             }
+            Self::OtherConversation { write: false, .. } => OperationClass::Sync,
             Self::Token | Self::EventChannel | Self::Unknown => OperationClass::Other,
         }
     }

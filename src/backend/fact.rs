@@ -78,6 +78,10 @@ pub struct FrameFact {
     /// The message index, for message events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u64>,
+    /// The token of a connection that did not name its client instance (so the frame can
+    /// still be attributed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenFingerprint>,
 }
 
 impl FrameFact {
@@ -336,6 +340,9 @@ pub enum Fact {
         /// The replay point the client asked for.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
+        /// Fingerprint of the token it presented.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<TokenFingerprint>,
     },
     /// An event channel closed.
     Disconnected,

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::adapter::Command;
-use crate::backend::{Endpoint, RequestFact};
-use crate::journal::{Entry, ReplyRecord};
+use crate::backend::{Endpoint, Fact, RequestFact};
+use crate::journal::{Entry, EntryKind, ReplyRecord};
+use crate::secrets::TokenFingerprint;
 use crate::wire::{ConversationSid, EventType, InstanceId};
 
 /// A `settle` the adapter answered: every frame delivered before `command` was processed by
@@ -18,6 +19,16 @@ pub struct Settle {
     pub reply: u64,
 }
 
+/// The token fingerprint an entry carries, if any.
+fn token_of(e: &Entry) -> Option<&TokenFingerprint> {
+    match &e.kind {
+        EntryKind::Backend(Fact::Request(r)) => r.token.as_ref(),
+        EntryKind::Backend(Fact::Connected { token, .. }) => token.as_ref(),
+        EntryKind::Backend(Fact::Frame(f)) => f.token.as_ref(),
+        _ => None,
+    }
+}
+
 /// Whether `ep` is the final page of a subscribed list (of `user`, when given).
 fn is_final_page(ep: &Endpoint, user: Option<&str>) -> bool {
     matches!(ep, Endpoint::UserConversations { user: u, last: true, .. } if user.is_none_or(|x| x == u))
@@ -27,6 +38,9 @@ fn is_final_page(ep: &Endpoint, user: Option<&str>) -> bool {
 #[derive(Clone, Debug)]
 pub struct History<'a> {
     entries: &'a [Entry],
+    /// The client instance each entry is attributed to: the one it named, or the one that used
+    /// the token it presented.
+    owners: Vec<Option<&'a InstanceId>>,
     settles: Vec<Settle>,
     /// Where each event was published: event seq → journal seq.
     published: BTreeMap<u64, u64>,
@@ -38,6 +52,20 @@ impl<'a> History<'a> {
         let mut settle_commands = BTreeMap::new();
         let mut settles = Vec::new();
         let mut published = BTreeMap::new();
+        let mut tokens: BTreeMap<&TokenFingerprint, &InstanceId> = BTreeMap::new();
+        for e in entries {
+            if let (Some(instance), Some(token)) = (e.instance.as_ref(), token_of(e)) {
+                tokens.entry(token).or_insert(instance);
+            }
+        }
+        let owners = entries
+            .iter()
+            .map(|e| {
+                e.instance
+                    .as_ref()
+                    .or_else(|| token_of(e).and_then(|t| tokens.get(t).copied()))
+            })
+            .collect();
         for e in entries {
             if let Some((id, Command::Settle)) = e.command() {
                 settle_commands.insert(id, e.seq);
@@ -52,9 +80,27 @@ impl<'a> History<'a> {
         }
         Self {
             entries,
+            owners,
             settles,
             published,
         }
+    }
+
+    /// The client instance `entry` is attributed to.
+    pub fn owner(&self, entry: &Entry) -> Option<&'a InstanceId> {
+        let i = usize::try_from(entry.seq.checked_sub(1)?).ok()?;
+        self.owners.get(i).copied().flatten()
+    }
+
+    /// Requests no client instance can be attributed to: no `X-Convo-Client` header, and a
+    /// token (if any) no instance used.
+    pub fn unattributed_requests(&self) -> Vec<&'a Entry> {
+        self.entries
+            .iter()
+            .zip(&self.owners)
+            .filter(|(e, owner)| e.request().is_some() && owner.is_none())
+            .map(|(e, _)| e)
+            .collect()
     }
 
     /// Every entry, in order.
@@ -71,18 +117,21 @@ impl<'a> History<'a> {
     /// The client instances that appear, in order of first appearance.
     pub fn instances(&self) -> Vec<&'a InstanceId> {
         let mut seen = BTreeSet::new();
-        self.entries
+        self.owners
             .iter()
-            .filter_map(|e| e.instance.as_ref())
+            .flatten()
+            .copied()
             .filter(|i| seen.insert(*i))
             .collect()
     }
 
-    /// The entries attributed to `instance`.
+    /// The entries attributed to `instance` (by the instance they name, or by their token).
     pub fn of(&self, instance: &'a InstanceId) -> impl Iterator<Item = &'a Entry> + 'a {
         self.entries
             .iter()
-            .filter(move |e| e.instance.as_ref() == Some(instance))
+            .zip(self.owners.clone())
+            .filter(move |(_, owner)| *owner == Some(instance))
+            .map(|(e, _)| e)
     }
 
     /// The requests `instance` made, with their entries.

@@ -75,37 +75,40 @@ fn mentions<'a>(h: &History<'a>, instance: &'a InstanceId, sid: &ConversationSid
         .collect()
 }
 
-/// LIST-1: while the final page of the subscribed list is held back and the client has
-/// settled, `start` has already been answered.
+/// LIST-1: while a page of the subscribed list is held back and the client has settled,
+/// `start` has already been answered.
 pub(crate) static CREATED_BEFORE_FULL_LIST: Check = Check {
     name: "client creation does not wait for the whole list",
-    fails_when: "the client settles while the final page of its list is held back, and `start` is still unanswered",
+    fails_when: "the client settles while a page of its list is held back, and `start` is still unanswered",
     judge: |h| {
         let findings = h.commands().filter_map(|(cmd, id, c)| {
             let Command::Start { identity, .. } = c else {
                 return None;
             };
-            let (refused, served) = h
+            // Any page held back (503) before the final page was served.
+            let refused = h.entries().iter().find(|e| {
+                e.seq > cmd.seq
+                    && e.request().is_some_and(|r| {
+                        r.status == 503
+                            && matches!(&r.endpoint, Endpoint::UserConversations { user, .. } if user == identity)
+                    })
+            })?;
+            let served = h
                 .final_page_requests(identity)
-                .filter(|(e, _)| e.seq > cmd.seq)
-                .fold((None, None), |(refused, served), (e, r)| match r.status {
-                    503 => (refused.or(Some(e)), served),
-                    s if (200..300).contains(&s) => (refused, served.or(Some(e.seq))),
-                    _ => (refused, served),
-                });
-            let (refused, served) = (refused?, served.unwrap_or(u64::MAX));
+                .find(|(e, r)| e.seq > cmd.seq && r.succeeded())
+                .map_or(u64::MAX, |(e, _)| e.seq);
             let settle = h
                 .settled_after(refused.seq)
                 .filter(|s| s.reply < served)?;
             Some(match h.reply_to(id).filter(|(r, _)| r.seq < settle.reply) {
                 Some((r, _)) => Finding::held(format!(
-                    "the client was created ({}) while the final page of the list was held back ({})",
+                    "the client was created ({}) while a page of the list was held back ({})",
                     r.summary(),
                     refused.summary()
                 )),
                 None => Finding::violated(
                     format!(
-                        "client creation did not complete while the final page of the list was held back ({}) and the client settled (#{}): creation waits for the whole list",
+                        "client creation did not complete while a page of the list was held back ({}) and the client settled (#{}): creation waits for the list",
                         refused.summary(),
                         settle.reply
                     ),
@@ -115,7 +118,7 @@ pub(crate) static CREATED_BEFORE_FULL_LIST: Check = Check {
         });
         fold(
             findings,
-            "no client settled while the final page of its list was held back",
+            "no client settled while a page of its list was held back",
         )
     },
 };
@@ -169,6 +172,49 @@ pub(crate) static ANNOUNCED_DURING_FETCH_LISTED: Check = Check {
             findings,
             "no conversation still the user's was announced while the client fetched its list",
         )
+    },
+};
+
+/// LIST-2: the listener is attached before the list is requested: the client's event channel
+/// was open (its handshake answered) before its first request for a page of the list.
+pub(crate) static LISTENS_BEFORE_FETCH: Check = Check {
+    name: "the event channel is open before the list is requested",
+    fails_when: "a client requests its subscribed list before its event channel was open",
+    judge: |h| {
+        let findings = h.instances().into_iter().map(|instance| {
+            let Some((first, _)) = h
+                .requests(instance)
+                .find(|(_, r)| matches!(r.endpoint, Endpoint::UserConversations { .. }))
+            else {
+                return Finding::not_provoked("");
+            };
+            let open = h.requests(instance).find(|(_, r)| {
+                r.endpoint == Endpoint::EventChannel && r.status == 101
+            });
+            match open {
+                Some((o, _)) if o.seq < first.seq => Finding::held(format!(
+                    "the event channel was open ({}) before the first page was requested ({})",
+                    o.summary(),
+                    first.summary()
+                )),
+                Some((o, _)) => Finding::violated(
+                    format!(
+                        "the list was requested ({}) before the event channel was open ({}): conversations added meanwhile are missed",
+                        first.summary(),
+                        o.summary()
+                    ),
+                    vec![first.seq, o.seq],
+                ),
+                None => Finding::violated(
+                    format!(
+                        "the list was requested ({}) without an event channel open",
+                        first.summary()
+                    ),
+                    vec![first.seq],
+                ),
+            }
+        });
+        fold(findings, "no client requested its subscribed list")
     },
 };
 
@@ -228,6 +274,12 @@ pub(crate) static EACH_CONVERSATION_ONCE: Check = Check {
                     }
                     _ => Vec::new(),
                 };
+                // After a removal the conversation may rightly come back once more.
+                if let Some(f) = e.frame().filter(|f| f.event == EventType::ConversationRemoved) {
+                    if let Some(sid) = f.conversation() {
+                        learned.remove(sid);
+                    }
+                }
                 for sid in sources {
                     let n = learned.entry(sid).or_default();
                     *n += 1;

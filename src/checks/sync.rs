@@ -281,24 +281,31 @@ fn status_regression<'a>(h: &History<'a>, instance: &'a InstanceId) -> Finding {
     let mut furthest: BTreeMap<Key<'a>, (u8, String, u64)> = BTreeMap::new();
     let mut synced_at: BTreeMap<&'a ConversationSid, u64> = BTreeMap::new();
     let mut provoked = None;
+    let mut completed = false;
     let mut seen = 0;
     for e in h.of(instance) {
         if let Some(f) = e.frame() {
+            // A synchronized conversation changed, or a new one arrived after the client
+            // reported its synchronization completed.
             let changed_synced = f.event == EventType::ConversationUpdated
                 && f.conversation()
                     .is_some_and(|sid| synced_at.contains_key(sid));
-            if changed_synced && provoked.is_none() {
+            let added_after = f.event == EventType::ConversationAdded && completed;
+            if (changed_synced || added_after) && provoked.is_none() {
                 provoked = Some(h.publication_of(e));
             }
             continue;
         }
         let (key, rank, name, what): (Key<'a>, Option<u8>, String, String) = match e.observation() {
-            Some(Observation::ClientSync { status }) => (
-                None,
-                (*status != ClientSyncStatus::Failed).then_some(*status as u8),
-                format!("{status:?}"),
-                "the client sync status".into(),
-            ),
+            Some(Observation::ClientSync { status }) => {
+                completed |= *status == ClientSyncStatus::Completed;
+                (
+                    None,
+                    (*status != ClientSyncStatus::Failed).then_some(*status as u8),
+                    format!("{status:?}"),
+                    "the client sync status".into(),
+                )
+            }
             Some(Observation::ConversationSync {
                 conversation,
                 status,
@@ -312,6 +319,12 @@ fn status_regression<'a>(h: &History<'a>, instance: &'a InstanceId) -> Finding {
                     format!("{status:?}"),
                     format!("the sync status of {conversation}"),
                 )
+            }
+            // A conversation the client dropped starts a new life if it comes back.
+            Some(Observation::ConversationRemoved { conversation }) => {
+                furthest.remove(&Some(conversation));
+                synced_at.remove(conversation);
+                continue;
             }
             _ => continue,
         };
@@ -336,7 +349,7 @@ fn status_regression<'a>(h: &History<'a>, instance: &'a InstanceId) -> Finding {
     let settled = provoked.and_then(|p| h.settle_after(p));
     match settled {
         Some(s) => Finding::held(format!(
-            "{seen} sync status report(s), none stepping back, also after a synchronized conversation changed (#{}) and the client settled (#{})",
+            "{seen} sync status report(s), none stepping back, also after a synchronized conversation changed or a new one arrived (#{}) and the client settled (#{})",
             provoked.unwrap_or_default(),
             s.reply
         )),
@@ -346,7 +359,8 @@ fn status_regression<'a>(h: &History<'a>, instance: &'a InstanceId) -> Finding {
 
 /// SYNC-3: the client and conversation sync statuses each instance reports never step back
 /// below the furthest status already reached (`failed` may follow anything; a later status
-/// below the furthest reached is a regression even after a failure).
+/// below the furthest reached is a regression even after a failure; a conversation the client
+/// reported removed starts afresh if it is added again).
 pub(crate) static STATUS_ONLY_FORWARD: Check = Check {
     name: "synchronization status only moves forward",
     fails_when: "a client or conversation sync status report is below the furthest status already reported for it",

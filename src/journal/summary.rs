@@ -47,7 +47,7 @@ fn request(r: &RequestFact) -> String {
 
 fn frame(f: &FrameFact) -> String {
     format!(
-        "event {} about {}{} at revision {} (event seq {}) delivered",
+        "event {} about {}{} at revision {} (event seq {}) sent to the client's socket",
         f.event,
         f.target
             .as_ref()
@@ -75,7 +75,7 @@ impl Entry {
                 p.event_seq,
                 p.audience.join(", ")
             ),
-            EntryKind::Backend(Fact::Connected { since }) => match since {
+            EntryKind::Backend(Fact::Connected { since, .. }) => match since {
                 Some(s) => format!("event channel opened, replaying after seq {s}"),
                 None => "event channel opened".into(),
             },

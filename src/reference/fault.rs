@@ -19,7 +19,8 @@ pub enum Fault {
     /// Fails SYNC-2: conversation operations go to the backend before that conversation
     /// synchronized.
     ConversationOpsBeforeSync,
-    /// Fails SYNC-3: a refresh after sync re-announces an earlier sync status.
+    /// Fails SYNC-3: a refresh after sync re-announces an earlier sync status (of the
+    /// conversation, and of the client when a conversation arrives after sync completed).
     SyncStatusRegresses,
     /// Fails UPD-1: `update_attributes` completes when the REST call is acknowledged, not on the
     /// Updated event.
@@ -43,6 +44,9 @@ pub enum Fault {
     NoTombstones,
     /// Fails LIST-4: only the first page of the subscribed list is fetched.
     FirstPageOnly,
+    /// Fails LIST-4: a conversation removed once never comes back, not even when it is added
+    /// again.
+    TombstonesForever,
     /// Fails MSG-1: messages are fetched as soon as a conversation is loaded.
     AutoloadMessages,
     /// Fails MSG-1: new messages are not reported (no message-added observation).
@@ -69,6 +73,7 @@ impl Fault {
         Fault::IgnoreUnknownUpdates,
         Fault::NoTombstones,
         Fault::FirstPageOnly,
+        Fault::TombstonesForever,
         Fault::AutoloadMessages,
         Fault::SilentNewMessages,
         Fault::EventsForUnfetched,
@@ -90,6 +95,7 @@ impl Fault {
             Self::IgnoreUnknownUpdates => "ignore-unknown-updates",
             Self::NoTombstones => "no-tombstones",
             Self::FirstPageOnly => "first-page-only",
+            Self::TombstonesForever => "tombstones-forever",
             Self::AutoloadMessages => "autoload-messages",
             Self::SilentNewMessages => "silent-new-messages",
             Self::EventsForUnfetched => "events-for-unfetched",
@@ -120,6 +126,9 @@ impl Fault {
             Self::IgnoreUnknownUpdates => "an update about a conversation not yet seen is dropped",
             Self::NoTombstones => "a later page brings back a conversation an event removed",
             Self::FirstPageOnly => "only the first page of the subscribed list is fetched",
+            Self::TombstonesForever => {
+                "a removed conversation is never listed again, even when added back"
+            }
             Self::AutoloadMessages => "messages are fetched as soon as a conversation is loaded",
             Self::SilentNewMessages => "new messages are not reported as added",
             Self::EventsForUnfetched => {

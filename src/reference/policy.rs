@@ -30,6 +30,8 @@ pub(crate) struct Policy {
     pub(crate) learn_from_any_event: bool,
     /// A page cannot bring back what an event removed (off: `no-tombstones`).
     pub(crate) keep_tombstones: bool,
+    /// An explicit add brings a removed conversation back (off: `tombstones-forever`).
+    pub(crate) add_clears_tombstone: bool,
     /// Every page of the list is fetched (off: `first-page-only`).
     pub(crate) fetch_every_page: bool,
     /// Messages are fetched only when the app asks (off: `autoload-messages`).
@@ -57,6 +59,7 @@ impl From<&FaultSet> for Policy {
             dedupe_by_sid: on(Fault::NoDedupe),
             learn_from_any_event: on(Fault::IgnoreUnknownUpdates),
             keep_tombstones: on(Fault::NoTombstones),
+            add_clears_tombstone: on(Fault::TombstonesForever),
             fetch_every_page: on(Fault::FirstPageOnly),
             messages_on_demand: on(Fault::AutoloadMessages),
             report_new_messages: on(Fault::SilentNewMessages),

@@ -163,12 +163,15 @@ pub static CATALOG: &[Rule] = &[
             rule!("LIST-1"),
             (Js, Must, JS),
             "Client creation completes before the subscribed list is fully fetched.",
-            "gate the last page of the list, let the client settle",
+            "gate the first or the last page of the list, let the client settle",
             "do not await the whole list inside client creation",
         )
     },
     Rule {
-        checks: &[&lists::ANNOUNCED_DURING_FETCH_LISTED],
+        checks: &[
+            &lists::LISTENS_BEFORE_FETCH,
+            &lists::ANNOUNCED_DURING_FETCH_LISTED,
+        ],
         faults: &[Fault::ListenAfterFetch],
         ..untested(
             rule!("LIST-2"),
@@ -195,6 +198,7 @@ pub static CATALOG: &[Rule] = &[
             Fault::IgnoreUnknownUpdates,
             Fault::NoTombstones,
             Fault::FirstPageOnly,
+            Fault::TombstonesForever,
         ],
         // A conversation missed during the fetch is also missing from the final list.
         collateral: &[Fault::ListenAfterFetch],

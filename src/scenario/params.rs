@@ -164,7 +164,7 @@ impl fmt::Display for Operation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Parameter)]
 #[param(
     name = "list_change",
-    regex = "is announced as added|is updated by another writer|is bumped to the front|is removed while the list still shows it|is removed"
+    regex = "is announced as added|is updated by another writer|is bumped to the front|is removed while the list still shows it|is removed|is restored and announced"
 )]
 pub(crate) enum ListChange {
     /// `conversation_added` again.
@@ -177,6 +177,8 @@ pub(crate) enum ListChange {
     Remove,
     /// Deleted while the list index still shows it.
     RemoveLagging,
+    /// A deleted one brought back, with its sid, and announced.
+    Restore,
 }
 
 impl FromStr for ListChange {
@@ -188,6 +190,7 @@ impl FromStr for ListChange {
             "is bumped to the front" => Self::Bump,
             "is removed" => Self::Remove,
             "is removed while the list still shows it" => Self::RemoveLagging,
+            "is restored and announced" => Self::Restore,
             other => return Err(BadParameter(format!("unknown list change `{other}`"))),
         })
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::params::{Actor, BadParameter, Operation};
 use crate::adapter::{Adapter, AdapterError, Hello};
 use crate::backend::BackendError;
-use crate::checks::{Check, Finding};
+use crate::checks::{Check, Finding, History};
 use crate::harness::panics::PANIC_MARKER;
 use crate::harness::{Harness, RequestId};
 use crate::journal::Entry;
@@ -187,7 +187,20 @@ impl TckWorld {
         for j in &mut judgements {
             redact(&mut j.finding, &secrets);
         }
-        let error = self.error.take().or_else(|| {
+        let unattributed = History::new(&journal).unattributed_requests();
+        let anonymous = (!unattributed.is_empty()).then(|| {
+            format!(
+                "{} request(s) reached the backend without naming a client instance (X-Convo-Client) and with a token no client instance used, so no rule can judge them: {}",
+                unattributed.len(),
+                unattributed
+                    .iter()
+                    .take(3)
+                    .map(|e| e.summary())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )
+        });
+        let error = self.error.take().or(anonymous).or_else(|| {
             // A step failure that was not a violated check is the harness's (or adapter's).
             step_error.filter(|_| !self.check_failed)
         });

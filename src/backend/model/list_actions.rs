@@ -82,6 +82,11 @@ pub enum ListAction {
         /// Unique name.
         name: String,
     },
+    /// Bring a deleted conversation back, with its sid, and announce it (`conversation_added`).
+    Restore {
+        /// Unique name.
+        name: String,
+    },
 }
 
 impl fmt::Display for ListAction {
@@ -101,6 +106,7 @@ impl fmt::Display for ListAction {
             Self::RemoveLagging { name } => {
                 write!(f, "remove \"{name}\" while the list index still shows it")
             }
+            Self::Restore { name } => write!(f, "restore \"{name}\" and announce it"),
         }
     }
 }
@@ -168,6 +174,13 @@ impl ListAction {
                 let events = st
                     .remove_conversation_lagging(&sid)
                     .ok_or("the conversation vanished")?;
+                (sid, events)
+            }
+            Self::Restore { name } => {
+                let sid = sid_of(st, name)?;
+                let events = st
+                    .restore_conversation(&sid)
+                    .ok_or("the conversation was not removed")?;
                 (sid, events)
             }
         };

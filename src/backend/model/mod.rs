@@ -44,6 +44,8 @@ pub struct Model {
     activity: u64,
     users: BTreeMap<String, UserRecord>,
     conversations: BTreeMap<ConversationSid, ConversationRecord>,
+    /// Deleted conversations, kept so one can be restored with its sid.
+    removed: BTreeMap<ConversationSid, ConversationRecord>,
     by_creation: BTreeMap<u64, ConversationSid>,
     /// Every user's subscribed list.
     pub lists: ListIndex,
@@ -67,6 +69,7 @@ impl Model {
             activity: 0,
             users: BTreeMap::new(),
             conversations: BTreeMap::new(),
+            removed: BTreeMap::new(),
             by_creation: BTreeMap::new(),
             lists: ListIndex::default(),
             gates: Gates::default(),
@@ -103,10 +106,11 @@ impl Model {
             .or_else(|| self.lists.ghosts.get(sid))
     }
 
-    /// The sid of the conversation with this unique name.
+    /// The sid of the conversation with this unique name (a deleted one too).
     pub fn sid_named(&self, name: &str) -> Option<ConversationSid> {
         self.conversations
             .values()
+            .chain(self.removed.values())
             .find(|c| c.unique_name.as_deref() == Some(name))
             .map(|c| c.sid.clone())
     }
@@ -229,7 +233,25 @@ impl Model {
             ObjectKey::Conversation(sid.clone()),
         );
         ev.audience = Some(c.members().into_iter().collect());
+        self.removed.insert(sid.clone(), c);
         Some(vec![ev])
+    }
+
+    /// Brings a deleted conversation back, with its sid, as the newest activity; returns the
+    /// events (its participants are told it was added).
+    pub fn restore_conversation(&mut self, sid: &ConversationSid) -> Option<Vec<PendingEvent>> {
+        let mut c = self.removed.remove(sid)?;
+        self.activity += 1;
+        c.activity = self.activity;
+        for m in c.members() {
+            self.lists.add(&m, &c);
+        }
+        self.by_creation.insert(c.created_index, sid.clone());
+        self.conversations.insert(sid.clone(), c);
+        Some(vec![PendingEvent::new(
+            EventType::ConversationAdded,
+            ObjectKey::Conversation(sid.clone()),
+        )])
     }
 
     /// Deletes a conversation but leaves it listed until the next final page of the list is

@@ -44,6 +44,7 @@ pub(crate) async fn serve(listener: TcpListener, service: Arc<Service>) {
 #[derive(Default)]
 struct Handshake {
     instance: Option<InstanceId>,
+    token: Option<TokenFingerprint>,
     /// The identity whose events the socket receives, and the log position to deliver after.
     subscription: Option<(String, u64)>,
     since: Option<u64>,
@@ -66,6 +67,7 @@ async fn connection(stream: TcpStream, service: Arc<Service>) {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         hs.instance = header("x-convo-client").map(InstanceId::from);
         let token = header("x-twilio-token");
+        hs.token = token.map(TokenFingerprint::of);
         let query = req.uri().query().unwrap_or_default().to_owned();
         hs.since = url::form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == "since")
@@ -108,6 +110,9 @@ async fn connection(stream: TcpStream, service: Arc<Service>) {
                 Err(refuse(StatusCode::UNAUTHORIZED, e.code(), &e.to_string()))
             }
             Some(Ok(claims)) => {
+                // Journaled before the answer leaves, so it precedes anything the client does
+                // once it knows it is connected.
+                record(101, None);
                 // Place the cursor before the handshake answer leaves: from the moment the client
                 // knows it is connected, no event can slip past it.
                 let cursor = hs
@@ -124,13 +129,27 @@ async fn connection(stream: TcpStream, service: Arc<Service>) {
         return;
     };
     let instance = hs.instance;
-    service
-        .recorder
-        .record(instance.clone(), Fact::Connected { since: hs.since });
+    service.recorder.record(
+        instance.clone(),
+        Fact::Connected {
+            since: hs.since,
+            token: hs.token.clone(),
+        },
+    );
+    // Frames of a connection that did not name its instance carry its token instead.
+    let anonymous = instance.is_none().then_some(hs.token).flatten();
     let (mut sink, mut stream) = ws.split();
     'socket: loop {
         // Deliver everything published so far, then wait for more or for the client.
-        if !send_due(&service, &instance, &identity, &mut cursor, &mut sink).await {
+        if !send_due(
+            &service,
+            (&instance, &anonymous),
+            &identity,
+            &mut cursor,
+            &mut sink,
+        )
+        .await
+        {
             break;
         }
         tokio::select! {
@@ -143,7 +162,7 @@ async fn connection(stream: TcpStream, service: Arc<Service>) {
                 Some(Ok(Message::Text(t))) => {
                     let Ok(ping) = serde_json::from_str::<Ping>(t.as_str()) else { continue };
                     // The pong goes after every event already published.
-                    if !send_due(&service, &instance, &identity, &mut cursor, &mut sink).await {
+                    if !send_due(&service, (&instance, &anonymous), &identity, &mut cursor, &mut sink).await {
                         break 'socket;
                     }
                     let pong = HubFrame::Pong { nonce: ping.nonce }.encode();
@@ -166,7 +185,7 @@ type Sink = futures::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStr
 /// gone.
 async fn send_due(
     service: &Service,
-    instance: &Option<InstanceId>,
+    (instance, token): (&Option<InstanceId>, &Option<TokenFingerprint>),
     identity: &str,
     cursor: &mut u64,
     sink: &mut Sink,
@@ -177,9 +196,9 @@ async fn send_due(
         due
     });
     for p in due {
-        service
-            .recorder
-            .record(instance.clone(), Fact::Frame(frame_fact(&p)));
+        let mut fact = frame_fact(&p);
+        fact.token.clone_from(token);
+        service.recorder.record(instance.clone(), Fact::Frame(fact));
         if sink.send(Message::text(p.text.clone())).await.is_err() {
             return false;
         }
@@ -195,5 +214,6 @@ fn frame_fact(p: &Published) -> FrameFact {
         revision: p.frame.revision,
         attributes: p.frame.attributes(),
         index: p.frame.index,
+        token: None,
     }
 }

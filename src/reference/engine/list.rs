@@ -3,7 +3,7 @@
 
 use super::Engine;
 use super::state::{Conversation, Object, Source, SyncJob};
-use crate::adapter::{ConversationSyncStatus, Observation};
+use crate::adapter::{ClientSyncStatus, ConversationSyncStatus, Observation};
 use crate::wire::ConversationSid;
 
 impl Engine {
@@ -18,9 +18,11 @@ impl Engine {
             Source::Page if s.tombstones.contains(sid) && policy.keep_tombstones => return,
             // Only an explicit add brings a removed conversation back.
             Source::Event if s.tombstones.contains(sid) => return,
-            Source::Added => {
+            Source::Added if policy.add_clears_tombstone => {
                 s.tombstones.remove(sid);
             }
+            Source::Added if s.tombstones.contains(sid) => return,
+            Source::Added => {}
             Source::Page | Source::Event => {}
         }
         if s.conversations.contains_key(sid) {
@@ -33,6 +35,7 @@ impl Engine {
             return;
         }
         s.list.push(sid.clone());
+        let after_sync = s.sync == ClientSyncStatus::Completed;
         s.conversations.insert(
             sid.clone(),
             Conversation {
@@ -47,6 +50,12 @@ impl Engine {
             conversation: sid.clone(),
             status: ConversationSyncStatus::Identifier,
         });
+        if after_sync && !policy.sync_status_never_regresses {
+            // Recomputes the client's status from its conversations: one is not synced yet.
+            self.observe(Observation::ClientSync {
+                status: ClientSyncStatus::ConversationsCompleted,
+            });
+        }
         self.enqueue(SyncJob::Metadata(sid.clone()), false);
     }
 

@@ -5,7 +5,7 @@ use cucumber::step::Collection;
 
 use super::step;
 use crate::adapter::{Command, Outcome, ReplyBody};
-use crate::backend::{At, ListAction};
+use crate::backend::{At, Gate, ListAction};
 use crate::checks::lists as checks;
 use crate::journal::{Checkpoint, HarnessEntry};
 use crate::scenario::params::{
@@ -35,6 +35,21 @@ pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
         schedule_change,
     )
     .when(None, expr("{conversation} {list_change}"), change_now)
+    .when(
+        None,
+        expr("{conversation} is created for {actors} {creation}"),
+        create_now,
+    )
+    .given(
+        None,
+        expr("the pages of {actor}'s conversation list are gated from page {count}"),
+        gate_pages,
+    )
+    .when(
+        None,
+        expr("the gate on {actor}'s conversation list from page {count} is opened"),
+        open_pages,
+    )
     .then(
         None,
         expr("the client was created before the list was fully fetched"),
@@ -80,6 +95,15 @@ fn change(name: Named, change: ListChange) -> ListAction {
         ListChange::Bump => ListAction::Bump { name },
         ListChange::Remove => ListAction::Remove { name },
         ListChange::RemoveLagging => ListAction::RemoveLagging { name },
+        ListChange::Restore => ListAction::Restore { name },
+    }
+}
+
+fn creation(name: Named, members: Actors, how: Creation) -> ListAction {
+    let (name, participants) = (name.0, members.0);
+    match how {
+        Creation::Announced => ListAction::Insert { name, participants },
+        Creation::Quiet => ListAction::InsertQuietly { name, participants },
     }
 }
 
@@ -90,12 +114,41 @@ step!(schedule_creation, |w,
                           members: Actors,
                           how: Creation| {
     let at = point(when, page)?;
-    let (name, participants) = (name.0, members.0);
-    let action = match how {
-        Creation::Announced => ListAction::Insert { name, participants },
-        Creation::Quiet => ListAction::InsertQuietly { name, participants },
-    };
-    w.harness()?.backend.schedule(at, action);
+    w.harness()?
+        .backend
+        .schedule(at, creation(name, members, how));
+    Ok(())
+});
+
+step!(create_now, |w,
+                   name: Named,
+                   members: Actors,
+                   how: Creation| {
+    w.harness()?.backend.apply(creation(name, members, how))?;
+    Ok(())
+});
+
+/// The gate on every page of `actor`'s list from page `page` (numbered from 1) on.
+fn pages_from(actor: Actor, page: Count) -> Result<Gate, StepFail> {
+    let page = page
+        .small()?
+        .checked_sub(1)
+        .ok_or_else(|| StepFail::Harness("pages are numbered from 1".into()))?;
+    Ok(Gate::ListPagesFrom {
+        user: actor.0,
+        page,
+    })
+}
+
+step!(gate_pages, |w, actor: Actor, page: Count| {
+    let gate = pages_from(actor, page)?;
+    w.harness()?.backend.close_gate(gate);
+    Ok(())
+});
+
+step!(open_pages, |w, actor: Actor, page: Count| {
+    let gate = pages_from(actor, page)?;
+    w.harness()?.backend.open_gate(&gate);
     Ok(())
 });
 

@@ -7,7 +7,7 @@ use super::step;
 use crate::adapter::{Command, Outcome, Target};
 use crate::checks::updates as checks;
 use crate::scenario::params::{Actor, Json, Named, Operation, expr};
-use crate::scenario::world::{StepFail, TckWorld};
+use crate::scenario::world::{StepFail, StepResult, TckWorld};
 use crate::wire::ObjectKey;
 
 pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
@@ -41,6 +41,16 @@ pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
         expr("the backend re-delivers a stale Updated event for {conversation}"),
         stale,
     )
+    .when(
+        None,
+        expr("the backend delivers a stale Updated event for {conversation} past the hold"),
+        stale_past_hold,
+    )
+    .when(
+        None,
+        expr("another writer sets {actor}'s user attributes to {json}"),
+        other_writer_user,
+    )
     .then(
         None,
         expr("{actor}'s {operation} has not completed"),
@@ -60,6 +70,11 @@ pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
         None,
         expr("{actor} reads the backend's value of {conversation}"),
         reads_backend_value,
+    )
+    .then(
+        None,
+        expr("{actor} reads the backend's value of her/his/their user"),
+        reads_user_value,
     )
 }
 
@@ -103,6 +118,19 @@ step!(stale, |w, name: Named| {
     Ok(())
 });
 
+step!(stale_past_hold, |w, name: Named| {
+    let key = conversation_key(w, &name)?;
+    w.harness()?.backend.deliver_stale_past_hold(&key)?;
+    Ok(())
+});
+
+step!(other_writer_user, |w, actor: Actor, attributes: Json| {
+    w.harness()?
+        .backend
+        .external_update(&ObjectKey::User(actor.0), attributes.0)?;
+    Ok(())
+});
+
 step!(not_completed, |w, actor: Actor, op: Operation| {
     w.client_of(&actor)?;
     let id = w.pending(&op)?;
@@ -131,21 +159,29 @@ step!(reports_backend_value, |w, actor: Actor, op: Operation| {
     w.expect(&[&checks::SHOWS_BACKEND_VALUE, &checks::STALE_NEVER_WINS])
 });
 
-step!(reads_backend_value, |w, actor: Actor, name: Named| {
-    w.client_of(&actor)?;
-    let sid = w.harness()?.backend.conversation_sid(&name.0)?;
+/// `actor` reads `target` without asking the backend; what it shows is judged.
+async fn read_and_judge(w: &mut TckWorld, actor: &Actor, target: Target) -> StepResult {
+    w.client_of(actor)?;
     let read = w
         .harness()?
         .driver
         .call(Command::ReadAttributes {
-            target: Target::Conversation { sid },
+            target: target.clone(),
         })
         .await?;
     if let Outcome::Error(e) = read {
         return Err(StepFail::Harness(format!(
-            "{actor} could not read \"{}\": {e}",
-            name.0
+            "{actor} could not read {target}: {e}"
         )));
     }
     w.expect(&[&checks::SHOWS_BACKEND_VALUE, &checks::STALE_NEVER_WINS])
+}
+
+step!(reads_backend_value, |w, actor: Actor, name: Named| {
+    let sid = w.harness()?.backend.conversation_sid(&name.0)?;
+    read_and_judge(w, &actor, Target::Conversation { sid }).await
+});
+
+step!(reads_user_value, |w, actor: Actor| {
+    read_and_judge(w, &actor, Target::User).await
 });

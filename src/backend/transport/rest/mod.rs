@@ -35,6 +35,7 @@ use crate::wire::{InstanceId, ObjectKey, TwilioError};
 /// A parsed request.
 pub(crate) struct Call<'a> {
     pub(crate) service: &'a Service,
+    pub(crate) method: &'a str,
     pub(crate) segments: Vec<String>,
     pub(crate) query: BTreeMap<String, String>,
     pub(crate) form: BTreeMap<String, String>,
@@ -268,6 +269,7 @@ impl Respond for Api {
         let answer = match (query, form) {
             (Ok(query), Ok(form)) => (self.handler)(&Call {
                 service: &self.service,
+                method: req.method.as_str(),
                 segments,
                 query,
                 form,
@@ -312,9 +314,20 @@ impl Respond for Api {
     }
 }
 
-fn unknown(_: &Call<'_>) -> Answer {
+/// Anything not served: a 404, classified by what it is about (a request under a
+/// conversation's path is still an operation on, or a read of, that conversation).
+fn unknown(call: &Call<'_>) -> Answer {
+    let endpoint = match call.segments.as_slice() {
+        [v1, conversations, sid, ..] if v1 == "v1" && conversations == "Conversations" => {
+            Endpoint::OtherConversation {
+                sid: sid.as_str().into(),
+                write: call.method != "GET",
+            }
+        }
+        _ => Endpoint::Unknown,
+    };
     Answer::error(
-        Endpoint::Unknown,
+        endpoint,
         404,
         20_404,
         "the requested resource was not found",
