@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use convo_tck::journal::Entry;
 use convo_tck::report::{json, table};
-use convo_tck::rules::{self, RuleId};
+use convo_tck::rules;
 use convo_tck::scenario::{ScenarioRecord, SuiteOptions, SuiteRun, run_suite};
 use convo_tck::{Fault, Profile, ReferenceAdapter, Report, Secrets};
 
@@ -54,8 +54,15 @@ fn golden_run() -> SuiteRun {
 #[test]
 fn a_failure_renders_its_evidence_and_minimal_trace_as_pinned() {
     let report = Report::build(&golden_run());
-    let upd_1: RuleId = "UPD-1".parse().unwrap();
-    assert_eq!(report.rule(upd_1).verdict, convo_tck::Verdict::Fail);
+    // The recorded fault fails its rule and its declared collateral, nothing else: a change to
+    // the journal's format that a check misreads shows here, not only in the snapshot.
+    let failing: Vec<&str> = report
+        .rules
+        .iter()
+        .filter(|r| r.verdict == convo_tck::Verdict::Fail)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(failing, ["UPD-1", "UPD-2"]);
     insta::assert_snapshot!("failure_table", table::render(&report));
 }
 
