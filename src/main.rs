@@ -116,6 +116,9 @@ fn explain(id: RuleId) -> String {
     for c in r.checks {
         out.push_str(&format!("  fails when: {}\n", c.fails_when));
     }
+    if !r.sees.is_empty() {
+        out.push_str(&format!("  a PASS means: {}\n", r.sees));
+    }
     out.push_str(&format!(
         "  faults that must fail it: {}\n  if it fails, check: {}\n",
         names(r.faults),

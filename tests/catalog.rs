@@ -126,3 +126,14 @@ fn the_written_id_of_every_checked_rule_threads_through_the_sources() {
         }
     }
 }
+
+#[test]
+fn every_checked_rule_says_what_its_checks_can_see() {
+    for rule in CATALOG.iter().filter(|r| r.is_implemented()) {
+        assert!(
+            !rule.sees.is_empty(),
+            "{} does not say what a PASS guarantees",
+            rule.id
+        );
+    }
+}

@@ -89,6 +89,24 @@ impl Scene {
         );
     }
 
+    /// The client's event channel opens.
+    fn open_channel(&self) {
+        self.journal.record(
+            self.client.clone(),
+            EntryKind::Backend(Fact::Request(RequestFact {
+                method: "GET".into(),
+                path: "/v1/events".into(),
+                query: None,
+                endpoint: Endpoint::EventChannel,
+                status: 101,
+                revision: None,
+                attributes: None,
+                token: None,
+                error: None,
+            })),
+        );
+    }
+
     /// An event published and delivered to the client.
     fn event(
         &mut self,
@@ -255,4 +273,35 @@ fn showing_its_own_write_over_another_writers_newer_value_is_upd_2_not_upd_3() {
     );
     let rules: Vec<&str> = s.violations().iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(rules, vec!["UPD-2"]);
+}
+
+#[test]
+fn a_removal_report_without_a_backend_removal_is_a_list_3_violation() {
+    let mut s = Scene::new();
+    s.open_channel();
+    let page = Endpoint::UserConversations {
+        user: "alice".into(),
+        page: 0,
+        last: true,
+        items: vec![sid()],
+    };
+    s.request("GET", page, None, None);
+    s.observe(Observation::ConversationAdded {
+        conversation: sid(),
+    });
+    // A new message; the client "refreshes" the conversation by removing and adding it.
+    s.event(EventType::MessageAdded, 1, None, Some(0));
+    s.observe(Observation::MessageAdded {
+        conversation: sid(),
+        index: 0,
+    });
+    s.observe(Observation::ConversationRemoved {
+        conversation: sid(),
+    });
+    s.observe(Observation::ConversationAdded {
+        conversation: sid(),
+    });
+    s.settle();
+    let rules: Vec<&str> = s.violations().iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(rules, vec!["LIST-3"]);
 }

@@ -222,7 +222,7 @@ pub(crate) static LISTENS_BEFORE_FETCH: Check = Check {
 /// conversation added again without its removal in between.
 pub(crate) static EACH_CONVERSATION_ONCE: Check = Check {
     name: "each conversation appears once",
-    fails_when: "a list the client shows holds a sid twice, or the client reports a conversation added twice without its removal in between",
+    fails_when: "a list the client shows holds a sid twice, or the client reports a conversation added twice without a removal the backend made in between",
     judge: |h| {
         for (cmd, reply, list) in lists(h) {
             let mut counts: BTreeMap<&ConversationSid, usize> = BTreeMap::new();
@@ -248,6 +248,7 @@ pub(crate) static EACH_CONVERSATION_ONCE: Check = Check {
         let findings = h.instances().into_iter().map(|instance| {
             let mut present: BTreeMap<&ConversationSid, u64> = BTreeMap::new();
             let mut learned: BTreeMap<&ConversationSid, usize> = BTreeMap::new();
+            let mut removals: BTreeMap<&ConversationSid, usize> = BTreeMap::new();
             let mut twice = None;
             for e in h.of(instance) {
                 // What can make a client add the conversation: a page listing it, an added
@@ -278,6 +279,7 @@ pub(crate) static EACH_CONVERSATION_ONCE: Check = Check {
                 if let Some(f) = e.frame().filter(|f| f.event == EventType::ConversationRemoved) {
                     if let Some(sid) = f.conversation() {
                         learned.remove(sid);
+                        *removals.entry(sid).or_default() += 1;
                     }
                 }
                 for sid in sources {
@@ -299,8 +301,24 @@ pub(crate) static EACH_CONVERSATION_ONCE: Check = Check {
                             );
                         }
                     }
+                    // A removal report must answer a removal the backend made: only then may the
+                    // conversation be reported added again.
                     Some(Observation::ConversationRemoved { conversation }) => {
-                        present.remove(conversation);
+                        match removals.get_mut(conversation).filter(|n| **n > 0) {
+                            Some(n) => {
+                                *n -= 1;
+                                present.remove(conversation);
+                            }
+                            None => {
+                                return Finding::violated(
+                                    format!(
+                                        "{} reports {conversation} removed, but the backend removed nothing the report could answer",
+                                        e.summary()
+                                    ),
+                                    vec![e.seq],
+                                );
+                            }
+                        }
                     }
                     _ => {}
                 }

@@ -30,6 +30,7 @@ const fn untested(
         source,
         provoke,
         hint,
+        sees: "",
         checks: &[],
         faults: &[],
         collateral: &[],
@@ -157,6 +158,7 @@ pub static CATALOG: &[Rule] = &[
         "send the token in a header and scrub it from logs",
     ),
     Rule {
+        sees: "Sees when `start` is answered against a page of the list the backend refused and the client's next settle; cannot see a client that answers `start` but keeps the app waiting some other way.",
         checks: &[&lists::CREATED_BEFORE_FULL_LIST],
         faults: &[Fault::AwaitFullList],
         ..untested(
@@ -168,6 +170,7 @@ pub static CATALOG: &[Rule] = &[
         )
     },
     Rule {
+        sees: "Sees when the event channel's handshake was answered against the first page request, and whether a conversation only an added event told of is in the next list the client shows; an event counts once written to the client's socket.",
         checks: &[
             &lists::LISTENS_BEFORE_FETCH,
             &lists::ANNOUNCED_DURING_FETCH_LISTED,
@@ -182,6 +185,7 @@ pub static CATALOG: &[Rule] = &[
         )
     },
     Rule {
+        sees: "Sees every list the client shows and every added or removed report, each removal matched to one the backend made; cannot see duplicates in an interface the adapter does not report.",
         checks: &[&lists::EACH_CONVERSATION_ONCE],
         faults: &[Fault::NoDedupe],
         ..untested(
@@ -193,6 +197,7 @@ pub static CATALOG: &[Rule] = &[
         )
     },
     Rule {
+        sees: "Sees the list the client shows right after the harness recorded the backend's truth, as a set; not its order, and not lists the adapter is never asked for.",
         checks: &[&lists::LIST_EQUALS_TRUTH],
         faults: &[
             Fault::IgnoreUnknownUpdates,
@@ -211,6 +216,7 @@ pub static CATALOG: &[Rule] = &[
         )
     },
     Rule {
+        sees: "Sees every message-list request (attributed by header or token) before the app first asked, and matches every new-message event written to the client's socket to one report by the next settle.",
         checks: &[
             &messages::NO_FETCH_BEFORE_ASKED,
             &messages::NEW_MESSAGES_REPORTED,
@@ -225,6 +231,7 @@ pub static CATALOG: &[Rule] = &[
         )
     },
     Rule {
+        sees: "Matches every edit or removal event written to the client's socket to at most one change report and every report to one event; a change published while a fetch listing the message was being answered is not judged.",
         checks: &[
             &messages::FETCHED_CHANGES_REPORTED,
             &messages::UNFETCHED_CHANGES_SILENT,
@@ -262,6 +269,7 @@ pub static CATALOG: &[Rule] = &[
         "return null rather than 0 before the first read horizon",
     ),
     Rule {
+        sees: "Sees every request of the instance (by header or token) against what its synchronization needed; cannot see work the client does without the backend, and needs the client to report its sync status.",
         checks: &[
             &sync::CLIENT_OPS_WAIT,
             &sync::EARLY_CLIENT_OPS_ANSWERED,
@@ -279,6 +287,7 @@ pub static CATALOG: &[Rule] = &[
         )
     },
     Rule {
+        sees: "Sees every request about a conversation, served or not, against that conversation's metadata and participants having been served to the same instance.",
         checks: &[
             &sync::CONVERSATION_OPS_WAIT,
             &sync::EARLY_CONVERSATION_OPS_ANSWERED,
@@ -293,6 +302,7 @@ pub static CATALOG: &[Rule] = &[
         )
     },
     Rule {
+        sees: "Sees the sync statuses the adapter reports, in order; a client that reports none is not judged.",
         checks: &[&sync::STATUS_ONLY_FORWARD],
         faults: &[Fault::SyncStatusRegresses],
         ..untested(
@@ -304,6 +314,7 @@ pub static CATALOG: &[Rule] = &[
         )
     },
     Rule {
+        sees: "Sees when each update is answered against the first Updated event (or fetch) at or past the revision its own request produced; an event is only known processed once the client settled after its publication.",
         checks: &[
             &updates::COMPLETES_ON_EVENT,
             &updates::COMPLETES_ONCE_DELIVERED,
@@ -318,6 +329,7 @@ pub static CATALOG: &[Rule] = &[
         )
     },
     Rule {
+        sees: "Sees every value the client reports (update results, reads, update reports) against the values the backend sent at or past the revision the client is known to have processed; cannot see values the app shows without reporting them.",
         checks: &[&updates::SHOWS_BACKEND_VALUE],
         faults: &[Fault::LocalWriteWins],
         // Completing on the acknowledgement also reports the local write as the result.
@@ -331,6 +343,7 @@ pub static CATALOG: &[Rule] = &[
         )
     },
     Rule {
+        sees: "Same evidence as UPD-2; a value shown that a late, older snapshot carried is UPD-3.",
         checks: &[&updates::STALE_NEVER_WINS],
         faults: &[Fault::StaleEventOverwrites],
         ..untested(

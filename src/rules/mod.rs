@@ -217,6 +217,9 @@ pub struct Rule {
     pub provoke: &'static str,
     /// What to look at in the client stack when the rule fails.
     pub hint: &'static str,
+    /// What the checks can and cannot see: what a PASS guarantees.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub sees: &'static str,
     /// The checks that judge it (none while it is UNTESTED); each fails when what it says.
     #[serde(rename = "fails_when", serialize_with = "check_names")]
     pub checks: &'static [&'static Check],
