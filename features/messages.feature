@@ -15,6 +15,14 @@ Feature: Messages are fetched only when asked, and only fetched ones report chan
     Then no messages were fetched before the app asked for them
     And alice's client reported the new message in "general"
 
+  @MSG-1
+  Scenario: Each message of a burst is reported once
+    Given alice's client has started and synchronized
+    When alice opens "general"
+    And bob posts 12 messages to "general"
+    And the client settles
+    Then alice's client reported each new message in "general" once
+
   @MSG-2
   Scenario: Edits and removals are reported for the fetched message and not for the other
     Given alice's client has started and synchronized

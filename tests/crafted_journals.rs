@@ -85,6 +85,7 @@ impl Scene {
                 attributes,
                 token: None,
                 error: None,
+                issued: None,
             })),
         );
     }
@@ -103,6 +104,7 @@ impl Scene {
                 attributes: None,
                 token: None,
                 error: None,
+                issued: None,
             })),
         );
     }

@@ -50,6 +50,18 @@ pub struct RequestFact {
     /// Why it was refused, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The token the answer minted, if it minted one (the token endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<Issued>,
+}
+
+/// A token the backend minted, by fingerprint, and the identity it was minted for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issued {
+    /// The chat identity.
+    pub identity: String,
+    /// Fingerprint of the token.
+    pub token: TokenFingerprint,
 }
 
 impl RequestFact {

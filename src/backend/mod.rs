@@ -34,7 +34,7 @@ use crate::secrets::Secrets;
 use service::Service;
 
 pub use endpoint::{Endpoint, EndpointKind, OperationClass};
-pub use fact::{Control, Fact, FrameFact, PublishedFact, Recorder, RequestFact};
+pub use fact::{Control, Fact, FrameFact, Issued, PublishedFact, Recorder, RequestFact};
 pub use model::{At, Gate, ListAction, ListOrder};
 pub use tokens::{MAX_TTL, MIN_TTL, TokenError};
 

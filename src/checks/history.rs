@@ -19,14 +19,54 @@ pub struct Settle {
     pub reply: u64,
 }
 
-/// The token fingerprint an entry carries, if any.
+/// The token fingerprint an entry carries, if any: the token presented, or, for a request
+/// that presented none, the token its answer minted.
 fn token_of(e: &Entry) -> Option<&TokenFingerprint> {
     match &e.kind {
-        EntryKind::Backend(Fact::Request(r)) => r.token.as_ref(),
+        EntryKind::Backend(Fact::Request(r)) => r
+            .token
+            .as_ref()
+            .or_else(|| r.issued.as_ref().map(|i| &i.token)),
         EntryKind::Backend(Fact::Connected { token, .. }) => token.as_ref(),
         EntryKind::Backend(Fact::Frame(f)) => f.token.as_ref(),
         _ => None,
     }
+}
+
+/// Who used each token: the instance that named itself on an entry carrying it; failing that,
+/// for a token minted for an identity only one instance was started as, that instance.
+fn token_owners(entries: &[Entry]) -> BTreeMap<&TokenFingerprint, &InstanceId> {
+    let mut tokens: BTreeMap<&TokenFingerprint, &InstanceId> = BTreeMap::new();
+    for e in entries {
+        if let (Some(instance), Some(token)) = (e.instance.as_ref(), token_of(e)) {
+            tokens.entry(token).or_insert(instance);
+        }
+    }
+    let mut starts: BTreeMap<u64, &str> = BTreeMap::new();
+    let mut started: BTreeMap<&str, BTreeSet<&InstanceId>> = BTreeMap::new();
+    for e in entries {
+        if let Some((id, Command::Start { identity, .. })) = e.command() {
+            starts.insert(id, identity);
+        } else if let (Some(identity), Some(instance)) = (
+            e.reply().and_then(|r| starts.get(&r.id)),
+            e.instance.as_ref(),
+        ) {
+            started.entry(identity).or_default().insert(instance);
+        }
+    }
+    for e in entries {
+        let Some(issued) = e.request().and_then(|r| r.issued.as_ref()) else {
+            continue;
+        };
+        if let Some(only) = started
+            .get(issued.identity.as_str())
+            .filter(|s| s.len() == 1)
+            .and_then(|s| s.first())
+        {
+            tokens.entry(&issued.token).or_insert(only);
+        }
+    }
+    tokens
 }
 
 /// Whether `ep` is the final page of a subscribed list (of `user`, when given).
@@ -52,12 +92,7 @@ impl<'a> History<'a> {
         let mut settle_commands = BTreeMap::new();
         let mut settles = Vec::new();
         let mut published = BTreeMap::new();
-        let mut tokens: BTreeMap<&TokenFingerprint, &InstanceId> = BTreeMap::new();
-        for e in entries {
-            if let (Some(instance), Some(token)) = (e.instance.as_ref(), token_of(e)) {
-                tokens.entry(token).or_insert(instance);
-            }
-        }
+        let tokens = token_owners(entries);
         let owners = entries
             .iter()
             .map(|e| {

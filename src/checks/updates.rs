@@ -330,7 +330,7 @@ fn judged_reports<'a>(h: &History<'a>) -> Vec<Judged<'a>> {
                 }
                 continue;
             }
-            if e.instance.as_ref() != Some(instance) {
+            if h.owner(e) != Some(instance) {
                 continue;
             }
             let delivered = match (e.frame(), e.request()) {

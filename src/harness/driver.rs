@@ -21,6 +21,10 @@ use crate::clock::VirtualClock;
 use crate::journal::{HarnessEntry, Journal, ReplyRecord};
 use crate::wire::InstanceId;
 
+/// How many `settle` rounds one settle step may take before it goes on regardless (a client
+/// that is never quiet).
+const MAX_SETTLE_ROUNDS: usize = 8;
+
 /// A command the driver sent, by its request id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[must_use = "a request id is how the reply to a command left in flight is found"]
@@ -207,13 +211,31 @@ impl Driver {
 
     /// Waits until the adapter reports it is quiet.
     pub async fn settle(&mut self) -> Result<(), AdapterError> {
-        match self.call(Command::Settle).await? {
-            Outcome::Ok(_) => Ok(()),
-            Outcome::Error(e) => Err(AdapterError::Protocol {
-                line: "settle".into(),
-                reason: format!("settle failed: {e}"),
-            }),
+        // A settle covers what was published before its command; what the client was still
+        // receiving while it settled (a page served, an event published meanwhile) is covered
+        // by the next one. Settling again until a round sees nothing happen makes the point
+        // where the client has had everything independent of how fast it got there.
+        for _ in 0..MAX_SETTLE_ROUNDS {
+            let before = self.journal.last_seq();
+            match self.call(Command::Settle).await? {
+                Outcome::Ok(_) => {}
+                Outcome::Error(e) => {
+                    return Err(AdapterError::Protocol {
+                        line: "settle".into(),
+                        reason: format!("settle failed: {e}"),
+                    });
+                }
+            }
+            let quiet = self.journal.since(before).iter().all(|e| {
+                e.command()
+                    .is_some_and(|(_, c)| matches!(c, Command::Settle))
+                    || e.reply().is_some_and(|r| r.command == CommandKind::Settle)
+            });
+            if quiet {
+                break;
+            }
         }
+        Ok(())
     }
 
     /// Moves the backend's clock and the adapter's clock forward by `d`, settling after each

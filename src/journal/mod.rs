@@ -251,6 +251,15 @@ impl Journal {
             .clone()
     }
 
+    /// A copy of the entries after sequence number `seq`.
+    pub fn since(&self, seq: u64) -> Vec<Entry> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let from = usize::try_from(seq)
+            .unwrap_or(usize::MAX)
+            .min(entries.len());
+        entries[from..].to_vec()
+    }
+
     /// The sequence number of the newest entry (0 when empty).
     pub fn last_seq(&self) -> u64 {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).len() as u64
@@ -299,6 +308,7 @@ mod tests {
                 attributes: None,
                 token: None,
                 error: None,
+                issued: None,
             })),
         );
         j.note(

@@ -85,6 +85,7 @@ async fn connection(stream: TcpStream, service: Arc<Service>) {
                     attributes: None,
                     token: token.map(TokenFingerprint::of),
                     error,
+                    issued: None,
                 }),
             );
         };

@@ -26,6 +26,11 @@ pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
             expr("{actor} posts a message to {conversation}"),
             post,
         )
+        .when(
+            None,
+            expr("{actor} posts {count} messages to {conversation}"),
+            post_many,
+        )
         .then(
             None,
             expr("no messages were fetched before the app asked for them"),
@@ -34,6 +39,11 @@ pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
         .then(
             None,
             expr("{actor}'s client reported the new message in {conversation}"),
+            new_message_reported,
+        )
+        .then(
+            None,
+            expr("{actor}'s client reported each new message in {conversation} once"),
             new_message_reported,
         )
         .then(
@@ -87,6 +97,16 @@ step!(post, |w, author: Actor, name: Named| {
     let sid = h.backend.conversation_sid(&name.0)?;
     h.backend
         .post_message(&sid, &author.0, &format!("hello from {author}"))?;
+    Ok(())
+});
+
+step!(post_many, |w, author: Actor, count: Count, name: Named| {
+    let h = w.harness()?;
+    let sid = h.backend.conversation_sid(&name.0)?;
+    for n in 1..=count.small()? {
+        h.backend
+            .post_message(&sid, &author.0, &format!("message {n} from {author}"))?;
+    }
     Ok(())
 });
 

@@ -25,7 +25,7 @@ use wiremock::matchers::{any, method, path_regex};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use crate::backend::endpoint::Endpoint;
-use crate::backend::fact::{Fact, RequestFact};
+use crate::backend::fact::{Fact, Issued, RequestFact};
 use crate::backend::model::{Model, PendingEvent, Snapshot};
 use crate::backend::service::Service;
 use crate::backend::tokens::Claims;
@@ -51,6 +51,8 @@ pub(crate) struct Answer {
     pub(crate) snapshot: Option<(u64, Value)>,
     pub(crate) retry_after: Option<u64>,
     pub(crate) error: Option<String>,
+    /// The token the answer mints.
+    pub(crate) issued: Option<Issued>,
 }
 
 impl Answer {
@@ -62,6 +64,7 @@ impl Answer {
             snapshot: None,
             retry_after: None,
             error: None,
+            issued: None,
         }
     }
 
@@ -91,6 +94,7 @@ impl Answer {
             snapshot: None,
             retry_after: None,
             error: Some(message),
+            issued: None,
         }
     }
 
@@ -295,6 +299,7 @@ impl Respond for Api {
                 attributes,
                 token: token.as_deref().map(TokenFingerprint::of),
                 error: answer.error.clone(),
+                issued: answer.issued.clone(),
             }),
         );
         if let (Endpoint::UserConversations { last: true, .. }, 200) =

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use super::{Answer, Call};
 use crate::backend::endpoint::Endpoint;
+use crate::backend::fact::Issued;
+use crate::secrets::TokenFingerprint;
 use crate::wire::resources::IssuedToken;
 
 pub(super) fn mint(call: &Call<'_>) -> Answer {
@@ -22,14 +24,20 @@ pub(super) fn mint(call: &Call<'_>) -> Answer {
     match call.service.tokens.mint(identity, Duration::from_secs(ttl)) {
         Ok(token) => {
             call.service.quietly(|m| m.ensure_user(identity));
-            Answer::ok(
+            let issued = Issued {
+                identity: identity.clone(),
+                token: TokenFingerprint::of(&token),
+            };
+            let mut answer = Answer::ok(
                 ep,
                 IssuedToken {
                     identity: identity.clone(),
                     ttl,
                     token,
                 },
-            )
+            );
+            answer.issued = Some(issued);
+            answer
         }
         Err(e) => Answer::error(ep, 400, e.code(), e.to_string()),
     }
