@@ -34,6 +34,7 @@ pub mod checks;
 pub mod clock;
 pub mod harness;
 pub mod journal;
+pub mod mutants;
 pub mod properties;
 pub mod reference;
 pub mod report;

@@ -19,6 +19,7 @@ const MODULES: &[&str] = &[
     "scenario",
     "properties",
     "report",
+    "mutants",
 ];
 
 /// What each module must not import, besides everything above it in [`MODULES`] unless listed
@@ -97,6 +98,11 @@ const LAYERS: &[Layer] = &[
         module: "report",
         allowed_up: &[],
         forbidden_down: &["harness", "properties", "reference", "backend"],
+    },
+    Layer {
+        module: "mutants",
+        allowed_up: &[],
+        forbidden_down: &["harness", "properties", "backend", "journal", "checks"],
     },
 ];
 

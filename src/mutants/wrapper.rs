@@ -1,0 +1,383 @@
+//! The app-layer half of a mutant: a task between the harness and the wrapped client stack that
+//! forwards commands, replies and observations, except where the mutant changes them (answers a
+//! command itself, sends the stack commands of its own, drops, delays or invents reports). It
+//! also starts the session's proxy when it sees `start`, and points the stack at it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::proxy::Proxy;
+use super::{Kind, Mutant, Shared, Signal};
+use crate::adapter::{
+    AdapterEvent, ClientSyncStatus, Command, Observation, Outcome, Reply, ReplyBody, Request,
+    Target,
+};
+
+/// Ids of the wrapper's own commands to the stack: far above the harness's.
+const OWN_IDS: u64 = 1 << 40;
+
+pub(super) struct Wrapper {
+    pub(super) mutant: &'static Mutant,
+    pub(super) shared: Arc<Mutex<Shared>>,
+    pub(super) to_harness: mpsc::UnboundedSender<AdapterEvent>,
+    pub(super) to_stack: mpsc::UnboundedSender<Request>,
+    pub(super) signals: mpsc::UnboundedReceiver<Signal>,
+    pub(super) proxy: Option<Proxy>,
+    pub(super) next_own: u64,
+    /// Harness requests whose stack reply is swallowed (the wrapper answered already).
+    pub(super) answered: Vec<u64>,
+    /// Updates in flight: harness id → (target, written value).
+    pub(super) updates: BTreeMap<u64, (Target, Value)>,
+    /// Virtual time that passed while each update was in flight.
+    pub(super) waited: HashMap<u64, u64>,
+    /// What the app layer itself wrote last, per target.
+    pub(super) written: HashMap<Target, Value>,
+    /// A reply held back until something is seen.
+    pub(super) held_start: Option<Reply>,
+    /// Observations held back.
+    pub(super) held: Vec<Observation>,
+    pub(super) settle_ids: Vec<u64>,
+    pub(super) synced: bool,
+}
+
+impl Wrapper {
+    pub(super) async fn run(
+        mut self,
+        mut from_harness: mpsc::UnboundedReceiver<Request>,
+        mut from_stack: mpsc::UnboundedReceiver<AdapterEvent>,
+    ) {
+        loop {
+            tokio::select! {
+                req = from_harness.recv() => match req {
+                    Some(req) => self.command(req).await,
+                    None => break,
+                },
+                ev = from_stack.recv() => match ev {
+                    Some(ev) => self.event(ev),
+                    None => break,
+                },
+                Some(signal) = self.signals.recv() => self.signal(signal),
+            }
+        }
+    }
+
+    fn own(&mut self, command: Command) {
+        self.next_own += 1;
+        let _ = self.to_stack.send(Request {
+            id: OWN_IDS + self.next_own,
+            command,
+        });
+    }
+
+    fn answer(&mut self, id: u64, outcome: Outcome) {
+        self.answered.push(id);
+        let _ = self
+            .to_harness
+            .send(AdapterEvent::Reply(Reply { id, outcome }));
+    }
+
+    fn observe(&self, o: Observation) {
+        let _ = self.to_harness.send(AdapterEvent::Observation(o));
+    }
+
+    async fn command(&mut self, Request { id, command }: Request) {
+        let command = match command {
+            Command::Start {
+                identity,
+                token_url,
+                rest_url,
+                events_url,
+                storage_dir,
+                device_token,
+            } => {
+                self.shared
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .identity = identity.clone();
+                match Proxy::start(&rest_url, &events_url, self.mutant, self.shared.clone()).await {
+                    Ok(proxy) => {
+                        let token_url = token_url.replacen(&rest_url, &proxy.http_url, 1);
+                        let command = Command::Start {
+                            identity,
+                            token_url,
+                            rest_url: proxy.http_url.clone(),
+                            events_url: proxy.events_url.clone(),
+                            storage_dir,
+                            device_token,
+                        };
+                        self.proxy = Some(proxy);
+                        command
+                    }
+                    Err(e) => {
+                        let _ = self.to_harness.send(AdapterEvent::Exited(format!(
+                            "the proxy did not start: {e}"
+                        )));
+                        return;
+                    }
+                }
+            }
+            other => other,
+        };
+        match (&self.mutant.kind, &command) {
+            (Kind::ReplyBeforeUpdate, Command::UpdateAttributes { attributes, .. }) => {
+                let written = attributes.clone();
+                self.answer(
+                    id,
+                    Outcome::Ok(ReplyBody::Attributes {
+                        attributes: written,
+                    }),
+                );
+            }
+            (Kind::ReadOwnWrite, Command::ReadAttributes { target }) => {
+                if let Some(v) = self.written.get(target).cloned() {
+                    self.answer(id, Outcome::Ok(ReplyBody::Attributes { attributes: v }));
+                    return;
+                }
+            }
+            (
+                Kind::UserUpdateEcho,
+                Command::UpdateAttributes {
+                    target: Target::User,
+                    attributes,
+                },
+            ) => {
+                self.observe(Observation::UserUpdated {
+                    attributes: attributes.clone(),
+                });
+            }
+            (Kind::AdvanceCompletes, Command::AdvanceTime { ms }) => {
+                let due: Vec<u64> = self
+                    .updates
+                    .keys()
+                    .copied()
+                    .filter(|u| {
+                        let w = self.waited.entry(*u).or_default();
+                        *w += ms;
+                        *w >= 10_000
+                    })
+                    .collect();
+                for u in due {
+                    if let Some((_, written)) = self.updates.remove(&u) {
+                        self.answer(
+                            u,
+                            Outcome::Ok(ReplyBody::Attributes {
+                                attributes: written,
+                            }),
+                        );
+                    }
+                }
+            }
+            (Kind::AutoloadOnOpen, Command::OpenConversation { conversation }) => {
+                let conversation = conversation.clone();
+                let _ = self.to_stack.send(Request {
+                    id,
+                    command: command.clone(),
+                });
+                self.own(Command::FetchMessages {
+                    conversation,
+                    count: 50,
+                });
+                return;
+            }
+            _ => {}
+        }
+        match &command {
+            Command::UpdateAttributes { target, attributes } => {
+                self.written.insert(target.clone(), attributes.clone());
+                self.updates
+                    .insert(id, (target.clone(), attributes.clone()));
+                self.shared
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pending
+                    .insert(id, target.clone());
+            }
+            Command::Settle => self.settle_ids.push(id),
+            _ => {}
+        }
+        let _ = self.to_stack.send(Request { id, command });
+    }
+
+    fn event(&mut self, ev: AdapterEvent) {
+        match ev {
+            AdapterEvent::Reply(reply) => self.reply(reply),
+            AdapterEvent::Observation(o) => self.observation(o),
+            other => {
+                let _ = self.to_harness.send(other);
+            }
+        }
+    }
+
+    fn reply(&mut self, mut reply: Reply) {
+        if reply.id > OWN_IDS {
+            return;
+        }
+        self.updates.remove(&reply.id);
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pending
+            .remove(&reply.id);
+        if let Some(i) = self.answered.iter().position(|a| *a == reply.id) {
+            self.answered.swap_remove(i);
+            return;
+        }
+        if let Outcome::Ok(ReplyBody::Conversations { conversations }) = &mut reply.outcome {
+            match self.mutant.kind {
+                Kind::DuplicateListEntry => {
+                    if let Some(last) = conversations.last().cloned() {
+                        conversations.push(last);
+                    }
+                }
+                Kind::ListDropsLast => {
+                    conversations.pop();
+                }
+                _ => {}
+            }
+        }
+        let waits = matches!(
+            self.mutant.kind,
+            Kind::StartWaitsForSync | Kind::StartWaitsFirstConversation
+        );
+        if waits && matches!(reply.outcome, Outcome::Ok(ReplyBody::Started { .. })) && !self.synced
+        {
+            self.held_start = Some(reply);
+            return;
+        }
+        let settled = self.settle_ids.contains(&reply.id);
+        let _ = self.to_harness.send(AdapterEvent::Reply(reply));
+        if settled && self.mutant.kind == Kind::LateMessageReport {
+            for o in std::mem::take(&mut self.held) {
+                self.observe(o);
+            }
+        }
+    }
+
+    fn release_start(&mut self) {
+        self.synced = true;
+        if let Some(r) = self.held_start.take() {
+            let _ = self.to_harness.send(AdapterEvent::Reply(r));
+        }
+    }
+
+    fn observation(&mut self, o: Observation) {
+        match (&self.mutant.kind, &o) {
+            (Kind::DoubleMessageReport, Observation::MessageAdded { .. }) => {
+                self.observe(o.clone());
+            }
+            (
+                Kind::MessageEditEcho,
+                Observation::MessageAdded {
+                    conversation,
+                    index,
+                },
+            ) => {
+                self.observe(o.clone());
+                self.observe(Observation::MessageUpdated {
+                    conversation: conversation.clone(),
+                    index: *index,
+                });
+                return;
+            }
+            (Kind::RemoveAddRefresh, Observation::MessageAdded { conversation, .. }) => {
+                let c = conversation.clone();
+                self.observe(o);
+                self.observe(Observation::ConversationRemoved {
+                    conversation: c.clone(),
+                });
+                self.observe(Observation::ConversationAdded { conversation: c });
+                return;
+            }
+            (Kind::ConversationAddedTwice, Observation::ConversationAdded { .. }) => {
+                self.observe(o.clone());
+            }
+            (Kind::LateMessageReport, Observation::MessageAdded { .. }) => {
+                self.held.push(o);
+                return;
+            }
+            (Kind::StatusReorder, Observation::ClientSync { status }) => match status {
+                ClientSyncStatus::ConversationsCompleted => {
+                    self.held.push(o);
+                    return;
+                }
+                ClientSyncStatus::Completed => {
+                    self.observe(o);
+                    for held in std::mem::take(&mut self.held) {
+                        self.observe(held);
+                    }
+                    return;
+                }
+                _ => {}
+            },
+            (
+                Kind::ForgetSyncReport,
+                Observation::ClientSync {
+                    status: ClientSyncStatus::Completed,
+                },
+            ) => {
+                return;
+            }
+            (Kind::SyncEarlyReport, Observation::ClientCreated { .. }) => {
+                self.observe(o);
+                self.observe(Observation::ClientSync {
+                    status: ClientSyncStatus::Completed,
+                });
+                return;
+            }
+            (Kind::RestartStatusOnAdd, Observation::ConversationAdded { .. }) if self.synced => {
+                self.observe(o);
+                self.observe(Observation::ClientSync {
+                    status: ClientSyncStatus::Started,
+                });
+                return;
+            }
+            (
+                Kind::RestartStatusOnAdd,
+                Observation::ClientSync {
+                    status: ClientSyncStatus::Completed,
+                },
+            ) => {
+                self.synced = true;
+            }
+            (
+                Kind::StartWaitsForSync,
+                Observation::ClientSync {
+                    status: ClientSyncStatus::Completed,
+                },
+            )
+            | (Kind::StartWaitsFirstConversation, Observation::ConversationAdded { .. }) => {
+                self.observe(o);
+                self.release_start();
+                return;
+            }
+            _ => {}
+        }
+        self.observe(o);
+    }
+
+    /// The proxy saw something the app layer reacts to.
+    fn signal(&mut self, signal: Signal) {
+        match signal {
+            Signal::UpdatedFrame { target, attributes } => {
+                let due: Vec<u64> = self
+                    .updates
+                    .iter()
+                    .filter(|(_, (t, _))| *t == target)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in due {
+                    self.updates.remove(&id);
+                    self.answer(
+                        id,
+                        Outcome::Ok(ReplyBody::Attributes {
+                            attributes: attributes.clone(),
+                        }),
+                    );
+                }
+            }
+        }
+    }
+}
