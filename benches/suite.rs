@@ -10,14 +10,18 @@
 //! - the cost of judging every rule on a scenario's journal (the largest of the suite's, and all
 //!   of one suite run's together).
 //!
+//! - the mutation campaign: mutants caught / total, per rule group, and what it costs.
+//!
 //! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use convo_tck::backend::{Backend, ListOrder};
 use convo_tck::clock::VirtualClock;
 use convo_tck::harness::Harness;
+use convo_tck::mutants::{MUTANTS, run_mutant};
 use convo_tck::properties::lists::run_list_campaign;
 use convo_tck::properties::{Campaign, CampaignResult, run_campaign};
 use convo_tck::scenario::{SuiteOptions, run_suite};
@@ -224,5 +228,55 @@ fn main() {
         CampaignResult::Violated { message, .. } | CampaignResult::Error { message } => {
             println!("list property found a violation in the reference client: {message}")
         }
+    }
+
+    // The mutation campaign, one mutant after the other.
+    let t = Instant::now();
+    let results = runtime.block_on(async {
+        let mut out = Vec::new();
+        for m in MUTANTS {
+            out.push(run_mutant(m).await.expect("the suite runs"));
+        }
+        out
+    });
+    let total = t.elapsed();
+    let mut groups: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for r in &results {
+        let group = r.must_fail.first().map_or_else(
+            || "transparent".to_owned(),
+            |id| {
+                id.to_string()
+                    .split('-')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            },
+        );
+        let g = groups.entry(group).or_default();
+        g.0 += usize::from(r.caught);
+        g.1 += 1;
+    }
+    let caught = results.iter().filter(|r| r.caught).count();
+    let per_group: Vec<String> = groups
+        .iter()
+        .map(|(g, (c, n))| format!("{g} {c}/{n}"))
+        .collect();
+    println!(
+        "mutation campaign: {caught}/{} caught ({}); {:.1} s in all, {}",
+        results.len(),
+        per_group.join(", "),
+        total.as_secs_f64(),
+        stats(
+            results
+                .iter()
+                .map(|r| Duration::from_millis(u64::try_from(r.millis).unwrap_or(u64::MAX)))
+                .collect()
+        )
+    );
+    for r in results.iter().filter(|r| !r.caught) {
+        println!(
+            "  escaped: {} (had to fail {:?}, failed {:?})",
+            r.name, r.must_fail, r.failed
+        );
     }
 }
