@@ -307,3 +307,126 @@ fn a_removal_report_without_a_backend_removal_is_a_list_3_violation() {
     let rules: Vec<&str> = s.violations().iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(rules, vec!["LIST-3"]);
 }
+
+/// A journal of starts and token mints, none of whose backend entries name an instance.
+struct Mints {
+    journal: Journal,
+    next_id: u64,
+}
+
+impl Mints {
+    fn new() -> Self {
+        Self {
+            journal: Journal::new(VirtualClock::new(), Secrets::default()),
+            next_id: 1,
+        }
+    }
+
+    fn start(&mut self, under: Option<&str>, identity: &str) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let command = Command::Start {
+            identity: identity.into(),
+            token_url: "http://127.0.0.1:1/token".into(),
+            rest_url: "http://127.0.0.1:1".into(),
+            events_url: "ws://127.0.0.1:2/v1/events".into(),
+            storage_dir: None,
+            device_token: None,
+        };
+        self.journal.note(
+            under.map(InstanceId::from),
+            HarnessEntry::Command { id, command },
+        );
+        id
+    }
+
+    fn reply(&self, under: &str, id: u64, outcome: Outcome) {
+        self.journal.note(
+            Some(under.into()),
+            HarnessEntry::Reply(ReplyRecord {
+                id,
+                command: CommandKind::Start,
+                outcome,
+            }),
+        );
+    }
+
+    /// A headerless request: a mint for `identity` (when given), or one presenting `token`.
+    fn request(&self, identity: Option<&str>, token: &str) -> u64 {
+        let fp = convo_tck::TokenFingerprint::of(token);
+        self.journal.record(
+            None,
+            EntryKind::Backend(Fact::Request(RequestFact {
+                method: if identity.is_some() { "POST" } else { "GET" }.into(),
+                path: "/...".into(),
+                query: None,
+                endpoint: if identity.is_some() {
+                    Endpoint::Token
+                } else {
+                    Endpoint::GetUser
+                },
+                status: 200,
+                revision: None,
+                attributes: None,
+                token: identity.is_none().then(|| fp.clone()),
+                error: None,
+                issued: identity.map(|identity| convo_tck::backend::Issued {
+                    identity: identity.into(),
+                    token: fp,
+                }),
+            })),
+        )
+    }
+}
+
+#[test]
+fn a_minted_token_is_owned_only_by_the_one_instance_started_as_its_identity() {
+    use convo_tck::adapter::{CommandError, ErrorKind};
+    use convo_tck::checks::History;
+
+    // alice starts and gets ref-1; bob's start fails (its error reply is journaled under the
+    // instance the driver last saw, ref-1): bob's token is nobody's.
+    let mut j = Mints::new();
+    let a = j.start(None, "alice");
+    let alice_mint = j.request(Some("alice"), "token-a");
+    j.reply(
+        "ref-1",
+        a,
+        Outcome::Ok(ReplyBody::Started {
+            instance: "ref-1".into(),
+        }),
+    );
+    let b = j.start(Some("ref-1"), "bob");
+    let bob_mint = j.request(Some("bob"), "token-b");
+    j.reply(
+        "ref-1",
+        b,
+        Outcome::Error(CommandError::new(ErrorKind::TokenRejected, "refused")),
+    );
+    let bob_read = j.request(None, "token-b");
+    let alice_read = j.request(None, "token-a");
+    let entries = j.journal.snapshot();
+    let h = History::new(&entries);
+    let owner = |seq: u64| h.get(seq).and_then(|e| h.owner(e)).map(ToString::to_string);
+    assert_eq!(owner(alice_mint).as_deref(), Some("ref-1"));
+    assert_eq!(owner(alice_read).as_deref(), Some("ref-1"));
+    let anonymous: Vec<u64> = h.unattributed_requests().iter().map(|e| e.seq).collect();
+    assert_eq!(anonymous, vec![bob_mint, bob_read]);
+
+    // Two starts as alice (the second never answered): her tokens are nobody's.
+    let mut j = Mints::new();
+    let a = j.start(None, "alice");
+    let mint = j.request(Some("alice"), "token-a");
+    j.reply(
+        "ref-1",
+        a,
+        Outcome::Ok(ReplyBody::Started {
+            instance: "ref-1".into(),
+        }),
+    );
+    j.start(Some("ref-1"), "alice");
+    let entries = j.journal.snapshot();
+    let h = History::new(&entries);
+    let anonymous: Vec<u64> = h.unattributed_requests().iter().map(|e| e.seq).collect();
+    assert_eq!(anonymous, vec![mint]);
+}

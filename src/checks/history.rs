@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::adapter::Command;
+use crate::adapter::{Command, ReplyBody};
 use crate::backend::{Endpoint, Fact, RequestFact};
 use crate::journal::{Entry, EntryKind, ReplyRecord};
 use crate::secrets::TokenFingerprint;
@@ -34,7 +34,8 @@ fn token_of(e: &Entry) -> Option<&TokenFingerprint> {
 }
 
 /// Who used each token: the instance that named itself on an entry carrying it; failing that,
-/// for a token minted for an identity only one instance was started as, that instance.
+/// for a token minted for an identity that one `start` only was issued as, the instance it
+/// created, provided the token was minted while that instance was live.
 fn token_owners(entries: &[Entry]) -> BTreeMap<&TokenFingerprint, &InstanceId> {
     let mut tokens: BTreeMap<&TokenFingerprint, &InstanceId> = BTreeMap::new();
     for e in entries {
@@ -42,28 +43,49 @@ fn token_owners(entries: &[Entry]) -> BTreeMap<&TokenFingerprint, &InstanceId> {
             tokens.entry(token).or_insert(instance);
         }
     }
-    let mut starts: BTreeMap<u64, &str> = BTreeMap::new();
-    let mut started: BTreeMap<&str, BTreeSet<&InstanceId>> = BTreeMap::new();
+    // Every `start` per identity: its command's seq and the instance it created, if it did.
+    let mut starts: BTreeMap<u64, (&str, u64)> = BTreeMap::new();
+    let mut started: BTreeMap<&str, Vec<(u64, Option<&InstanceId>)>> = BTreeMap::new();
     for e in entries {
         if let Some((id, Command::Start { identity, .. })) = e.command() {
-            starts.insert(id, identity);
-        } else if let (Some(identity), Some(instance)) = (
-            e.reply().and_then(|r| starts.get(&r.id)),
-            e.instance.as_ref(),
-        ) {
-            started.entry(identity).or_default().insert(instance);
+            starts.insert(id, (identity, e.seq));
+            started.entry(identity).or_default().push((e.seq, None));
+        } else if let Some(r) = e.reply() {
+            let (Some((identity, command)), Some(ReplyBody::Started { instance })) =
+                (starts.get(&r.id), r.outcome.ok())
+            else {
+                continue;
+            };
+            if let Some(slot) = started
+                .get_mut(identity)
+                .and_then(|v| v.iter_mut().find(|(seq, _)| seq == command))
+            {
+                slot.1 = Some(instance);
+            }
         }
     }
+    // Where an instance was told to stop (logout or kill).
+    let ended = |instance: &InstanceId| {
+        entries
+            .iter()
+            .find(|e| {
+                e.instance.as_ref() == Some(instance)
+                    && matches!(e.command(), Some((_, Command::Logout | Command::Kill)))
+            })
+            .map_or(u64::MAX, |e| e.seq)
+    };
     for e in entries {
         let Some(issued) = e.request().and_then(|r| r.issued.as_ref()) else {
             continue;
         };
-        if let Some(only) = started
-            .get(issued.identity.as_str())
-            .filter(|s| s.len() == 1)
-            .and_then(|s| s.first())
+        // Only one start as that identity, which created an instance, and the token minted
+        // while that instance was live; anything else stays unattributed and is reported.
+        if let Some([(command, Some(only))]) =
+            started.get(issued.identity.as_str()).map(Vec::as_slice)
         {
-            tokens.entry(&issued.token).or_insert(only);
+            if e.seq > *command && e.seq < ended(only) {
+                tokens.entry(&issued.token).or_insert(only);
+            }
         }
     }
     tokens

@@ -35,6 +35,9 @@ struct Inbox {
     sent: HashMap<u64, CommandKind>,
     replies: HashMap<u64, Outcome>,
     exited: Option<String>,
+    /// A request could not be handed over: the adapter stopped taking requests (its reason
+    /// usually follows on the event stream).
+    refused: bool,
     instance: Option<InstanceId>,
 }
 
@@ -152,7 +155,9 @@ impl Driver {
         self.shared.inbox().instance.clone()
     }
 
-    /// Sends a command without waiting; returns its request id.
+    /// Sends a command without waiting; returns its request id. An adapter that has exited is
+    /// an error here; one that stopped taking requests is reported by `wait`, with the reason
+    /// its exit gives.
     pub fn submit(&mut self, command: Command) -> Result<RequestId, AdapterError> {
         if let Some(why) = self.shared.inbox().exited.clone() {
             return Err(AdapterError::Exited(why));
@@ -167,9 +172,10 @@ impl Driver {
                 command: command.clone(),
             },
         );
-        self.requests
-            .send(Request { id, command })
-            .map_err(|_| AdapterError::Exited("the adapter stopped taking requests".into()))?;
+        if self.requests.send(Request { id, command }).is_err() {
+            // The adapter is going away; `wait` reports why once its exit arrives.
+            self.shared.inbox().refused = true;
+        }
         Ok(RequestId(id))
     }
 
@@ -194,6 +200,11 @@ impl Driver {
                 inbox.sent.get(&id.0).copied()
             };
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                if self.shared.inbox().refused {
+                    return Err(AdapterError::Exited(
+                        "the adapter stopped taking requests".into(),
+                    ));
+                }
                 return Err(AdapterError::Hung {
                     command: command.map_or("?", CommandKind::name),
                     id: id.0,

@@ -93,30 +93,36 @@ impl Wrapper {
                 storage_dir,
                 device_token,
             } => {
-                self.shared
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .identity = identity.clone();
-                match Proxy::start(&rest_url, &events_url, self.mutant, self.shared.clone()).await {
-                    Ok(proxy) => {
-                        let token_url = token_url.replacen(&rest_url, &proxy.http_url, 1);
-                        let command = Command::Start {
-                            identity,
-                            token_url,
-                            rest_url: proxy.http_url.clone(),
-                            events_url: proxy.events_url.clone(),
-                            storage_dir,
-                            device_token,
-                        };
-                        self.proxy = Some(proxy);
-                        command
+                {
+                    // A new client walks its list afresh.
+                    let mut st = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+                    st.identity.clone_from(&identity);
+                    st.list_done = false;
+                    st.pages = 0;
+                }
+                // One proxy per session: a later start (refused or not) must not cut the
+                // connections of a client that is still running.
+                if self.proxy.is_none() {
+                    match Proxy::start(&rest_url, &events_url, self.mutant, self.shared.clone())
+                        .await
+                    {
+                        Ok(proxy) => self.proxy = Some(proxy),
+                        Err(e) => {
+                            let _ = self.to_harness.send(AdapterEvent::Exited(format!(
+                                "the proxy did not start: {e}"
+                            )));
+                            return;
+                        }
                     }
-                    Err(e) => {
-                        let _ = self.to_harness.send(AdapterEvent::Exited(format!(
-                            "the proxy did not start: {e}"
-                        )));
-                        return;
-                    }
+                }
+                let Some(proxy) = &self.proxy else { return };
+                Command::Start {
+                    identity,
+                    token_url: token_url.replacen(&rest_url, &proxy.http_url, 1),
+                    rest_url: proxy.http_url.clone(),
+                    events_url: proxy.events_url.clone(),
+                    storage_dir,
+                    device_token,
                 }
             }
             other => other,
