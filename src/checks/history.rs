@@ -43,24 +43,17 @@ fn token_owners(entries: &[Entry]) -> BTreeMap<&TokenFingerprint, &InstanceId> {
             tokens.entry(token).or_insert(instance);
         }
     }
-    // Every `start` per identity: its command's seq and the instance it created, if it did.
-    let mut starts: BTreeMap<u64, (&str, u64)> = BTreeMap::new();
-    let mut started: BTreeMap<&str, Vec<(u64, Option<&InstanceId>)>> = BTreeMap::new();
+    // Every `start`: its request id, identity, command seq, and the instance it created.
+    let mut starts: Vec<(u64, &str, u64, Option<&InstanceId>)> = Vec::new();
     for e in entries {
         if let Some((id, Command::Start { identity, .. })) = e.command() {
-            starts.insert(id, (identity, e.seq));
-            started.entry(identity).or_default().push((e.seq, None));
+            starts.push((id, identity, e.seq, None));
         } else if let Some(r) = e.reply() {
-            let (Some((identity, command)), Some(ReplyBody::Started { instance })) =
-                (starts.get(&r.id), r.outcome.ok())
-            else {
-                continue;
-            };
-            if let Some(slot) = started
-                .get_mut(identity)
-                .and_then(|v| v.iter_mut().find(|(seq, _)| seq == command))
-            {
-                slot.1 = Some(instance);
+            if let (Some(ReplyBody::Started { instance }), Some(start)) = (
+                r.outcome.ok(),
+                starts.iter_mut().find(|(id, ..)| *id == r.id),
+            ) {
+                start.3 = Some(instance);
             }
         }
     }
@@ -80,10 +73,10 @@ fn token_owners(entries: &[Entry]) -> BTreeMap<&TokenFingerprint, &InstanceId> {
         };
         // Only one start as that identity, which created an instance, and the token minted
         // while that instance was live; anything else stays unattributed and is reported.
-        if let Some([(command, Some(only))]) =
-            started.get(issued.identity.as_str()).map(Vec::as_slice)
+        let mut of_identity = starts.iter().filter(|s| s.1 == issued.identity);
+        if let (Some(&(_, _, command, Some(only))), None) = (of_identity.next(), of_identity.next())
         {
-            if e.seq > *command && e.seq < ended(only) {
+            if e.seq > command && e.seq < ended(only) {
                 tokens.entry(&issued.token).or_insert(only);
             }
         }

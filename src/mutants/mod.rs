@@ -153,11 +153,19 @@ pub(crate) enum Signal {
     },
 }
 
+/// An update in flight: its target, the value the app wrote, and the virtual time that passed
+/// since.
+pub(crate) struct Pending {
+    pub(crate) target: Target,
+    pub(crate) written: Value,
+    pub(crate) waited_ms: u64,
+}
+
 /// State the app layer and the proxy of one session share.
 pub(crate) struct Shared {
     pub(crate) identity: String,
-    /// Updates in flight, harness id → target.
-    pub(crate) pending: BTreeMap<u64, Target>,
+    /// Updates in flight, by harness request id.
+    pub(crate) pending: BTreeMap<u64, Pending>,
     signals: mpsc::UnboundedSender<Signal>,
     events: u64,
     list_done: bool,
@@ -167,7 +175,7 @@ pub(crate) struct Shared {
     injected_for: Vec<String>,
 }
 
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+pub(crate) fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -316,7 +324,7 @@ impl Mutant {
                     None => None,
                 };
                 if let (Some(target), Some(attributes)) = (target, frame.attributes()) {
-                    if st.pending.values().any(|t| *t == target) {
+                    if st.pending.values().any(|p| p.target == target) {
                         let _ = st.signals.send(Signal::UpdatedFrame { target, attributes });
                     }
                 }
@@ -375,8 +383,6 @@ impl Adapter for MutantAdapter {
                 proxy: None,
                 next_own: 0,
                 answered: Vec::new(),
-                updates: BTreeMap::new(),
-                waited: HashMap::new(),
                 written: HashMap::new(),
                 held_start: None,
                 held: Vec::new(),

@@ -3,14 +3,14 @@
 //! command itself, sends the stack commands of its own, drops, delays or invents reports). It
 //! also starts the session's proxy when it sees `start`, and points the stack at it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::proxy::Proxy;
-use super::{Kind, Mutant, Shared, Signal};
+use super::{Kind, Mutant, Pending, Shared, Signal, lock};
 use crate::adapter::{
     AdapterEvent, ClientSyncStatus, Command, Observation, Outcome, Reply, ReplyBody, Request,
     Target,
@@ -29,10 +29,6 @@ pub(super) struct Wrapper {
     pub(super) next_own: u64,
     /// Harness requests whose stack reply is swallowed (the wrapper answered already).
     pub(super) answered: Vec<u64>,
-    /// Updates in flight: harness id → (target, written value).
-    pub(super) updates: BTreeMap<u64, (Target, Value)>,
-    /// Virtual time that passed while each update was in flight.
-    pub(super) waited: HashMap<u64, u64>,
     /// What the app layer itself wrote last, per target.
     pub(super) written: HashMap<Target, Value>,
     /// A reply held back until something is seen.
@@ -95,7 +91,7 @@ impl Wrapper {
             } => {
                 {
                     // A new client walks its list afresh.
-                    let mut st = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut st = lock(&self.shared);
                     st.identity.clone_from(&identity);
                     st.list_done = false;
                     st.pages = 0;
@@ -155,25 +151,26 @@ impl Wrapper {
                 });
             }
             (Kind::AdvanceCompletes, Command::AdvanceTime { ms }) => {
-                let due: Vec<u64> = self
-                    .updates
-                    .keys()
-                    .copied()
-                    .filter(|u| {
-                        let w = self.waited.entry(*u).or_default();
-                        *w += ms;
-                        *w >= 10_000
-                    })
-                    .collect();
-                for u in due {
-                    if let Some((_, written)) = self.updates.remove(&u) {
-                        self.answer(
-                            u,
-                            Outcome::Ok(ReplyBody::Attributes {
-                                attributes: written,
-                            }),
-                        );
-                    }
+                let due: Vec<(u64, Value)> = {
+                    let mut st = lock(&self.shared);
+                    st.pending.values_mut().for_each(|p| p.waited_ms += ms);
+                    let ids: Vec<u64> = st
+                        .pending
+                        .iter()
+                        .filter(|(_, p)| p.waited_ms >= 10_000)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    ids.into_iter()
+                        .filter_map(|id| st.pending.remove(&id).map(|p| (id, p.written)))
+                        .collect()
+                };
+                for (id, written) in due {
+                    self.answer(
+                        id,
+                        Outcome::Ok(ReplyBody::Attributes {
+                            attributes: written,
+                        }),
+                    );
                 }
             }
             (Kind::AutoloadOnOpen, Command::OpenConversation { conversation }) => {
@@ -193,13 +190,14 @@ impl Wrapper {
         match &command {
             Command::UpdateAttributes { target, attributes } => {
                 self.written.insert(target.clone(), attributes.clone());
-                self.updates
-                    .insert(id, (target.clone(), attributes.clone()));
-                self.shared
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .pending
-                    .insert(id, target.clone());
+                lock(&self.shared).pending.insert(
+                    id,
+                    Pending {
+                        target: target.clone(),
+                        written: attributes.clone(),
+                        waited_ms: 0,
+                    },
+                );
             }
             Command::Settle => self.settle_ids.push(id),
             _ => {}
@@ -221,12 +219,7 @@ impl Wrapper {
         if reply.id > OWN_IDS {
             return;
         }
-        self.updates.remove(&reply.id);
-        self.shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pending
-            .remove(&reply.id);
+        lock(&self.shared).pending.remove(&reply.id);
         if let Some(i) = self.answered.iter().position(|a| *a == reply.id) {
             self.answered.swap_remove(i);
             return;
@@ -368,14 +361,20 @@ impl Wrapper {
     fn signal(&mut self, signal: Signal) {
         match signal {
             Signal::UpdatedFrame { target, attributes } => {
-                let due: Vec<u64> = self
-                    .updates
-                    .iter()
-                    .filter(|(_, (t, _))| *t == target)
-                    .map(|(id, _)| *id)
-                    .collect();
+                let due: Vec<u64> = {
+                    let mut st = lock(&self.shared);
+                    let ids: Vec<u64> = st
+                        .pending
+                        .iter()
+                        .filter(|(_, p)| p.target == target)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    ids.iter().for_each(|id| {
+                        st.pending.remove(id);
+                    });
+                    ids
+                };
                 for id in due {
-                    self.updates.remove(&id);
                     self.answer(
                         id,
                         Outcome::Ok(ReplyBody::Attributes {
