@@ -5,9 +5,21 @@
 //! its [`TokenFingerprint`] (`tok:` and 12 hex digits of its SHA-256). Fingerprints still let a
 //! reader see that two requests used the same token.
 //!
+//! Tokens the backend did not mint (a vendor's own, a forged one, one an adapter echoes) are
+//! caught by their shape: [`scrub`] replaces every *token-shaped* value, registered or not:
+//! - a JWT in compact form (three base64url segments, the header starting `eyJ`);
+//! - the value of a credential-named parameter (`token`, `access_token`, `password`, `secret`,
+//!   `signature`, `api_key`, any case, also with a `X-Twilio-`/`x_` prefix) after `=` or `:`;
+//! - the value of an `X-Twilio-Token` or `Authorization` header line.
+//!
+//! Logs (the `tracing` writer), the journal and the reports all pass through it.
+//!
 //! Must not import: anything else of the crate (a leaf).
 
-use std::sync::{Arc, Mutex};
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use regex::Regex;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -51,7 +63,8 @@ impl Secrets {
         t.push((token.to_owned(), TokenFingerprint::of(token)));
     }
 
-    /// `text` with every known token replaced by its fingerprint.
+    /// `text` with every known token and every token-shaped value (see [`scrub`]) replaced by
+    /// its fingerprint.
     pub fn redact(&self, text: &str) -> String {
         let t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = text.to_owned();
@@ -60,14 +73,76 @@ impl Secrets {
                 out = out.replace(token.as_str(), fp.as_str());
             }
         }
-        out
+        drop(t);
+        match scrub(&out) {
+            Cow::Borrowed(_) => out,
+            Cow::Owned(clean) => clean,
+        }
     }
 
-    /// Whether `text` holds a known token.
+    /// Whether `text` holds a known token or a token-shaped value.
     pub fn leaks(&self, text: &str) -> bool {
         let t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        t.iter().any(|(token, _)| text.contains(token.as_str()))
+        t.iter().any(|(token, _)| text.contains(token.as_str())) || has_token_shape(text)
     }
+}
+
+/// A JWT in compact serialization: a JSON header (`eyJ`…), a payload and a signature, each
+/// base64url; the signature may be empty (an unsigned token is still a credential).
+static JWT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*").expect("a valid regex")
+});
+
+/// A credential-named parameter or header (a whole word: `PageToken` is no credential) and its
+/// value. The value stops at a separator of
+/// the text it sits in (`&`, quotes, whitespace, `,`, `;`, `}`, a backslash of a JSON escape).
+static CREDENTIAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?i)((?:^|[^a-z0-9])(?:x[-_]twilio[-_])?(?:access[-_]?)?(?:token|password|secret|signature|api[-_]?key)["']?\s*[=:]\s*["']?(?:bearer\s+)?)([^&"'\s,;}\\]{4,})"#,
+    )
+    .expect("a valid regex")
+});
+
+/// An `Authorization` header value, whatever its scheme.
+static AUTHORIZATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?i)((?:^|[^a-z0-9])authorization["']?\s*:\s*["']?(?:[a-z]+\s+)?)([^&"'\s,;}\\]{4,})"#,
+    )
+    .expect("a valid regex")
+});
+
+/// Whether `text` holds anything [`scrub`] would replace.
+pub fn has_token_shape(text: &str) -> bool {
+    JWT.is_match(text) || CREDENTIAL.is_match(text) || AUTHORIZATION.is_match(text)
+}
+
+/// `text` with every token-shaped value replaced by its fingerprint: JWTs wherever they are,
+/// and the values of credential-named parameters and headers (the name stays, so a reader sees
+/// *that* a token was there and, by the fingerprint, *which*). Values already fingerprinted
+/// (`tok:…`) are left alone, so scrubbing twice changes nothing.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    if !has_token_shape(text) {
+        return Cow::Borrowed(text);
+    }
+    let fp = |v: &str| {
+        if v.starts_with("tok:") {
+            v.to_owned()
+        } else {
+            TokenFingerprint::of(v).0
+        }
+    };
+    let out = JWT.replace_all(text, |c: &regex::Captures<'_>| fp(&c[0]));
+    let out = CREDENTIAL
+        .replace_all(&out, |c: &regex::Captures<'_>| {
+            format!("{}{}", &c[1], fp(&c[2]))
+        })
+        .into_owned();
+    let out = AUTHORIZATION
+        .replace_all(&out, |c: &regex::Captures<'_>| {
+            format!("{}{}", &c[1], fp(&c[2]))
+        })
+        .into_owned();
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -85,5 +160,58 @@ mod tests {
         );
         assert!(!s.leaks(&clean));
         assert!(s.leaks("secret-token"));
+    }
+
+    const FOREIGN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJl";
+
+    #[test]
+    fn a_foreign_jwt_is_scrubbed_wherever_it_hides() {
+        for text in [
+            format!("/v1/Users/{FOREIGN}"),
+            format!("PageSize=5&x={FOREIGN}"),
+            format!(r#"{{"instance":"{FOREIGN}"}}"#),
+            format!("invalid token `{FOREIGN}`"),
+            format!("{FOREIGN}."),
+        ] {
+            let clean = scrub(&text);
+            assert!(!clean.contains("eyJ"), "{clean}");
+            assert!(
+                clean.contains(TokenFingerprint::of(FOREIGN).as_str()),
+                "{clean}"
+            );
+            assert!(Secrets::default().leaks(&text));
+            assert!(!Secrets::default().leaks(&clean), "{clean}");
+        }
+    }
+
+    #[test]
+    fn credential_values_are_scrubbed_and_their_names_kept() {
+        for (text, name) in [
+            ("Token=opaque-vendor-credential&PageSize=5", "Token="),
+            ("access_token=abcd1234", "access_token="),
+            ("x-twilio-token: abcd1234\r\n", "x-twilio-token: "),
+            (r#"{"password":"hunter22"}"#, r#""password":""#),
+            ("Authorization: Bearer abcd1234", "Authorization: Bearer "),
+        ] {
+            let clean = scrub(text);
+            assert!(clean.contains(name), "{clean}");
+            assert!(clean.contains("tok:"), "{clean}");
+            assert!(
+                !clean.contains("abcd1234") && !clean.contains("hunter22"),
+                "{clean}"
+            );
+            assert_eq!(scrub(&clean), clean, "scrubbing twice changes nothing");
+        }
+    }
+
+    #[test]
+    fn ordinary_text_is_untouched() {
+        for text in [
+            "/v1/Users/alice/Conversations?PageSize=10&PageToken=PA0_1_10",
+            "c-15 was announced while the list was being fetched",
+            r#"{"attributes":{"topic":"eyJ"}}"#,
+        ] {
+            assert!(matches!(scrub(text), Cow::Borrowed(_)), "{text}");
+        }
     }
 }
