@@ -49,4 +49,4 @@ pub use reference::{Fault, FaultSet, ReferenceAdapter};
 pub use report::Report;
 pub use rules::{RuleId, Verdict};
 pub use scenario::{SuiteOptions, run_suite};
-pub use secrets::{Secrets, TokenFingerprint};
+pub use secrets::{Secrets, TokenFingerprint, has_token_shape, scrub};
