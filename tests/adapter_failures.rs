@@ -126,3 +126,31 @@ async fn an_adapter_that_never_answers_is_reported_as_hung() {
 async fn an_adapter_that_dies_is_reported_as_exited() {
     assert_every_scenario_errored(&report(Breakage::Dies).await, "killed by signal 11");
 }
+
+/// A client that is never quiet (it logs a line for every settle) does not hold the scenario
+/// forever: the settle step gives up after its rounds and says so in the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_is_never_quiet_is_journaled_as_restless() {
+    use convo_tck::clock::VirtualClock;
+    use convo_tck::harness::Driver;
+    use convo_tck::journal::{EntryKind, HarnessEntry, Journal};
+
+    let session = AdapterSession::serve(hello(), |mut commands, observer| async move {
+        while let Some((_, responder)) = commands.next().await {
+            observer.log("still busy");
+            responder.done();
+        }
+    });
+    let journal = Journal::new(VirtualClock::new(), convo_tck::Secrets::default());
+    let mut driver = Driver::new(session, journal.clone(), Duration::from_secs(5));
+    driver.settle().await.expect("settle answers");
+    let restless: Vec<_> = journal
+        .snapshot()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EntryKind::Harness(HarnessEntry::Restless { rounds }) => Some(rounds),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restless, vec![8], "one note after the maximum rounds");
+}

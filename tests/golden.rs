@@ -39,6 +39,7 @@ fn golden_run() -> SuiteRun {
         not_applicable: None,
         journal,
         secrets: Secrets::default(),
+        asserted: Vec::new(),
     };
     SuiteRun {
         profile: Profile::Mobile,

@@ -243,9 +243,15 @@ impl Driver {
                     || e.reply().is_some_and(|r| r.command == CommandKind::Settle)
             });
             if quiet {
-                break;
+                return Ok(());
             }
         }
+        self.journal.note(
+            self.instance(),
+            HarnessEntry::Restless {
+                rounds: MAX_SETTLE_ROUNDS as u32,
+            },
+        );
         Ok(())
     }
 

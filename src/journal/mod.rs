@@ -89,6 +89,12 @@ pub enum HarnessEntry {
         /// The line.
         line: String,
     },
+    /// A settle step gave up: the client was still busy (the journal grew in every round) after
+    /// this many settle rounds, and the scenario went on regardless.
+    Restless {
+        /// Settle rounds taken.
+        rounds: u32,
+    },
     /// Virtual time passed for the backend and the adapter.
     TimePassed {
         /// How much.

@@ -96,6 +96,9 @@ impl Entry {
                 format!("observed {}", json(observation))
             }
             EntryKind::Harness(HarnessEntry::Log { line }) => format!("log: {line}"),
+            EntryKind::Harness(HarnessEntry::Restless { rounds }) => {
+                format!("harness: the client was still busy after {rounds} settle rounds; going on")
+            }
             EntryKind::Harness(HarnessEntry::TimePassed { ms }) => {
                 format!("harness: {ms} ms of virtual time pass")
             }

@@ -231,8 +231,9 @@ fn row(rule: &'static Rule, run: &SuiteRun, profile: Profile) -> RuleRow {
     r
 }
 
-/// A scenario tagged with a rule that did not provoke it, although nothing else went wrong in
-/// it: the scenario failed to do its job (a harness problem, never a PASS).
+/// A scenario tagged with a rule that did not provoke it, or that asserted a check of that rule
+/// its journal never provoked, although nothing else went wrong in it: the scenario failed to do
+/// its job (a harness problem, never a PASS, whatever other scenarios showed).
 fn unprovoked_tags(s: &ScenarioRecord) -> Vec<HarnessError> {
     let clean = !s.boundary
         && s.error.is_none()
@@ -241,23 +242,41 @@ fn unprovoked_tags(s: &ScenarioRecord) -> Vec<HarnessError> {
     if !clean {
         return Vec::new();
     }
-    s.rules
-        .iter()
-        .filter(|rule| rule.rule().is_implemented() && !s.provoked(**rule))
-        .map(|rule| HarnessError {
-            scenario: format!("{}: {}", s.feature, s.scenario),
-            rules: vec![*rule],
-            error: format!(
-                "the scenario is tagged @{rule} but never provoked it: {}",
-                s.judgements
-                    .iter()
-                    .filter(|j| j.rule == *rule)
-                    .map(|j| j.finding.evidence())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        })
-        .collect()
+    let error = |rule: RuleId, error: String| HarnessError {
+        scenario: format!("{}: {}", s.feature, s.scenario),
+        rules: vec![rule],
+        error,
+    };
+    let mut errors = Vec::new();
+    for rule in s.rules.iter().filter(|r| r.rule().is_implemented()) {
+        let of_rule = || s.judgements.iter().filter(|j| j.rule == *rule);
+        if !s.provoked(*rule) {
+            errors.push(error(
+                *rule,
+                format!(
+                    "the scenario is tagged @{rule} but never provoked it: {}",
+                    of_rule()
+                        .map(|j| j.finding.evidence())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ));
+            continue;
+        }
+        for j in of_rule().filter(|j| {
+            s.asserted.contains(&j.check) && matches!(j.finding, Finding::NotProvoked { .. })
+        }) {
+            errors.push(error(
+                *rule,
+                format!(
+                    "the scenario is tagged @{rule} and asserts \"{}\", but never provoked it: {}",
+                    j.check,
+                    j.finding.evidence()
+                ),
+            ));
+        }
+    }
+    errors
 }
 
 impl Report {
@@ -328,5 +347,62 @@ impl Report {
     /// The exit code this report gives: 0 pass, 1 a required MUST failed, 2 harness error.
     pub fn exit_code(&self) -> i32 {
         self.summary.exit_code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Judgement;
+    use crate::secrets::Secrets;
+
+    fn record(asserted: Vec<&'static str>, announced: Finding) -> ScenarioRecord {
+        let rule: RuleId = "LIST-2".parse().expect("a catalog id");
+        let mut judgements = vec![Judgement {
+            rule,
+            check: "the event channel is open before the list is requested",
+            finding: Finding::held("open before the first page"),
+        }];
+        judgements.push(Judgement {
+            rule,
+            check: "conversations announced during the fetch are listed",
+            finding: announced,
+        });
+        ScenarioRecord {
+            feature: "lists".into(),
+            scenario: "announced during the fetch".into(),
+            rules: vec![rule],
+            boundary: false,
+            judgements,
+            error: None,
+            not_applicable: None,
+            journal: Vec::new(),
+            secrets: Secrets::default(),
+            asserted,
+        }
+    }
+
+    #[test]
+    fn an_asserted_check_of_a_tagged_rule_that_was_never_provoked_is_a_harness_error() {
+        let s = record(
+            vec!["conversations announced during the fetch are listed"],
+            Finding::not_provoked("no announcement was settled on before the last page"),
+        );
+        let errors = unprovoked_tags(&s);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].error.contains("asserts \"conversations announced during the fetch are listed\", but never provoked it: no announcement"),
+            "{}",
+            errors[0].error
+        );
+        // Provoked and held: nothing to report.
+        let s = record(
+            vec!["conversations announced during the fetch are listed"],
+            Finding::held("1 announced, listed"),
+        );
+        assert!(unprovoked_tags(&s).is_empty());
+        // Not asserted: another check of the rule being provoked is enough for the scenario.
+        let s = record(Vec::new(), Finding::not_provoked("nothing announced"));
+        assert!(unprovoked_tags(&s).is_empty());
     }
 }

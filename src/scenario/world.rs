@@ -53,6 +53,9 @@ pub struct ScenarioRecord {
     pub journal: Vec<Entry>,
     /// The run's tokens, for redaction when anything is written out.
     pub secrets: Secrets,
+    /// The names of the checks its `Then` steps asserted: of the rules it is tagged with, these
+    /// are the checks it promises to provoke.
+    pub asserted: Vec<&'static str>,
 }
 
 impl ScenarioRecord {
@@ -68,6 +71,7 @@ impl ScenarioRecord {
             not_applicable: None,
             journal: Vec::new(),
             secrets: Secrets::default(),
+            asserted: Vec::new(),
         }
     }
 
@@ -127,6 +131,8 @@ pub(crate) struct TckWorld {
     pub(crate) not_applicable: Option<String>,
     /// A step stopped the scenario on a violated check.
     check_failed: bool,
+    /// The checks `Then` steps asserted so far.
+    asserted: Vec<&'static str>,
 }
 
 impl fmt::Debug for TckWorld {
@@ -214,6 +220,7 @@ impl TckWorld {
             not_applicable: self.not_applicable.take(),
             journal,
             secrets,
+            asserted: std::mem::take(&mut self.asserted),
         }
     }
 
@@ -298,8 +305,14 @@ impl TckWorld {
     /// Asserts `checks` on the journal so far: a violated one stops the scenario here. (Whether
     /// the scenario provoked what it is tagged with is judged on the whole journal at the end:
     /// a misbehaving client can keep a provocation from happening, and then its violation, not
-    /// the scenario, is what the report shows.)
+    /// the scenario, is what the report shows.) An asserted check of a rule the scenario is
+    /// tagged with is a promise: if it is never provoked, the scenario failed to do its job.
     pub(crate) fn expect(&mut self, checks: &[&'static Check]) -> StepResult {
+        for c in checks {
+            if !self.asserted.contains(&c.name) {
+                self.asserted.push(c.name);
+            }
+        }
         let h = self.harness()?;
         let entries = h.journal.snapshot();
         let secrets = h.journal.secrets().clone();
