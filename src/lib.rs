@@ -25,7 +25,8 @@
 //! [`reference`] (the built-in client and its planted faults), [`checks`] (judges of one
 //! property each), [`rules`] (the catalog that owns checks and faults, and judging),
 //! [`harness`] (a scene: backend, adapter session, driver), [`scenario`] and [`properties`]
-//! (what provokes the rules), [`report`] (the matrix and its writers). `docs/architecture.md`
+//! (what provokes the rules), [`report`] (the matrix and its writers), [`stress`] (the same
+//! suite many times at once: any difference is a determinism bug). `docs/architecture.md`
 //! maps them.
 
 pub mod adapter;
@@ -41,6 +42,7 @@ pub mod report;
 pub mod rules;
 pub mod scenario;
 mod secrets;
+pub mod stress;
 pub mod wire;
 
 pub use adapter::{Adapter, AdapterSession, Profile};

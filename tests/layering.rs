@@ -20,6 +20,7 @@ const MODULES: &[&str] = &[
     "properties",
     "report",
     "mutants",
+    "stress",
 ];
 
 /// What each module must not import, besides everything above it in [`MODULES`] unless listed
@@ -103,6 +104,11 @@ const LAYERS: &[Layer] = &[
         module: "mutants",
         allowed_up: &[],
         forbidden_down: &["harness", "properties", "backend", "journal", "checks"],
+    },
+    Layer {
+        module: "stress",
+        allowed_up: &[],
+        forbidden_down: &["reference", "mutants", "backend", "properties"],
     },
 ];
 
