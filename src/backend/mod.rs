@@ -44,6 +44,9 @@ pub enum BackendError {
     /// A loopback listener could not be bound.
     #[error("could not bind a loopback listener: {0}")]
     Bind(#[from] std::io::Error),
+    /// The operating system's random source failed (the signing key is drawn from it).
+    #[error("could not draw a signing key from the OS random source: {0}")]
+    Random(String),
     /// A control referred to something the backend does not have.
     #[error("{0}")]
     Missing(String),
@@ -97,7 +100,8 @@ impl BackendBuilder {
             self.seed,
             &model.account_sid,
             &model.service_sid,
-        );
+        )
+        .map_err(|e| BackendError::Random(e.to_string()))?;
         let service = Arc::new(Service::new(model, self.recorder, tokens));
         let server = MockServer::builder()
             .listener(rest_listener)

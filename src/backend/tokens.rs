@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::clock::VirtualClock;
 use crate::secrets::Secrets;
@@ -90,16 +89,17 @@ pub(super) struct TokenAuthority {
 }
 
 impl TokenAuthority {
-    /// An authority whose secret derives from `seed` (so runs are reproducible).
+    /// An authority with a fresh random signing key (`seed` only names its API key sid).
     pub(super) fn new(
         clock: VirtualClock,
         secrets: Secrets,
         seed: u64,
         account_sid: &str,
         service_sid: &str,
-    ) -> Self {
-        let key = Sha256::digest(format!("convo-tck secret {seed}").as_bytes()).to_vec();
-        Self {
+    ) -> Result<Self, getrandom::Error> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)?;
+        Ok(Self {
             clock,
             secrets,
             encoding: EncodingKey::from_secret(&key).expect("an HMAC key of 32 bytes is valid"),
@@ -108,7 +108,7 @@ impl TokenAuthority {
             account_sid: account_sid.to_owned(),
             service_sid: service_sid.to_owned(),
             next: AtomicU64::new(1),
-        }
+        })
     }
 
     /// Mints a token for `identity` living `ttl` from now.
@@ -165,6 +165,16 @@ mod tests {
 
     fn authority(clock: &VirtualClock) -> TokenAuthority {
         TokenAuthority::new(clock.clone(), Secrets::default(), 1, "AC1", "IS1")
+            .expect("the OS random source")
+    }
+
+    #[test]
+    fn two_authorities_of_the_same_seed_do_not_accept_each_others_tokens() {
+        let clock = VirtualClock::new();
+        let (a, b) = (authority(&clock), authority(&clock));
+        let t = a.mint("alice", Duration::from_secs(3600)).unwrap();
+        assert!(a.validate(&t).is_ok());
+        assert_eq!(b.validate(&t).unwrap_err(), TokenError::Invalid);
     }
 
     #[test]

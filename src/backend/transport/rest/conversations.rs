@@ -210,7 +210,24 @@ pub(super) fn send_message(call: &Call<'_>) -> Answer {
         if let Some(a) = Answer::gated(m, &ep) {
             return (a, Vec::new());
         }
-        let author = call.form.get("Author").cloned().unwrap_or(identity);
+        // A client token speaks for its own identity only.
+        let author = match call.form.get("Author") {
+            Some(claimed) if *claimed != identity => {
+                return (
+                    Answer::error(
+                        ep,
+                        403,
+                        20_403,
+                        format!(
+                            "a token of {identity} may only author messages as {identity}, not as {}",
+                            super::echo(claimed)
+                        ),
+                    ),
+                    Vec::new(),
+                );
+            }
+            _ => identity,
+        };
         let Some((index, events)) = m.add_message(&sid, &author, body) else {
             return (
                 Answer::error(ep, 404, 20_404, "conversation vanished"),

@@ -150,7 +150,8 @@ impl Call<'_> {
                         400,
                         20_001,
                         format!(
-                            "invalid {name} `{v}`: expected {}..={}",
+                            "invalid {name} `{}`: expected {}..={}",
+                            echo(v),
                             range.start(),
                             range.end()
                         ),
@@ -220,6 +221,21 @@ pub(crate) fn write_attributes(
             Answer::error(ep, 404, 20_404, format!("{key} vanished")),
             Vec::new(),
         ),
+    }
+}
+
+/// Longest piece of a request an error message quotes back.
+const ECHO_MAX: usize = 64;
+
+/// `s` as an error message may quote it: token-shaped values replaced by their fingerprints
+/// (the answer goes back to whoever sent it, but also into the journal), then at most
+/// [`ECHO_MAX`] characters, the rest elided with its length (a hostile request must not make
+/// the answer, or the journal, grow with it).
+pub(crate) fn echo(s: &str) -> String {
+    let s = crate::secrets::scrub(s);
+    match s.char_indices().nth(ECHO_MAX) {
+        None => s.into_owned(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()),
     }
 }
 
