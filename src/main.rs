@@ -294,6 +294,61 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The log writer: each formatted event is buffered whole, then written to stderr with every
+/// token-shaped value replaced by its fingerprint ([`convo_tck::scrub`]), so no log line
+/// carries a credential whoever emitted it.
+struct ScrubbedStderr;
+
+/// One event's formatted text, scrubbed and written when the formatter is done with it.
+struct ScrubbedLine(Vec<u8>);
+
+impl io::Write for ScrubbedLine {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedLine {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let _ = write_scrubbed(&self.0, &mut io::stderr().lock());
+    }
+}
+
+fn write_scrubbed(event: &[u8], to: &mut impl io::Write) -> io::Result<()> {
+    to.write_all(convo_tck::scrub(&String::from_utf8_lossy(event)).as_bytes())
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbedStderr {
+    type Writer = ScrubbedLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        ScrubbedLine(Vec::new())
+    }
+}
+
+/// Logs of the harness's own diagnostics on stderr, filtered by `RUST_LOG` (warnings only when
+/// it is unset; a directive that does not parse is ignored).
+fn install_logs() {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env_lossy();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(ScrubbedStderr)
+        .with_ansi(false)
+        .try_init();
+}
+
 /// The most a clap error message may take; past it, it is cut.
 const MAX_USAGE_ERROR: usize = 2048;
 
@@ -334,6 +389,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage(e),
     };
+    install_logs();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -350,5 +406,25 @@ fn main() -> ExitCode {
             note(format_args!("error: {e:#}"));
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_carry_no_token() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlc2lnbmF0dXJl";
+        let event = format!("WARN convo_tck: refused token={jwt} url=/v1/x?Token=abc123secret\n");
+        let mut out = Vec::new();
+        write_scrubbed(event.as_bytes(), &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("eyJ"), "{out}");
+        assert!(!out.contains("abc123secret"), "{out}");
+        assert!(
+            out.starts_with("WARN convo_tck: refused token=tok:"),
+            "{out}"
+        );
     }
 }

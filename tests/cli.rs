@@ -295,14 +295,23 @@ fn tag_expressions_too_long_or_too_deep_are_refused_at_once() {
 #[test]
 fn an_unwritable_out_path_fails_before_the_suite_runs() {
     let started = Instant::now();
-    let (code, out, err) = tck(&["run", "--out", "/nonexistent/x.json"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(out.is_empty(), "{out}");
+    let out = Command::new(env!("CARGO_BIN_EXE_convo-tck"))
+        .args(["run", "--out", "/nonexistent/x.json"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
     assert!(
         err.contains("/nonexistent/x.json") && err.contains("No such file or directory"),
         "{err}"
     );
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "no scenario ran, nor the suite: {err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     // A directory is not a file either.
     let dir = std::env::temp_dir();
@@ -356,4 +365,31 @@ fn no_argument_is_echoed_back_unbounded() {
     let (code, out, _) = tck(&["--version"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("convo-tck "), "{out}");
+}
+
+#[test]
+fn logs_follow_rust_log_and_carry_no_token() {
+    let run = |log: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_convo-tck"));
+        cmd.args(["run", "--rule", "UPD-1"]).env_remove("RUST_LOG");
+        if let Some(log) = log {
+            cmd.env("RUST_LOG", log);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = run(None);
+    assert!(quiet.is_empty(), "a normal run logs nothing: {quiet}");
+    let trace = run(Some("trace"));
+    assert!(
+        trace.contains("DEBUG convo_tck::scenario::runner: scenario starts"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("TRACE convo_tck::harness::driver: settle round"),
+        "{trace}"
+    );
+    // Tokens are JWTs, whose header starts `{"`: `eyJ` in base64url.
+    assert!(!trace.contains("eyJ"), "a token leaked into the logs");
 }

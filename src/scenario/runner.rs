@@ -16,6 +16,7 @@ use super::features::{Embedded, looks_like_rule};
 use super::steps;
 use super::world::{RunContext, ScenarioRecord, TckWorld};
 use crate::adapter::{Adapter, Hello, Profile};
+use crate::checks::Finding;
 use crate::harness::panics::{quiet_marked_panics, unmarked};
 use crate::rules::{RuleId, UnknownRule};
 
@@ -253,6 +254,14 @@ pub async fn run_suite(
     opts: &SuiteOptions,
 ) -> Result<SuiteRun, SuiteError> {
     let tags = opts.tags.as_deref().map(validate_tags).transpose()?;
+    tracing::debug!(
+        adapter = %adapter.name(),
+        seed = opts.seed,
+        tags = opts.tags.as_deref().map(elide).as_deref(),
+        rules = ?opts.rules,
+        concurrency = opts.concurrency,
+        "suite starts"
+    );
     quiet_marked_panics();
     let ctx = Arc::new(RunContext {
         adapter: adapter.clone(),
@@ -286,6 +295,7 @@ pub async fn run_suite(
             .iter()
             .chain(&feature.tags)
             .any(|t| t == "boundary");
+        tracing::debug!(feature = %feature.name, scenario = %scenario.name, ?rules, "scenario starts");
         Box::pin(async move { world.set_up(ctx, rules).await })
     })
     .after(move |feature, _, scenario, finished, world| {
@@ -302,6 +312,22 @@ pub async fn run_suite(
                     error.unwrap_or_else(|| "the scenario never got a world".into()),
                 ),
             };
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let violated = record
+                    .judgements
+                    .iter()
+                    .filter(|j| matches!(j.finding, Finding::Violated { .. }))
+                    .count();
+                tracing::debug!(
+                    feature = %record.feature,
+                    scenario = %record.scenario,
+                    judgements = record.judgements.len(),
+                    violated,
+                    error = record.error.as_deref(),
+                    not_applicable = record.not_applicable.as_deref(),
+                    "scenario ends"
+                );
+            }
             ctx.records
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -328,6 +354,7 @@ pub async fn run_suite(
             by_tags && by_rule
         })
         .await;
+    tracing::debug!(parse_errors = writer.parsing_errors(), "suite ends");
     let mut scenarios = std::mem::take(&mut *ctx.records.lock().unwrap_or_else(|p| p.into_inner()));
     scenarios.sort_by(|a, b| (&a.feature, &a.scenario).cmp(&(&b.feature, &b.scenario)));
     let hello = ctx.hello.lock().unwrap_or_else(|p| p.into_inner()).clone();
