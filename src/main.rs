@@ -1,7 +1,13 @@
 //! The `convo-tck` command line: `run`, `rules`, `explain`, `faults`. Thin: it parses arguments,
 //! calls the library and maps the report to an exit code (0 pass, 1 MUST failure, 2 error).
+//!
+//! It never panics on its input or its output: a reader that goes away (a broken pipe) ends the
+//! output quietly and leaves the exit code as it would have been; any other write error is
+//! exit 2 with one line on stderr; user input quoted in an error is elided.
 
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,7 +17,7 @@ use convo_tck::Profile;
 use convo_tck::reference::{Fault, FaultSet, ReferenceAdapter};
 use convo_tck::report::{self, Report};
 use convo_tck::rules::{self, CATALOG, RuleId};
-use convo_tck::scenario::{SuiteOptions, run_suite};
+use convo_tck::scenario::{QUOTE_CHARS, SuiteOptions, elide, run_suite};
 
 #[derive(Parser)]
 #[command(
@@ -130,6 +136,78 @@ fn explain(id: RuleId) -> String {
     out
 }
 
+/// Writes `text` to stdout. A reader that went away (`EPIPE`: `convo-tck rules | head -1`) is not
+/// an error: what it did not read is dropped and the command ends as if it had. Any other
+/// error (a full disk) is returned, naming standard output.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to standard output"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes one line to stderr; stderr is the last resort, so its errors are ignored (eprintln!
+/// would panic on them).
+fn note(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// The report file, opened for writing before the suite runs so that a path that cannot be
+/// written is reported at once. It is not truncated until the report is written: a run that
+/// ends in an error leaves an existing file as it was (and removes one it created).
+struct OutFile {
+    path: PathBuf,
+    file: File,
+    created: bool,
+}
+
+impl OutFile {
+    fn open(path: PathBuf) -> anyhow::Result<Self> {
+        let created = std::fs::symlink_metadata(&path).is_err();
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot write the report to {}", shown(&path)))?;
+        Ok(Self {
+            path,
+            file,
+            created,
+        })
+    }
+
+    fn write(mut self, text: &str) -> anyhow::Result<()> {
+        // A device (`--out /dev/null`) cannot be truncated, and need not be.
+        let regular = self.file.metadata().is_ok_and(|m| m.is_file());
+        (if regular {
+            self.file.set_len(0)
+        } else {
+            Ok(())
+        })
+        .and_then(|()| self.file.write_all(text.as_bytes()))
+        .with_context(|| format!("cannot write the report to {}", shown(&self.path)))
+    }
+
+    fn abandon(self) {
+        if self.created {
+            drop(self.file);
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A path as an error message quotes it.
+fn shown(path: &Path) -> String {
+    elide(&path.display().to_string()).into_owned()
+}
+
 async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Run {
@@ -142,6 +220,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             out,
             progress,
         } => {
+            let out = out.map(OutFile::open).transpose()?;
             let adapter = Arc::new(ReferenceAdapter::with_faults(
                 profile,
                 faults.into_iter().collect::<FaultSet>(),
@@ -157,7 +236,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let suite = match run_suite(adapter, &opts).await {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    note(format_args!("error: {e}"));
+                    if let Some(out) = out {
+                        out.abandon();
+                    }
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -167,70 +249,182 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 Format::Json => report::json::to_string(&report),
             };
             match out {
-                Some(path) => {
-                    std::fs::write(&path, text)
-                        .with_context(|| format!("writing {}", path.display()))?;
+                Some(out) => {
+                    let path = shown(&out.path);
+                    out.write(&text)?;
                     let s = &report.summary;
-                    eprintln!(
+                    note(format_args!(
                         "wrote {}: {} pass, {} fail, {} n/a, {} untested; exit {}",
-                        path.display(),
-                        s.pass,
-                        s.fail,
-                        s.not_applicable,
-                        s.untested,
-                        s.exit_code
-                    );
+                        path, s.pass, s.fail, s.not_applicable, s.untested, s.exit_code
+                    ));
                 }
-                None => print!("{text}"),
+                // A broken pipe here keeps the verdict's exit code: the verdict was reached.
+                None => emit(&text)?,
             }
             Ok(ExitCode::from(report.exit_code() as u8))
         }
         Cmd::Rules { format } => {
             match format {
-                Format::Table => print!("{}", rules_table()),
+                Format::Table => emit(&rules_table())?,
                 Format::Json => {
                     // The catalog, with the checks and the planted bugs that prove each rule.
-                    println!("{}", serde_json::to_string_pretty(CATALOG)?);
+                    emit(&format!("{}\n", serde_json::to_string_pretty(CATALOG)?))?;
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Explain { rule } => {
-            print!("{}", explain(rule));
+            emit(&explain(rule))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Faults => {
+            let mut text = String::new();
             for f in Fault::ALL {
                 let targets: Vec<_> = rules::targets_of(*f).iter().map(|r| r.as_str()).collect();
-                println!(
-                    "{:<30} fails {:<8} {}",
+                text.push_str(&format!(
+                    "{:<30} fails {:<8} {}\n",
                     f.name(),
                     targets.join(","),
                     f.description()
-                );
+                ));
             }
+            emit(&text)?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
+/// The log writer: each formatted event is buffered whole, then written to stderr with every
+/// token-shaped value replaced by its fingerprint ([`convo_tck::scrub`]), so no log line
+/// carries a credential whoever emitted it.
+struct ScrubbedStderr;
+
+/// One event's formatted text, scrubbed and written when the formatter is done with it.
+struct ScrubbedLine(Vec<u8>);
+
+impl io::Write for ScrubbedLine {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScrubbedLine {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let _ = write_scrubbed(&self.0, &mut io::stderr().lock());
+    }
+}
+
+fn write_scrubbed(event: &[u8], to: &mut impl io::Write) -> io::Result<()> {
+    to.write_all(convo_tck::scrub(&String::from_utf8_lossy(event)).as_bytes())
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbedStderr {
+    type Writer = ScrubbedLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        ScrubbedLine(Vec::new())
+    }
+}
+
+/// Logs of the harness's own diagnostics on stderr, filtered by `RUST_LOG` (warnings only when
+/// it is unset; a directive that does not parse is ignored).
+fn install_logs() {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env_lossy();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(ScrubbedStderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// The most a clap error message may take; past it, it is cut.
+const MAX_USAGE_ERROR: usize = 2048;
+
+/// Reports a command line clap refused (exit 2) or a `--help`/`--version` (exit 0). Clap quotes
+/// the offending value whole; a long argument is elided in its message.
+fn usage(e: clap::Error) -> ExitCode {
+    let code = ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+    let long: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .flat_map(|a| {
+            let value = a.split_once('=').map(|(_, v)| v.to_owned());
+            [Some(a), value]
+        })
+        .flatten()
+        .filter(|a| a.chars().count() > QUOTE_CHARS)
+        .collect();
+    if !e.use_stderr() || long.is_empty() {
+        // Help, version, or an error quoting only short arguments: clap's own (colored) output;
+        // a closed stdout or stderr is no reason to fail.
+        let _ = e.print();
+        return code;
+    }
+    let mut text = e.render().to_string();
+    for a in &long {
+        text = text.replace(a.as_str(), &elide(a));
+    }
+    if let Some((cut, _)) = text.char_indices().nth(MAX_USAGE_ERROR) {
+        text.truncate(cut);
+        text.push_str("…\n");
+    }
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+    code
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(e),
+    };
+    install_logs();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            note(format_args!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(2);
         }
     };
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            note(format_args!("error: {e:#}"));
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_carry_no_token() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlc2lnbmF0dXJl";
+        let event = format!("WARN convo_tck: refused token={jwt} url=/v1/x?Token=abc123secret\n");
+        let mut out = Vec::new();
+        write_scrubbed(event.as_bytes(), &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("eyJ"), "{out}");
+        assert!(!out.contains("abc123secret"), "{out}");
+        assert!(
+            out.starts_with("WARN convo_tck: refused token=tok:"),
+            "{out}"
+        );
     }
 }

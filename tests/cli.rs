@@ -1,6 +1,8 @@
 //! The command line as a user meets it: exit codes, listings, and errors that name the valid values.
 
-use std::process::Command;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn tck(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_convo-tck"))
@@ -165,4 +167,229 @@ fn scenarios_that_give_no_chance_to_break_a_rule_do_not_pass_it() {
         "@LIST-3 and not @boundary",
     ]);
     assert!(!out.contains("LIST-2   MUST     js      PASS"), "{out}");
+}
+
+/// Runs convo-tck with its stdout a pipe whose reader is closed before the binary starts (a
+/// shell waits for a line on stdin, sent once the reader is gone, then becomes convo-tck), so
+/// its first write meets a broken pipe every time.
+#[cfg(unix)]
+fn tck_into_a_closed_pipe(args: &[&str]) -> (i32, String) {
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            r#"read go; exec "$@""#,
+            "sh",
+            env!("CARGO_BIN_EXE_convo-tck"),
+        ])
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_listings_quietly_with_exit_0() {
+    for args in [
+        &["rules"][..],
+        &["rules", "--format", "json"],
+        &["explain", "UPD-1"],
+        &["faults"],
+        &["--help"],
+    ] {
+        let (code, err) = tck_into_a_closed_pipe(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_keeps_the_verdict_of_a_run() {
+    let (code, err) = tck_into_a_closed_pipe(&["run", "--rule", "UPD-1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let (code, err) = tck_into_a_closed_pipe(&[
+        "run",
+        "--rule",
+        "UPD-1",
+        "--fault",
+        "update-completes-on-ack",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn any_other_write_error_is_exit_2_with_one_line_naming_it() {
+    for args in [&["rules"][..], &["faults"], &["explain", "UPD-1"]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_convo-tck"))
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end(),
+            "error: cannot write to standard output: No space left on device (os error 28)",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn tag_expressions_too_long_or_too_deep_are_refused_at_once() {
+    let cases = [
+        // 20,000 parentheses deep: too long long before it is too deep.
+        (
+            format!("{}@UPD-1{}", "(".repeat(20_000), ")".repeat(20_000)),
+            "tag expression too long: 40006 bytes, at most 1024",
+        ),
+        (
+            vec!["@UPD-1"; 10_000].join(" or "),
+            "tag expression too long",
+        ),
+        (
+            format!("{}@UPD-1{}", "(".repeat(40), ")".repeat(40)),
+            "nested too deep: 40 levels of parentheses, at most 32",
+        ),
+        (
+            format!("{}@UPD-1", "not ".repeat(200)),
+            "too complex: 200 operators (and, or, not), at most 64",
+        ),
+        (
+            vec!["@UPD-1"; 100].join(" or "),
+            "too complex: 99 operators",
+        ),
+    ];
+    for (expr, message) in cases {
+        let started = Instant::now();
+        let (code, out, err) = tck(&["run", "--tags", &expr]);
+        assert_eq!(code, 2, "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains(message), "{err}");
+        assert!(err.len() < 400, "the expression is quoted elided: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "refused before any scenario ran"
+        );
+    }
+}
+
+#[test]
+fn an_unwritable_out_path_fails_before_the_suite_runs() {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_convo-tck"))
+        .args(["run", "--out", "/nonexistent/x.json"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains("/nonexistent/x.json") && err.contains("No such file or directory"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "no scenario ran, nor the suite: {err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A directory is not a file either.
+    let dir = std::env::temp_dir();
+    let (code, _, err) = tck(&["run", "--out", dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot write the report to"), "{err}");
+}
+
+#[test]
+fn a_run_refused_after_out_was_opened_leaves_the_file_as_it_was() {
+    let dir = std::env::temp_dir();
+    let kept = dir.join(format!("convo-tck-kept-{}.json", std::process::id()));
+    std::fs::write(&kept, "previous report").unwrap();
+    let (code, _, err) = tck(&["run", "--tags", "@UPD-9", "--out", kept.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "previous report");
+    let _ = std::fs::remove_file(&kept);
+    let fresh = dir.join(format!("convo-tck-fresh-{}.json", std::process::id()));
+    let (code, _, _) = tck(&["run", "--tags", "@UPD-9", "--out", fresh.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(!fresh.exists(), "a file the run created is removed");
+}
+
+#[test]
+fn no_argument_is_echoed_back_unbounded() {
+    let huge = "x".repeat(100_000);
+    let fault_eq = format!("--fault={huge}");
+    let rule = format!("UPD-{}", "1".repeat(100_000));
+    let tags = format!("@{huge}");
+    let out = format!("/nonexistent/{huge}");
+    for args in [
+        &["run", "--fault", &huge][..],
+        &["run", &fault_eq],
+        &["run", "--rule", &rule],
+        &["run", "--profile", &huge],
+        &["run", "--seed", &huge],
+        &["run", "--tags", &tags],
+        &["run", "--out", &out],
+        &["explain", &huge],
+        &[&huge],
+        &["run", &huge],
+    ] {
+        let (code, _, err) = tck(args);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.len() < 1024, "{} bytes: {err}", err.len());
+        assert!(err.contains("bytes in all)"), "{err}");
+    }
+    let (code, out, _) = tck(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage"), "{out}");
+    let (code, out, _) = tck(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("convo-tck "), "{out}");
+}
+
+#[test]
+fn logs_follow_rust_log_and_carry_no_token() {
+    let run = |log: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_convo-tck"));
+        cmd.args(["run", "--rule", "UPD-1"]).env_remove("RUST_LOG");
+        if let Some(log) = log {
+            cmd.env("RUST_LOG", log);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = run(None);
+    assert!(quiet.is_empty(), "a normal run logs nothing: {quiet}");
+    let trace = run(Some("trace"));
+    assert!(
+        trace.contains("DEBUG convo_tck::scenario::runner: scenario starts"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("TRACE convo_tck::harness::driver: settle round"),
+        "{trace}"
+    );
+    // Tokens are JWTs, whose header starts `{"`: `eyJ` in base64url.
+    assert!(!trace.contains("eyJ"), "a token leaked into the logs");
 }

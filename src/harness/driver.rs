@@ -83,6 +83,7 @@ fn record(shared: &Shared, journal: &Journal, ev: AdapterEvent) {
                     shared.inbox().replies.insert(r.id, r.outcome);
                 }
                 None => {
+                    tracing::warn!(request = r.id, "adapter replied to a request never sent");
                     journal.note(
                         instance,
                         HarnessEntry::Log {
@@ -106,6 +107,7 @@ fn record(shared: &Shared, journal: &Journal, ev: AdapterEvent) {
             journal.note(instance, HarnessEntry::Log { line });
         }
         AdapterEvent::Exited(why) => {
+            tracing::debug!(reason = %why, "adapter session exited");
             shared.inbox().exited = Some(why);
         }
     }
@@ -195,18 +197,27 @@ impl Driver {
                     return Ok(o.clone());
                 }
                 if let Some(why) = &inbox.exited {
+                    tracing::warn!(request = id.0, reason = %why, "adapter session ended while a request waited");
                     return Err(AdapterError::Exited(why.clone()));
                 }
                 inbox.sent.get(&id.0).copied()
             };
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 if self.shared.inbox().refused {
+                    tracing::warn!(request = id.0, "adapter session stopped taking requests");
                     return Err(AdapterError::Exited(
                         "the adapter stopped taking requests".into(),
                     ));
                 }
+                let command = command.map_or("?", CommandKind::name);
+                tracing::warn!(
+                    request = id.0,
+                    command,
+                    waited_ms = self.safety.as_millis() as u64,
+                    "adapter session did not answer in time"
+                );
                 return Err(AdapterError::Hung {
-                    command: command.map_or("?", CommandKind::name),
+                    command,
                     id: id.0,
                     waited_ms: self.safety.as_millis() as u64,
                 });
@@ -226,11 +237,12 @@ impl Driver {
         // receiving while it settled (a page served, an event published meanwhile) is covered
         // by the next one. Settling again until a round sees nothing happen makes the point
         // where the client has had everything independent of how fast it got there.
-        for _ in 0..MAX_SETTLE_ROUNDS {
+        for round in 1..=MAX_SETTLE_ROUNDS {
             let before = self.journal.last_seq();
             match self.call(Command::Settle).await? {
                 Outcome::Ok(_) => {}
                 Outcome::Error(e) => {
+                    tracing::warn!(round, error = %e, "adapter session failed to settle");
                     return Err(AdapterError::Protocol {
                         line: "settle".into(),
                         reason: format!("settle failed: {e}"),
@@ -242,10 +254,15 @@ impl Driver {
                     .is_some_and(|(_, c)| matches!(c, Command::Settle))
                     || e.reply().is_some_and(|r| r.command == CommandKind::Settle)
             });
+            tracing::trace!(round, quiet, "settle round");
             if quiet {
                 return Ok(());
             }
         }
+        tracing::debug!(
+            rounds = MAX_SETTLE_ROUNDS,
+            "the adapter was still busy after the last settle round; going on regardless"
+        );
         self.journal.note(
             self.instance(),
             HarnessEntry::Restless {

@@ -14,5 +14,8 @@ mod runner;
 mod steps;
 mod world;
 
-pub use runner::{SuiteError, SuiteOptions, SuiteRun, run_suite};
+pub use runner::{
+    MAX_TAGS_DEPTH, MAX_TAGS_LEN, MAX_TAGS_OPERATORS, QUOTE_CHARS, SuiteError, SuiteOptions,
+    SuiteRun, elide, run_suite,
+};
 pub use world::ScenarioRecord;

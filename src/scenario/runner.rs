@@ -1,5 +1,6 @@
 //! [`run_suite`]: the one runner behind `cargo test` and `convo-tck run`.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use super::features::{Embedded, looks_like_rule};
 use super::steps;
 use super::world::{RunContext, ScenarioRecord, TckWorld};
 use crate::adapter::{Adapter, Hello, Profile};
+use crate::checks::Finding;
 use crate::harness::panics::{quiet_marked_panics, unmarked};
 use crate::rules::{RuleId, UnknownRule};
 
@@ -51,16 +53,68 @@ impl Default for SuiteOptions {
     }
 }
 
+/// The longest tag expression accepted, in bytes.
+pub const MAX_TAGS_LEN: usize = 1024;
+/// The deepest nesting of parentheses accepted in a tag expression.
+pub const MAX_TAGS_DEPTH: usize = 32;
+/// The most operators (`and`, `or`, `not`) accepted in a tag expression.
+pub const MAX_TAGS_OPERATORS: usize = 64;
+/// How many characters of a user's input an error message quotes.
+pub const QUOTE_CHARS: usize = 80;
+
+/// `input` as an error message quotes it: whole when short, else its first [`QUOTE_CHARS`]
+/// characters, an ellipsis and its total length, so no argument is echoed back unbounded.
+pub fn elide(input: &str) -> Cow<'_, str> {
+    match input.char_indices().nth(QUOTE_CHARS) {
+        None => Cow::Borrowed(input),
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes in all)", &input[..cut], input.len())),
+    }
+}
+
 /// The suite could not be run as asked.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     /// The tag expression does not parse.
     #[error("invalid tag expression `{expr}`: {reason}")]
     BadTags {
-        /// The expression.
+        /// The expression (elided if long).
         expr: String,
         /// Why.
         reason: String,
+    },
+    /// The tag expression is longer than [`MAX_TAGS_LEN`] bytes.
+    #[error("tag expression too long: {len} bytes, at most {max} are accepted: `{expr}`")]
+    TagsTooLong {
+        /// The expression (elided).
+        expr: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The tag expression nests parentheses deeper than [`MAX_TAGS_DEPTH`].
+    #[error(
+        "tag expression nested too deep: {depth} levels of parentheses, at most {max} are accepted: `{expr}`"
+    )]
+    TagsTooDeep {
+        /// The expression (elided if long).
+        expr: String,
+        /// Its deepest nesting.
+        depth: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The tag expression has more than [`MAX_TAGS_OPERATORS`] operators.
+    #[error(
+        "tag expression too complex: {operators} operators (and, or, not), at most {max} are accepted: `{expr}`"
+    )]
+    TagsTooComplex {
+        /// The expression (elided if long).
+        expr: String,
+        /// How many operators it has.
+        operators: usize,
+        /// The limit.
+        max: usize,
     },
     /// A rule id (in `--rule` or in the tag expression) is not in the catalog.
     #[error(transparent)]
@@ -111,9 +165,55 @@ fn step_error(finished: &ScenarioFinished) -> Option<String> {
     }
 }
 
+/// Checks a tag expression's size before it is parsed: the parser (and the evaluation of what
+/// it builds) recurses once per nesting level and operator, so an expression nested thousands
+/// deep would overflow the stack. Escaped parentheses (`\(`) are part of a tag, not nesting.
+fn check_tags_size(expr: &str) -> Result<(), SuiteError> {
+    if expr.len() > MAX_TAGS_LEN {
+        return Err(SuiteError::TagsTooLong {
+            expr: elide(expr).into_owned(),
+            len: expr.len(),
+            max: MAX_TAGS_LEN,
+        });
+    }
+    let (mut depth, mut deepest, mut escaped) = (0usize, 0usize, false);
+    for c in expr.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_TAGS_DEPTH {
+        return Err(SuiteError::TagsTooDeep {
+            expr: elide(expr).into_owned(),
+            depth: deepest,
+            max: MAX_TAGS_DEPTH,
+        });
+    }
+    let operators = expr
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|w| matches!(*w, "and" | "or" | "not"))
+        .count();
+    if operators > MAX_TAGS_OPERATORS {
+        return Err(SuiteError::TagsTooComplex {
+            expr: elide(expr).into_owned(),
+            operators,
+            max: MAX_TAGS_OPERATORS,
+        });
+    }
+    Ok(())
+}
+
 /// Parses a tag expression; rule-id tags are checked against the catalog and written the
 /// catalog's way (`@upd-1` selects `@UPD-1`).
 fn validate_tags(expr: &str) -> Result<TagOperation, SuiteError> {
+    check_tags_size(expr)?;
     let mut canonical = String::with_capacity(expr.len());
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| -> Result<(), SuiteError> {
@@ -123,7 +223,10 @@ fn validate_tags(expr: &str) -> Result<TagOperation, SuiteError> {
         {
             Some(tag) => {
                 out.push('@');
-                out.push_str(tag.parse::<RuleId>()?.as_str());
+                let id = tag.parse::<RuleId>().map_err(|e| UnknownRule {
+                    given: elide(&e.given).into_owned(),
+                })?;
+                out.push_str(id.as_str());
             }
             None => out.push_str(word),
         }
@@ -140,7 +243,7 @@ fn validate_tags(expr: &str) -> Result<TagOperation, SuiteError> {
     }
     flush(&mut word, &mut canonical)?;
     TagOperation::from_str(&canonical).map_err(|e| SuiteError::BadTags {
-        expr: expr.to_owned(),
+        expr: elide(expr).into_owned(),
         reason: e.to_string(),
     })
 }
@@ -151,6 +254,14 @@ pub async fn run_suite(
     opts: &SuiteOptions,
 ) -> Result<SuiteRun, SuiteError> {
     let tags = opts.tags.as_deref().map(validate_tags).transpose()?;
+    tracing::debug!(
+        adapter = %adapter.name(),
+        seed = opts.seed,
+        tags = opts.tags.as_deref().map(elide).as_deref(),
+        rules = ?opts.rules,
+        concurrency = opts.concurrency,
+        "suite starts"
+    );
     quiet_marked_panics();
     let ctx = Arc::new(RunContext {
         adapter: adapter.clone(),
@@ -184,6 +295,7 @@ pub async fn run_suite(
             .iter()
             .chain(&feature.tags)
             .any(|t| t == "boundary");
+        tracing::debug!(feature = %feature.name, scenario = %scenario.name, ?rules, "scenario starts");
         Box::pin(async move { world.set_up(ctx, rules).await })
     })
     .after(move |feature, _, scenario, finished, world| {
@@ -200,6 +312,22 @@ pub async fn run_suite(
                     error.unwrap_or_else(|| "the scenario never got a world".into()),
                 ),
             };
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let violated = record
+                    .judgements
+                    .iter()
+                    .filter(|j| matches!(j.finding, Finding::Violated { .. }))
+                    .count();
+                tracing::debug!(
+                    feature = %record.feature,
+                    scenario = %record.scenario,
+                    judgements = record.judgements.len(),
+                    violated,
+                    error = record.error.as_deref(),
+                    not_applicable = record.not_applicable.as_deref(),
+                    "scenario ends"
+                );
+            }
             ctx.records
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -226,6 +354,7 @@ pub async fn run_suite(
             by_tags && by_rule
         })
         .await;
+    tracing::debug!(parse_errors = writer.parsing_errors(), "suite ends");
     let mut scenarios = std::mem::take(&mut *ctx.records.lock().unwrap_or_else(|p| p.into_inner()));
     scenarios.sort_by(|a, b| (&a.feature, &a.scenario).cmp(&(&b.feature, &b.scenario)));
     let hello = ctx.hello.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -239,4 +368,70 @@ pub async fn run_suite(
         seed: opts.seed,
         filtered,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_expressions_within_the_limits_parse() {
+        let all_rules = RuleId::ALL
+            .iter()
+            .map(|r| format!("@{}", r.as_str()))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        assert!(validate_tags(&all_rules).is_ok());
+        let nested = format!("{}@upd-1{}", "(".repeat(32), ")".repeat(32));
+        assert!(validate_tags(&nested).is_ok());
+        assert!(validate_tags(r"@a\(\(\( or not @UPD-1").is_ok());
+    }
+
+    #[test]
+    fn oversized_tag_expressions_are_refused_before_parsing() {
+        let deep = format!("{}@UPD-1{}", "(".repeat(20_000), ")".repeat(20_000));
+        assert!(matches!(
+            validate_tags(&deep),
+            Err(SuiteError::TagsTooLong { len: 40_006, .. })
+        ));
+        let deep = format!("{}@UPD-1{}", "(".repeat(33), ")".repeat(33));
+        assert!(matches!(
+            validate_tags(&deep),
+            Err(SuiteError::TagsTooDeep { depth: 33, .. })
+        ));
+        let nots = format!("{}@UPD-1", "not ".repeat(65));
+        assert!(matches!(
+            validate_tags(&nots),
+            Err(SuiteError::TagsTooComplex { operators: 65, .. })
+        ));
+        let ors = vec!["@UPD-1"; 66].join(" or ");
+        assert!(matches!(
+            validate_tags(&ors),
+            Err(SuiteError::TagsTooComplex { operators: 65, .. })
+        ));
+        let ors = vec!["@UPD-1"; 10_000].join(" or ");
+        assert!(matches!(
+            validate_tags(&ors),
+            Err(SuiteError::TagsTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn errors_quote_user_input_bounded() {
+        let long = format!("@{}", "x".repeat(2_000));
+        let e = validate_tags(&long).unwrap_err().to_string();
+        assert!(e.len() < 300, "{e}");
+        assert!(e.contains("2001 bytes"), "{e}");
+        let e = validate_tags(&format!("@UPD-{}", "9".repeat(900)))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains(&"9".repeat(81)), "{e}");
+        let e = validate_tags(&format!("@a {}", "b".repeat(900)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 400, "{e}");
+        assert_eq!(elide("short"), "short");
+        let cut = elide(&"é".repeat(100)).into_owned();
+        assert!(cut.starts_with(&"é".repeat(80)) && cut.ends_with("(200 bytes in all)"));
+    }
 }
