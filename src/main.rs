@@ -78,6 +78,28 @@ enum Cmd {
     },
     /// List the reference client's planted bugs and the rules each must fail.
     Faults,
+    /// Run the suite many times, several at once, and fail (exit 1) if any two runs give
+    /// different reports (verdicts, harness errors, a compliant run's evidence).
+    Stress {
+        /// Which profile's rules are required: js or mobile.
+        #[arg(long, default_value = "mobile")]
+        profile: Profile,
+        /// Switch on a planted bug of the reference client (repeatable).
+        #[arg(long = "fault")]
+        faults: Vec<Fault>,
+        /// Only scenarios of this rule (repeatable).
+        #[arg(long = "rule")]
+        rules: Vec<RuleId>,
+        /// Seed for sids.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many runs.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(2..))]
+        runs: u16,
+        /// How many runs at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+    },
 }
 
 fn rules_table() -> String {
@@ -276,6 +298,52 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Explain { rule } => {
             emit(&explain(rule))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Stress {
+            profile,
+            faults,
+            rules,
+            seed,
+            runs,
+            jobs,
+        } => {
+            let faults: FaultSet = faults.into_iter().collect();
+            let make = || -> Arc<dyn convo_tck::Adapter> {
+                Arc::new(ReferenceAdapter::with_faults(profile, faults.clone()))
+            };
+            let opts = SuiteOptions {
+                rules,
+                seed,
+                profile,
+                ..SuiteOptions::default()
+            };
+            let stress =
+                match convo_tck::stress::repeat(make, &opts, runs.into(), jobs.into()).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        note(format_args!("error: {e}"));
+                        return Ok(ExitCode::from(2));
+                    }
+                };
+            let mut text = format!(
+                "{} runs, {} at once, in {:.1} s: {} outcome(s)\n",
+                stress.runs,
+                stress.jobs,
+                stress.wall.as_secs_f64(),
+                stress.outcomes.len()
+            );
+            for (i, o) in stress.outcomes.iter().enumerate() {
+                text.push_str(&format!("  outcome {}: {} run(s)\n", i + 1, o.runs.len()));
+            }
+            for line in stress.difference() {
+                text.push_str(&format!("{line}\n"));
+            }
+            emit(&text)?;
+            Ok(if stress.is_deterministic() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Faults => {
             let mut text = String::new();

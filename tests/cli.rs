@@ -393,3 +393,13 @@ fn logs_follow_rust_log_and_carry_no_token() {
     // Tokens are JWTs, whose header starts `{"`: `eyJ` in base64url.
     assert!(!trace.contains("eyJ"), "a token leaked into the logs");
 }
+
+#[test]
+fn stress_runs_the_suite_repeatedly_and_reports_one_outcome() {
+    let (code, out, err) = tck(&["stress", "--runs", "3", "--jobs", "3", "--rule", "LIST-2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("3 runs, 3 at once"), "{out}");
+    assert!(out.contains(": 1 outcome(s)"), "{out}");
+    let (code, _, err) = tck(&["stress", "--runs", "1"]);
+    assert_eq!(code, 2, "one run compares nothing: {err}");
+}
