@@ -26,7 +26,7 @@ fn request(r: &RequestFact) -> String {
     {
         s.push_str(&format!(
             " (page {}{}: {} conversation(s){})",
-            page + 1,
+            u64::from(*page) + 1,
             if *last { ", the last" } else { "" },
             items.len(),
             match (items.first(), items.last()) {
@@ -113,5 +113,46 @@ impl Entry {
             .map(|i| format!(" [{i}]"))
             .unwrap_or_default();
         format!("#{} {}{who} {what}", self.seq, self.at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::{Endpoint, Fact, RequestFact};
+    use crate::clock::VirtualClock;
+    use crate::journal::{EntryKind, Journal};
+    use crate::secrets::Secrets;
+
+    #[test]
+    fn a_page_summary_is_total_for_any_page_number() {
+        let j = Journal::new(VirtualClock::new(), Secrets::default());
+        for page in [0, 1, u32::MAX - 1, u32::MAX] {
+            j.record(
+                None,
+                EntryKind::Backend(Fact::Request(RequestFact {
+                    method: "GET".into(),
+                    path: "/v1/Users/alice/Conversations".into(),
+                    query: None,
+                    endpoint: Endpoint::UserConversations {
+                        user: "alice".into(),
+                        page,
+                        last: true,
+                        items: Vec::new(),
+                    },
+                    status: 200,
+                    revision: None,
+                    attributes: None,
+                    token: None,
+                    error: None,
+                    issued: None,
+                })),
+            );
+        }
+        let lines: Vec<String> = j.snapshot().iter().map(|e| e.summary()).collect();
+        assert!(
+            lines[3].contains("page 4294967296, the last"),
+            "{}",
+            lines[3]
+        );
     }
 }
