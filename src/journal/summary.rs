@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Checkpoint, Entry, EntryKind, HarnessEntry};
-use crate::backend::{Endpoint, Fact, FrameFact, RequestFact};
+use crate::backend::{Endpoint, Fact, FrameFact, Layer, RefusedFact, RequestFact};
 
 fn json(v: &impl Serialize) -> String {
     serde_json::to_string(v).unwrap_or_default()
@@ -45,6 +45,25 @@ fn request(r: &RequestFact) -> String {
     s
 }
 
+fn refused(r: &RefusedFact) -> String {
+    let layer = match r.layer {
+        Layer::Http => "HTTP",
+        Layer::WebSocket => "WebSocket",
+    };
+    let mut s = format!("{layer} input refused ({})", r.cause);
+    if let Some(line) = &r.request_line {
+        s.push_str(&format!(": `{line}`"));
+    }
+    if let Some(status) = r.status {
+        s.push_str(&format!(" → {status}"));
+    }
+    if let Some(code) = r.close_code {
+        s.push_str(&format!(" → close {code}"));
+    }
+    s.push_str(&format!(": {}", r.detail));
+    s
+}
+
 fn frame(f: &FrameFact) -> String {
     format!(
         "event {} about {}{} at revision {} (event seq {}) sent to the client's socket",
@@ -64,6 +83,7 @@ impl Entry {
     pub fn summary(&self) -> String {
         let what = match &self.kind {
             EntryKind::Backend(Fact::Request(r)) => request(r),
+            EntryKind::Backend(Fact::Refused(r)) => refused(r),
             EntryKind::Backend(Fact::Frame(f)) => frame(f),
             EntryKind::Backend(Fact::Published(p)) => format!(
                 "event {} about {} at revision {} published (event seq {}) for {}",
