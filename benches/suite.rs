@@ -11,11 +11,15 @@
 //!   of one suite run's together).
 //!
 //! - the mutation campaign: mutants caught / total, per rule group, and what it costs.
-//! - the cost of one small REST request (a GET, kept alive).
+//! - REST request cost through the front door (a small GET, kept alive), and the backend fuzz
+//!   (hostile REST and WebSocket cases per second, each with its checks and a health check).
 //!
 //! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it;
-//! `CONVO_BENCH_ONLY=overhead,requests` (any of `overhead`, `suite`, `properties`, `pages`,
-//! `lists`, `mutants`, `requests`) runs only those figures.
+//! `CONVO_BENCH_ONLY=overhead,requests,fuzz` (any of `overhead`, `suite`, `properties`, `pages`,
+//! `lists`, `mutants`, `requests`, `fuzz`) runs only those figures.
+
+#[path = "../tests/support/hostile.rs"]
+mod hostile;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -301,11 +305,14 @@ fn main() {
         }
     }
 
-    requests(&runtime, quick, &wants);
+    requests_and_fuzz(&runtime, quick, &wants);
 }
 
-/// The cost of one small REST request.
-fn requests(runtime: &tokio::runtime::Runtime, quick: bool, wants: &dyn Fn(&str) -> bool) {
+/// REST request cost through the front door, and the backend fuzz's throughput.
+fn requests_and_fuzz(runtime: &tokio::runtime::Runtime, quick: bool, wants: &dyn Fn(&str) -> bool) {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
     if wants("requests") {
         let samples = runtime.block_on(async {
             let backend = Backend::builder(VirtualClock::new())
@@ -337,5 +344,38 @@ fn requests(runtime: &tokio::runtime::Runtime, quick: bool, wants: &dyn Fn(&str)
             samples
         });
         println!("REST request (GET a user, kept alive): {}", stats(samples));
+    }
+    if wants("fuzz") {
+        for ws in [false, true] {
+            let cases = if quick { 64 } else { 256 } / if ws { 2 } else { 1 };
+            let (secs, failures) = runtime.block_on(async {
+                let t = hostile::Target::start().await;
+                let mut runner = TestRunner::deterministic();
+                let mut failures = 0;
+                let start = Instant::now();
+                for _ in 0..cases {
+                    let outcome = if ws {
+                        let case = hostile::ws_case()
+                            .new_tree(&mut runner)
+                            .expect("case")
+                            .current();
+                        hostile::run_ws_case(&t, &case).await
+                    } else {
+                        let case = hostile::rest_case()
+                            .new_tree(&mut runner)
+                            .expect("case")
+                            .current();
+                        hostile::run_rest_case(&t, &case).await
+                    };
+                    failures += usize::from(outcome.is_err());
+                }
+                (start.elapsed().as_secs_f64(), failures)
+            });
+            println!(
+                "backend fuzz, {}: {cases} cases in {secs:.2} s = {:.0} cases/s ({failures} failed)",
+                if ws { "WebSocket" } else { "REST" },
+                f64::from(cases) / secs
+            );
+        }
     }
 }
