@@ -190,6 +190,14 @@ async fn well_formed_requests_pass_the_front_door_unchanged_and_kept_alive() {
     assert_eq!(answers[0].body["identity"], "alice");
     assert!(answers[1].body["token"].is_string(), "{:?}", answers[1]);
     assert!(refusals(&t.journal.snapshot()).is_empty());
+    // An HTTP/1.0 client that asks to keep the connection is told it is kept.
+    let old = get
+        .replace("HTTP/1.1", "HTTP/1.0")
+        .replace("Host: x\r\n", "Host: x\r\nConnection: keep-alive\r\n");
+    let out = exchange(&addr, old.as_bytes()).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_lowercase();
+    assert!(text.contains("\r\nconnection: keep-alive\r\n"), "{text}");
+    assert_eq!(hostile::answers(&out, false).unwrap()[0].status, 200);
 }
 
 /// The event channel: bad upgrades are answered and journaled; protocol violations close the

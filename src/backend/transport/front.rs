@@ -83,7 +83,11 @@ async fn connection(mut stream: TcpStream, upstream: SocketAddr, service: Arc<Se
             }
         };
         let keep_alive = head.keep_alive();
-        let bytes = encode(answer, head.method == "HEAD", keep_alive);
+        let mut bytes = encode(answer, head.method == "HEAD", keep_alive);
+        if keep_alive && head.minor == 0 {
+            // An HTTP/1.0 client keeps the connection only when the answer says so.
+            splice_header(&mut bytes, "connection: keep-alive");
+        }
         if stream.write_all(&bytes).await.is_err() || !keep_alive {
             let _ = stream.shutdown().await;
             return;
@@ -196,6 +200,14 @@ async fn forward(
     let (parts, body) = response.into_parts();
     let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(hyper::Response::from_parts(parts, body))
+}
+
+/// Adds `header` to the head of `answer`.
+fn splice_header(answer: &mut Vec<u8>, header: &str) {
+    if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+        let at = end + 2;
+        answer.splice(at..at, format!("{header}\r\n").into_bytes());
+    }
 }
 
 /// wiremock's answer as HTTP/1.1 bytes: its status and headers unchanged, framed by a
