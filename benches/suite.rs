@@ -11,8 +11,15 @@
 //!   of one suite run's together).
 //!
 //! - the mutation campaign: mutants caught / total, per rule group, and what it costs.
+//! - REST request cost through the front door (a small GET, kept alive), and the backend fuzz
+//!   (hostile REST and WebSocket cases per second, each with its checks and a health check).
 //!
-//! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it.
+//! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it;
+//! `CONVO_BENCH_ONLY=overhead,requests,fuzz` (any of `overhead`, `suite`, `properties`, `pages`,
+//! `lists`, `mutants`, `requests`, `fuzz`) runs only those figures.
+
+#[path = "../tests/support/hostile.rs"]
+mod hostile;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,240 +50,332 @@ fn stats(mut samples: Vec<Duration>) -> String {
 
 fn main() {
     let quick = std::env::var_os("CONVO_BENCH_QUICK").is_some();
+    let only = std::env::var("CONVO_BENCH_ONLY").ok();
+    let wants = |figure: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|f| f.trim() == figure))
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
 
-    // Per-scenario overhead.
-    let iterations = if quick { 50 } else { 300 };
     let adapter: Arc<dyn Adapter> = Arc::new(ReferenceAdapter::with_faults(
         Profile::Mobile,
         FaultSet::none(),
     ));
-    let mut overhead = Vec::new();
-    runtime.block_on(async {
-        for _ in 0..iterations {
-            let t = Instant::now();
-            let mut h = Harness::builder(adapter.clone())
-                .start()
-                .await
-                .expect("harness");
-            h.driver.settle().await.expect("settle");
-            h.close().await;
-            overhead.push(t.elapsed());
-        }
-    });
-    println!(
-        "per-scenario overhead (backend + adapter start, settle, stop): {}",
-        stats(overhead)
-    );
-
-    // Whole suite.
-    let runs = if quick { 3 } else { 10 };
-    let mut journals = Vec::new();
-    for profile in Profile::ALL {
-        let mut walls = Vec::new();
-        let mut scenarios = 0;
-        for _ in 0..runs {
-            let adapter = Arc::new(ReferenceAdapter::with_faults(profile, FaultSet::none()));
-            let t = Instant::now();
-            let run = runtime
-                .block_on(run_suite(adapter, &SuiteOptions::default()))
-                .expect("suite");
-            walls.push(t.elapsed());
-            scenarios = run.scenarios.len();
-            journals = run.scenarios.into_iter().map(|s| s.journal).collect();
-        }
+    if wants("overhead") {
+        // Per-scenario overhead.
+        let iterations = if quick { 50 } else { 300 };
+        let mut overhead = Vec::new();
+        runtime.block_on(async {
+            for _ in 0..iterations {
+                let t = Instant::now();
+                let mut h = Harness::builder(adapter.clone())
+                    .start()
+                    .await
+                    .expect("harness");
+                h.driver.settle().await.expect("settle");
+                h.close().await;
+                overhead.push(t.elapsed());
+            }
+        });
         println!(
-            "whole suite, {profile} profile ({scenarios} scenarios): {}",
-            stats(walls)
+            "per-scenario overhead (backend + adapter start, settle, stop): {}",
+            stats(overhead)
         );
     }
 
-    // Judging.
-    let largest = journals
-        .iter()
-        .max_by_key(|j| j.len())
-        .cloned()
-        .unwrap_or_default();
-    let judged = |journals: &[Vec<convo_tck::journal::Entry>]| {
-        let t = Instant::now();
-        for j in journals {
-            std::hint::black_box(convo_tck::rules::judge(j));
+    if wants("suite") {
+        // Whole suite.
+        let runs = if quick { 3 } else { 10 };
+        let mut journals = Vec::new();
+        for profile in Profile::ALL {
+            let mut walls = Vec::new();
+            let mut scenarios = 0;
+            for _ in 0..runs {
+                let adapter = Arc::new(ReferenceAdapter::with_faults(profile, FaultSet::none()));
+                let t = Instant::now();
+                let run = runtime
+                    .block_on(run_suite(adapter, &SuiteOptions::default()))
+                    .expect("suite");
+                walls.push(t.elapsed());
+                scenarios = run.scenarios.len();
+                journals = run.scenarios.into_iter().map(|s| s.journal).collect();
+            }
+            println!(
+                "whole suite, {profile} profile ({scenarios} scenarios): {}",
+                stats(walls)
+            );
         }
-        t.elapsed()
-    };
-    let one: Vec<Duration> = (0..if quick { 5 } else { 30 })
-        .map(|_| judged(std::slice::from_ref(&largest)))
-        .collect();
-    println!(
-        "judging every rule on the largest journal ({} entries): {}",
-        largest.len(),
-        stats(one)
-    );
-    let all: Vec<Duration> = (0..if quick { 5 } else { 30 })
-        .map(|_| judged(&journals))
-        .collect();
-    println!(
-        "judging every rule on all {} journals of a suite run ({} entries): {}",
-        journals.len(),
-        journals.iter().map(Vec::len).sum::<usize>(),
-        stats(all)
-    );
 
-    // Property throughput.
-    let cases = if quick { 20 } else { 100 };
-    let t = Instant::now();
-    let result = run_campaign(
-        adapter.clone(),
-        &Campaign {
-            cases,
-            ..Campaign::default()
-        },
-    );
-    let secs = t.elapsed().as_secs_f64();
-    match result {
-        CampaignResult::Held { cases } => println!(
-            "property campaign (up to 30 steps per case): {cases} cases in {secs:.2} s = {:.0} cases/s",
-            f64::from(cases) / secs
-        ),
-        CampaignResult::Violated { message, .. } | CampaignResult::Error { message } => {
-            println!("property campaign found a violation in the reference client: {message}")
+        // Judging.
+        let largest = journals
+            .iter()
+            .max_by_key(|j| j.len())
+            .cloned()
+            .unwrap_or_default();
+        let judged = |journals: &[Vec<convo_tck::journal::Entry>]| {
+            let t = Instant::now();
+            for j in journals {
+                std::hint::black_box(convo_tck::rules::judge(j));
+            }
+            t.elapsed()
+        };
+        let one: Vec<Duration> = (0..if quick { 5 } else { 30 })
+            .map(|_| judged(std::slice::from_ref(&largest)))
+            .collect();
+        println!(
+            "judging every rule on the largest journal ({} entries): {}",
+            largest.len(),
+            stats(one)
+        );
+        let all: Vec<Duration> = (0..if quick { 5 } else { 30 })
+            .map(|_| judged(&journals))
+            .collect();
+        println!(
+            "judging every rule on all {} journals of a suite run ({} entries): {}",
+            journals.len(),
+            journals.iter().map(Vec::len).sum::<usize>(),
+            stats(all)
+        );
+    }
+
+    if wants("properties") {
+        // Property throughput.
+        let cases = if quick { 20 } else { 100 };
+        let t = Instant::now();
+        let result = run_campaign(
+            adapter.clone(),
+            &Campaign {
+                cases,
+                ..Campaign::default()
+            },
+        );
+        let secs = t.elapsed().as_secs_f64();
+        match result {
+            CampaignResult::Held { cases } => println!(
+                "property campaign (up to 30 steps per case): {cases} cases in {secs:.2} s = {:.0} cases/s",
+                f64::from(cases) / secs
+            ),
+            CampaignResult::Violated { message, .. } | CampaignResult::Error { message } => {
+                println!("property campaign found a violation in the reference client: {message}")
+            }
         }
     }
 
-    // Page cost against list size.
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("http client");
-    for order in [ListOrder::Creation, ListOrder::Activity] {
-        for size in [100usize, 10_000] {
-            let (first, deep) = runtime.block_on(async {
-                let backend = Backend::builder(VirtualClock::new())
-                    .start()
-                    .await
-                    .expect("backend");
-                backend.seed_conversations("c", size, &["alice".to_owned()]);
-                backend.set_list_order(order);
-                let token = backend
-                    .mint_token("alice", Duration::from_secs(3600))
-                    .expect("token");
-                let get = |url: String| {
-                    let http = http.clone();
-                    let token = token.clone();
-                    async move {
-                        let t = Instant::now();
-                        let body: serde_json::Value = http
-                            .get(url)
-                            .header("X-Twilio-Token", token)
-                            .send()
-                            .await
-                            .expect("page")
-                            .json()
-                            .await
-                            .expect("json");
-                        (t.elapsed(), body)
+    if wants("pages") {
+        // Page cost against list size.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http client");
+        for order in [ListOrder::Creation, ListOrder::Activity] {
+            for size in [100usize, 10_000] {
+                let (first, deep) = runtime.block_on(async {
+                    let backend = Backend::builder(VirtualClock::new())
+                        .start()
+                        .await
+                        .expect("backend");
+                    backend.seed_conversations("c", size, &["alice".to_owned()]);
+                    backend.set_list_order(order);
+                    let token = backend
+                        .mint_token("alice", Duration::from_secs(3600))
+                        .expect("token");
+                    let get = |url: String| {
+                        let http = http.clone();
+                        let token = token.clone();
+                        async move {
+                            let t = Instant::now();
+                            let body: serde_json::Value = http
+                                .get(url)
+                                .header("X-Twilio-Token", token)
+                                .send()
+                                .await
+                                .expect("page")
+                                .json()
+                                .await
+                                .expect("json");
+                            (t.elapsed(), body)
+                        }
+                    };
+                    let first_url = format!(
+                        "{}/v1/Users/alice/Conversations?PageSize=50",
+                        backend.rest_url()
+                    );
+                    let mut first = Vec::new();
+                    let mut deep = Vec::new();
+                    for _ in 0..if quick { 20 } else { 100 } {
+                        first.push(get(first_url.clone()).await.0);
                     }
-                };
-                let first_url = format!(
-                    "{}/v1/Users/alice/Conversations?PageSize=50",
-                    backend.rest_url()
+                    // Walk the whole list by its cursors, timing every later page, down to the last.
+                    for _ in 0..if quick { 1 } else { 3 } {
+                        let (_, mut body) = get(first_url.clone()).await;
+                        while let Some(url) =
+                            body["meta"]["next_page_url"].as_str().map(str::to_owned)
+                        {
+                            let (d, next) = get(url).await;
+                            deep.push(d);
+                            body = next;
+                        }
+                    }
+                    (first, deep)
+                });
+                println!(
+                    "subscribed-list page of 50, {order:?} order, {size} conversations: first page {}; every later page down to the last {}",
+                    stats(first),
+                    if deep.is_empty() {
+                        "-".into()
+                    } else {
+                        stats(deep)
+                    }
                 );
-                let mut first = Vec::new();
-                let mut deep = Vec::new();
-                for _ in 0..if quick { 20 } else { 100 } {
-                    first.push(get(first_url.clone()).await.0);
-                }
-                // Walk the whole list by its cursors, timing every later page, down to the last.
-                for _ in 0..if quick { 1 } else { 3 } {
-                    let (_, mut body) = get(first_url.clone()).await;
-                    while let Some(url) = body["meta"]["next_page_url"].as_str().map(str::to_owned)
-                    {
-                        let (d, next) = get(url).await;
-                        deep.push(d);
-                        body = next;
-                    }
-                }
-                (first, deep)
-            });
+            }
+        }
+    }
+
+    if wants("lists") {
+        // List property throughput.
+        let cases = if quick { 10 } else { 40 };
+        let t = Instant::now();
+        let js: Arc<dyn Adapter> =
+            Arc::new(ReferenceAdapter::with_faults(Profile::Js, FaultSet::none()));
+        let result = run_list_campaign(js, cases, 300, 1, None);
+        let secs = t.elapsed().as_secs_f64();
+        match result {
+            CampaignResult::Held { cases } => println!(
+                "list property (up to 300 conversations, walked page by page): {cases} cases in {secs:.2} s = {:.1} cases/s",
+                f64::from(cases) / secs
+            ),
+            CampaignResult::Violated { message, .. } | CampaignResult::Error { message } => {
+                println!("list property found a violation in the reference client: {message}")
+            }
+        }
+    }
+
+    if wants("mutants") {
+        // The mutation campaign, one mutant after the other.
+        let t = Instant::now();
+        let results = runtime.block_on(async {
+            let mut out = Vec::new();
+            for m in MUTANTS {
+                out.push(run_mutant(m).await.expect("the suite runs"));
+            }
+            out
+        });
+        let total = t.elapsed();
+        let mut groups: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for r in &results {
+            let group = r.must_fail.first().map_or_else(
+                || "transparent".to_owned(),
+                |id| {
+                    id.to_string()
+                        .split('-')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                },
+            );
+            let g = groups.entry(group).or_default();
+            g.0 += usize::from(r.caught);
+            g.1 += 1;
+        }
+        let caught = results.iter().filter(|r| r.caught).count();
+        let per_group: Vec<String> = groups
+            .iter()
+            .map(|(g, (c, n))| format!("{g} {c}/{n}"))
+            .collect();
+        println!(
+            "mutation campaign: {caught}/{} caught ({}); {:.1} s in all, {}",
+            results.len(),
+            per_group.join(", "),
+            total.as_secs_f64(),
+            stats(
+                results
+                    .iter()
+                    .map(|r| Duration::from_millis(u64::try_from(r.millis).unwrap_or(u64::MAX)))
+                    .collect()
+            )
+        );
+        for r in results.iter().filter(|r| !r.caught) {
             println!(
-                "subscribed-list page of 50, {order:?} order, {size} conversations: first page {}; every later page down to the last {}",
-                stats(first),
-                if deep.is_empty() {
-                    "-".into()
-                } else {
-                    stats(deep)
-                }
+                "  escaped: {} (had to fail {:?}, failed {:?})",
+                r.name, r.must_fail, r.failed
             );
         }
     }
 
-    // List property throughput.
-    let cases = if quick { 10 } else { 40 };
-    let t = Instant::now();
-    let js: Arc<dyn Adapter> =
-        Arc::new(ReferenceAdapter::with_faults(Profile::Js, FaultSet::none()));
-    let result = run_list_campaign(js, cases, 300, 1, None);
-    let secs = t.elapsed().as_secs_f64();
-    match result {
-        CampaignResult::Held { cases } => println!(
-            "list property (up to 300 conversations, walked page by page): {cases} cases in {secs:.2} s = {:.1} cases/s",
-            f64::from(cases) / secs
-        ),
-        CampaignResult::Violated { message, .. } | CampaignResult::Error { message } => {
-            println!("list property found a violation in the reference client: {message}")
-        }
-    }
+    requests_and_fuzz(&runtime, quick, &wants);
+}
 
-    // The mutation campaign, one mutant after the other.
-    let t = Instant::now();
-    let results = runtime.block_on(async {
-        let mut out = Vec::new();
-        for m in MUTANTS {
-            out.push(run_mutant(m).await.expect("the suite runs"));
-        }
-        out
-    });
-    let total = t.elapsed();
-    let mut groups: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for r in &results {
-        let group = r.must_fail.first().map_or_else(
-            || "transparent".to_owned(),
-            |id| {
-                id.to_string()
-                    .split('-')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
-            },
-        );
-        let g = groups.entry(group).or_default();
-        g.0 += usize::from(r.caught);
-        g.1 += 1;
+/// REST request cost through the front door, and the backend fuzz's throughput.
+fn requests_and_fuzz(runtime: &tokio::runtime::Runtime, quick: bool, wants: &dyn Fn(&str) -> bool) {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    if wants("requests") {
+        let samples = runtime.block_on(async {
+            let backend = Backend::builder(VirtualClock::new())
+                .start()
+                .await
+                .expect("backend");
+            backend.seed_conversations("c", 1, &["alice".to_owned()]);
+            let token = backend
+                .mint_token("alice", Duration::from_secs(3600))
+                .expect("token");
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("http client");
+            let url = format!("{}/v1/Users/alice", backend.rest_url());
+            let mut samples = Vec::new();
+            for _ in 0..if quick { 200 } else { 2_000 } {
+                let start = Instant::now();
+                let r = http
+                    .get(&url)
+                    .header("X-Twilio-Token", &token)
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(r.status(), 200);
+                r.bytes().await.expect("body");
+                samples.push(start.elapsed());
+            }
+            samples
+        });
+        println!("REST request (GET a user, kept alive): {}", stats(samples));
     }
-    let caught = results.iter().filter(|r| r.caught).count();
-    let per_group: Vec<String> = groups
-        .iter()
-        .map(|(g, (c, n))| format!("{g} {c}/{n}"))
-        .collect();
-    println!(
-        "mutation campaign: {caught}/{} caught ({}); {:.1} s in all, {}",
-        results.len(),
-        per_group.join(", "),
-        total.as_secs_f64(),
-        stats(
-            results
-                .iter()
-                .map(|r| Duration::from_millis(u64::try_from(r.millis).unwrap_or(u64::MAX)))
-                .collect()
-        )
-    );
-    for r in results.iter().filter(|r| !r.caught) {
-        println!(
-            "  escaped: {} (had to fail {:?}, failed {:?})",
-            r.name, r.must_fail, r.failed
-        );
+    if wants("fuzz") {
+        for ws in [false, true] {
+            let cases = if quick { 64 } else { 256 } / if ws { 2 } else { 1 };
+            let (secs, failures) = runtime.block_on(async {
+                let t = hostile::Target::start().await;
+                let mut runner = TestRunner::deterministic();
+                let mut failures = 0;
+                let start = Instant::now();
+                for _ in 0..cases {
+                    let outcome = if ws {
+                        let case = hostile::ws_case()
+                            .new_tree(&mut runner)
+                            .expect("case")
+                            .current();
+                        hostile::run_ws_case(&t, &case).await
+                    } else {
+                        let case = hostile::rest_case()
+                            .new_tree(&mut runner)
+                            .expect("case")
+                            .current();
+                        hostile::run_rest_case(&t, &case).await
+                    };
+                    failures += usize::from(outcome.is_err());
+                }
+                (start.elapsed().as_secs_f64(), failures)
+            });
+            println!(
+                "backend fuzz, {}: {cases} cases in {secs:.2} s = {:.0} cases/s ({failures} failed)",
+                if ws { "WebSocket" } else { "REST" },
+                f64::from(cases) / secs
+            );
+        }
     }
 }

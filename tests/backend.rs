@@ -174,6 +174,35 @@ async fn malformed_and_unknown_requests_get_twilio_errors_not_panics() {
 }
 
 #[tokio::test]
+async fn page_tokens_out_of_range_are_400s_and_the_journal_stays_readable() {
+    let fx = fx().await;
+    let list = "/v1/Users/alice/Conversations";
+    for token in [
+        "PA0_0_4294967295",
+        "PB0_0_4294967295",
+        "PA0_0_4294967296",
+        "PA18446744073709551615_18446744073709551616_1",
+        "PA0_0_100001",
+        "PA0_+1_1",
+    ] {
+        let (status, _, body) = fx.get(&format!("{list}?PageToken={token}")).await;
+        assert_eq!(status, 400, "{token}: {body}");
+        assert_eq!(body["code"], 20_001, "{token}: {body}");
+        assert_twilio_error(&body, 400);
+    }
+    // The largest page number a token may carry is served (an empty final page), and so is
+    // its summary.
+    let (status, _, body) = fx
+        .get(&format!("{list}?PageToken=PA18446744073709551615_0_100000"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["page"], 100_000, "{body}");
+    for e in fx.journal.snapshot() {
+        let _ = e.summary();
+    }
+}
+
+#[tokio::test]
 async fn tokens_outside_three_minutes_to_a_day_are_refused_and_expire_on_virtual_time() {
     let fx = fx().await;
     for (ttl, ok) in [("120", false), ("3600", true), ("90000", false)] {

@@ -1,5 +1,6 @@
-//! What the backend writes down: every request it answered, every frame it put on a socket,
-//! every connection, and every change the harness made to it ([`Control`]).
+//! What the backend writes down: every request it answered, every input it refused before an
+//! endpoint saw it ([`RefusedFact`]), every frame it put on a socket, every connection, and every
+//! change the harness made to it ([`Control`]).
 //!
 //! The backend hands these [`Fact`]s to a [`Recorder`] and knows nothing more of where they go:
 //! the harness's journal implements it, adding its own entries (commands, replies,
@@ -53,6 +54,133 @@ pub struct RequestFact {
     /// The token the answer minted, if it minted one (the token endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued: Option<Issued>,
+}
+
+/// The most characters of raw input (a request line, a header, an error's text) a fact quotes.
+pub const MAX_QUOTED: usize = 200;
+
+/// `text` cut to [`MAX_QUOTED`] characters (with `…` when cut): never journal unbounded input.
+pub fn quoted(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Which layer refused some input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// HTTP/1.1 on the REST port, or the event channel's handshake.
+    Http,
+    /// WebSocket frames on an open event channel.
+    WebSocket,
+}
+
+/// Why input was refused before any endpoint saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The request line or a header could not be parsed (400).
+    MalformedHead,
+    /// The request line is longer than the limit (414).
+    UriTooLong,
+    /// The head (request line and headers) is larger than the limit, or has too many headers
+    /// (431).
+    HeadTooLarge,
+    /// The request target is not a path the service could route (400).
+    BadTarget,
+    /// A method served by no HTTP endpoint of the service, such as `CONNECT` (405).
+    MethodNotAllowed,
+    /// `Content-Length` and `Transfer-Encoding` do not say where the body ends (400, or 501 for
+    /// a transfer coding other than chunked).
+    BadFraming,
+    /// A chunk of a chunked body is malformed (400).
+    BadChunk,
+    /// The body is larger than the limit (413).
+    BodyTooLarge,
+    /// The connection ended in the middle of a request (its head or its body).
+    Truncated,
+    /// The client stalled in the middle of a request for longer than the limit (408).
+    Timeout,
+    /// The request was well-formed but the REST layer behind the front door did not answer
+    /// (502).
+    Upstream,
+    /// A request on the event channel's port that is not a valid WebSocket upgrade (400, 405 or
+    /// 426).
+    BadUpgrade,
+    /// A WebSocket protocol violation: an unmasked or reserved frame, a bad close, … (close
+    /// 1002).
+    ProtocolViolation,
+    /// A text message that is not UTF-8 (close 1007).
+    InvalidUtf8,
+    /// A frame or a message larger than the limit (close 1009).
+    MessageTooLarge,
+}
+
+impl Refusal {
+    /// The journal name (`head_too_large`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MalformedHead => "malformed_head",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadTooLarge => "head_too_large",
+            Self::BadTarget => "bad_target",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::BadFraming => "bad_framing",
+            Self::BadChunk => "bad_chunk",
+            Self::BodyTooLarge => "body_too_large",
+            Self::Truncated => "truncated",
+            Self::Timeout => "timeout",
+            Self::Upstream => "upstream",
+            Self::BadUpgrade => "bad_upgrade",
+            Self::ProtocolViolation => "protocol_violation",
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::MessageTooLarge => "message_too_large",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// Input the backend refused before any endpoint saw it: malformed HTTP on the REST port, a
+/// bad upgrade on the event channel's port, a WebSocket protocol violation. Every raw text it
+/// quotes is cut to [`MAX_QUOTED`] characters (and, like every entry, redacted by the journal).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefusedFact {
+    /// Which layer refused it.
+    pub layer: Layer,
+    /// Why.
+    pub cause: Refusal,
+    /// The HTTP status answered, when an HTTP answer was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The WebSocket close code sent, when a close frame was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_code: Option<u16>,
+    /// The request line as received (cut), when one was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_line: Option<String>,
+    /// What exactly was wrong (cut).
+    pub detail: String,
+}
+
+impl RefusedFact {
+    /// A refusal by `layer` for `cause`, with `detail` cut to [`MAX_QUOTED`] characters.
+    pub fn new(layer: Layer, cause: Refusal, detail: &str) -> Self {
+        Self {
+            layer,
+            cause,
+            status: None,
+            close_code: None,
+            request_line: None,
+            detail: quoted(detail),
+        }
+    }
 }
 
 /// A token the backend minted, by fingerprint, and the identity it was minted for.
@@ -347,6 +475,8 @@ impl fmt::Display for Control {
 pub enum Fact {
     /// A REST request (or the event channel's handshake) and its answer.
     Request(RequestFact),
+    /// Input refused before any endpoint saw it.
+    Refused(RefusedFact),
     /// An event channel was opened by a client.
     Connected {
         /// The replay point the client asked for.

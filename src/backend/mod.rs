@@ -7,7 +7,8 @@
 //! - `render`: the model in the wire's shapes (v1 resources, event frames);
 //! - `tokens`: JWT minting and validation on virtual time;
 //! - `service`: one lock around the model, the publishing path;
-//! - `transport`: REST endpoints (wiremock) and the event hub (WebSocket);
+//! - `transport`: REST endpoints (wiremock, behind a front door on the public port) and the event
+//!   hub (WebSocket);
 //! - this facade, [`Backend`], with its typed controls (`controls`), and [`fixture`]s.
 //!
 //! Must not import: the journal, the adapter protocol, the harness, the checks (the backend
@@ -34,7 +35,10 @@ use crate::secrets::Secrets;
 use service::Service;
 
 pub use endpoint::{Endpoint, EndpointKind, OperationClass};
-pub use fact::{Control, Fact, FrameFact, Issued, PublishedFact, Recorder, RequestFact};
+pub use fact::{
+    Control, Fact, FrameFact, Issued, Layer, PublishedFact, Recorder, Refusal, RefusedFact,
+    RequestFact,
+};
 pub use model::{At, Gate, ListAction, ListOrder};
 pub use tokens::{MAX_TTL, MIN_TTL, TokenError};
 
@@ -89,8 +93,12 @@ impl BackendBuilder {
 
     /// Binds fresh loopback ports and starts serving.
     pub async fn start(self) -> Result<Backend, BackendError> {
-        let rest_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let rest_url = format!("http://{}", rest_listener.local_addr()?);
+        // The public REST port is the front door's; wiremock listens on one of its own that
+        // only the front door uses.
+        let front_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let rest_url = format!("http://{}", front_listener.local_addr()?);
+        let wiremock_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let wiremock_addr = wiremock_listener.local_addr()?;
         let events_listener = TcpListener::bind("127.0.0.1:0").await?;
         let events_url = format!("ws://{}/v1/events", events_listener.local_addr()?);
         let model = model::Model::new(self.seed, rest_url.clone(), self.clock.clone());
@@ -104,17 +112,23 @@ impl BackendBuilder {
         .map_err(|e| BackendError::Random(e.to_string()))?;
         let service = Arc::new(Service::new(model, self.recorder, tokens));
         let server = MockServer::builder()
-            .listener(rest_listener)
+            .listener(wiremock_listener)
             .disable_request_recording()
             .start()
             .await;
         transport::rest::mount(&server, &service).await;
+        let front_task = tokio::spawn(transport::front::serve(
+            front_listener,
+            wiremock_addr,
+            service.clone(),
+        ));
         let hub_task = tokio::spawn(transport::hub::serve(events_listener, service.clone()));
         Ok(Backend {
             service,
             rest: Some(server),
             rest_url,
             events_url,
+            front_task,
             hub_task,
         })
     }
@@ -127,12 +141,14 @@ pub struct Backend {
     rest: Option<MockServer>,
     rest_url: String,
     events_url: String,
+    front_task: JoinHandle<()>,
     hub_task: JoinHandle<()>,
 }
 
 impl Drop for Backend {
     fn drop(&mut self) {
         self.hub_task.abort();
+        self.front_task.abort();
         // wiremock's MockServer verifies its expectations on drop with a blocking `block_on`
         // over tokio locks; inside an async task whose cooperative budget is spent that spins
         // forever. Drop it on a blocking thread instead.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Checkpoint, Entry, EntryKind, HarnessEntry};
-use crate::backend::{Endpoint, Fact, FrameFact, RequestFact};
+use crate::backend::{Endpoint, Fact, FrameFact, Layer, RefusedFact, RequestFact};
 
 fn json(v: &impl Serialize) -> String {
     serde_json::to_string(v).unwrap_or_default()
@@ -26,7 +26,7 @@ fn request(r: &RequestFact) -> String {
     {
         s.push_str(&format!(
             " (page {}{}: {} conversation(s){})",
-            page + 1,
+            u64::from(*page) + 1,
             if *last { ", the last" } else { "" },
             items.len(),
             match (items.first(), items.last()) {
@@ -42,6 +42,25 @@ fn request(r: &RequestFact) -> String {
     if let Some(e) = &r.error {
         s.push_str(&format!(": {e}"));
     }
+    s
+}
+
+fn refused(r: &RefusedFact) -> String {
+    let layer = match r.layer {
+        Layer::Http => "HTTP",
+        Layer::WebSocket => "WebSocket",
+    };
+    let mut s = format!("{layer} input refused ({})", r.cause);
+    if let Some(line) = &r.request_line {
+        s.push_str(&format!(": `{line}`"));
+    }
+    if let Some(status) = r.status {
+        s.push_str(&format!(" → {status}"));
+    }
+    if let Some(code) = r.close_code {
+        s.push_str(&format!(" → close {code}"));
+    }
+    s.push_str(&format!(": {}", r.detail));
     s
 }
 
@@ -64,6 +83,7 @@ impl Entry {
     pub fn summary(&self) -> String {
         let what = match &self.kind {
             EntryKind::Backend(Fact::Request(r)) => request(r),
+            EntryKind::Backend(Fact::Refused(r)) => refused(r),
             EntryKind::Backend(Fact::Frame(f)) => frame(f),
             EntryKind::Backend(Fact::Published(p)) => format!(
                 "event {} about {} at revision {} published (event seq {}) for {}",
@@ -116,5 +136,46 @@ impl Entry {
             .map(|i| format!(" [{i}]"))
             .unwrap_or_default();
         format!("#{} {}{who} {what}", self.seq, self.at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::{Endpoint, Fact, RequestFact};
+    use crate::clock::VirtualClock;
+    use crate::journal::{EntryKind, Journal};
+    use crate::secrets::Secrets;
+
+    #[test]
+    fn a_page_summary_is_total_for_any_page_number() {
+        let j = Journal::new(VirtualClock::new(), Secrets::default());
+        for page in [0, 1, u32::MAX - 1, u32::MAX] {
+            j.record(
+                None,
+                EntryKind::Backend(Fact::Request(RequestFact {
+                    method: "GET".into(),
+                    path: "/v1/Users/alice/Conversations".into(),
+                    query: None,
+                    endpoint: Endpoint::UserConversations {
+                        user: "alice".into(),
+                        page,
+                        last: true,
+                        items: Vec::new(),
+                    },
+                    status: 200,
+                    revision: None,
+                    attributes: None,
+                    token: None,
+                    error: None,
+                    issued: None,
+                })),
+            );
+        }
+        let lines: Vec<String> = j.snapshot().iter().map(|e| e.summary()).collect();
+        assert!(
+            lines[3].contains("page 4294967296, the last"),
+            "{}",
+            lines[3]
+        );
     }
 }

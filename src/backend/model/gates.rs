@@ -69,7 +69,11 @@ impl fmt::Display for Gate {
                 write!(f, "the last page of {user}'s subscribed list")
             }
             Self::ListPagesFrom { user, page } => {
-                write!(f, "{user}'s subscribed list from page {} on", page + 1)
+                write!(
+                    f,
+                    "{user}'s subscribed list from page {} on",
+                    u64::from(*page) + 1
+                )
             }
             Self::Participants { sid } => write!(f, "the participants of {sid}"),
             Self::Conversation { sid } => write!(f, "conversation {sid}"),

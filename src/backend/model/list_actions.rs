@@ -29,8 +29,8 @@ impl fmt::Display for At {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // Pages are numbered from 1 for people, as in the feature files.
-            Self::BeforePage(n) => write!(f, "before page {} was served", n + 1),
-            Self::AfterPage(n) => write!(f, "after page {} was served", n + 1),
+            Self::BeforePage(n) => write!(f, "before page {} was served", u64::from(*n) + 1),
+            Self::AfterPage(n) => write!(f, "after page {} was served", u64::from(*n) + 1),
         }
     }
 }

@@ -6,22 +6,36 @@
 //! events after `SEQ`, or after the log's end. Woken whenever the log grows, it delivers what its
 //! identity receives, journaling each frame before writing it. A `{"type":"ping","nonce":n}` is
 //! answered with a pong after every event already in the log, which is how clients settle.
+//!
+//! The handshake is read within the limits of [`http1`] and checked here (RFC 6455 §4.2.1):
+//! anything that is not a valid upgrade is answered with a Twilio error body and journaled as a
+//! [`Fact::Refused`]. On an open channel, a protocol violation (an unmasked frame, a reserved
+//! opcode or bits, a bad close), a text message that is not UTF-8 or a message over
+//! [`MAX_CLIENT_MESSAGE`] is journaled the same way and the socket is closed with code 1002,
+//! 1007 or 1009.
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::http1::{self, Head, Refused};
 use crate::backend::endpoint::Endpoint;
-use crate::backend::fact::{Fact, FrameFact, RequestFact};
+use crate::backend::fact::{Fact, FrameFact, Layer, Refusal, RefusedFact, RequestFact, quoted};
 use crate::backend::model::Published;
 use crate::backend::service::Service;
 use crate::secrets::TokenFingerprint;
-use crate::wire::{HubFrame, InstanceId, Ping, TwilioError};
+use crate::wire::{HubFrame, InstanceId, Ping};
 
 /// Accepts connections until the task is aborted; aborting it closes every connection too.
 pub(crate) async fn serve(listener: TcpListener, service: Arc<Service>) {
@@ -40,105 +54,159 @@ pub(crate) async fn serve(listener: TcpListener, service: Arc<Service>) {
     }
 }
 
-/// What the handshake learned.
-#[derive(Default)]
-struct Handshake {
-    instance: Option<InstanceId>,
-    token: Option<TokenFingerprint>,
-    /// The identity whose events the socket receives, and the log position to deliver after.
-    subscription: Option<(String, u64)>,
-    since: Option<u64>,
+/// The largest WebSocket message (and frame) a client may send: clients send only pings, so
+/// anything larger is refused with close code 1009.
+pub(crate) const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_CLIENT_MESSAGE))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE))
 }
 
-fn refuse(status: StatusCode, code: u32, message: &str) -> ErrorResponse {
-    let body = serde_json::to_string(&TwilioError::new(status.as_u16(), code, message)).ok();
-    let mut resp = ErrorResponse::new(body);
-    *resp.status_mut() = status;
-    resp
+/// Whether `key` is a valid `Sec-WebSocket-Key`: base64 of 16 bytes (RFC 6455 §4.2.1).
+fn valid_key(key: &[u8]) -> bool {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22].iter().all(|b| B64.contains(b))
+        // The last character carries 2 bits of the 16th byte: the other 4 must be zero.
+        && b"AQgw".contains(&key[21])
 }
 
-#[expect(
-    clippy::result_large_err,
-    reason = "tungstenite's handshake callback fixes the error type"
-)]
-async fn connection(stream: TcpStream, service: Arc<Service>) {
-    let mut hs = Handshake::default();
-    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        hs.instance = header("x-convo-client").map(InstanceId::from);
-        let token = header("x-twilio-token");
-        hs.token = token.map(TokenFingerprint::of);
-        let query = req.uri().query().unwrap_or_default().to_owned();
-        hs.since = url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "since")
-            .and_then(|(_, v)| v.parse().ok());
-        let record = |status: u16, error: Option<String>| {
-            service.recorder.record(
-                hs.instance.clone(),
-                Fact::Request(RequestFact {
-                    method: "GET".into(),
-                    path: req.uri().path().to_owned(),
-                    query: (!query.is_empty()).then(|| query.clone()),
-                    endpoint: Endpoint::EventChannel,
-                    status,
-                    revision: None,
-                    attributes: None,
-                    token: token.map(TokenFingerprint::of),
-                    error,
-                    issued: None,
-                }),
-            );
-        };
-        if req.uri().path() != "/v1/events" {
-            record(404, Some("no such event channel".into()));
-            return Err(refuse(
-                StatusCode::NOT_FOUND,
-                20_404,
-                "no such event channel",
-            ));
+/// Checks that `head` is a WebSocket upgrade (RFC 6455 §4.2.1) and returns its key.
+fn upgrade_key(head: &Head) -> Result<&[u8], Refused> {
+    let bad = |status: u16, detail: &str| {
+        Refused::new(Refusal::BadUpgrade, status, detail).with_line(Some(&head.line))
+    };
+    if head.method != "GET" {
+        return Err(bad(405, "the event channel takes only a GET upgrade")
+            .with_header("allow", "GET".into()));
+    }
+    if head.minor == 0 {
+        return Err(bad(400, "a WebSocket upgrade needs HTTP/1.1"));
+    }
+    if !head.lists("upgrade", "websocket") || !head.lists("connection", "upgrade") {
+        return Err(bad(
+            426,
+            "not a WebSocket upgrade: `Upgrade: websocket` and `Connection: Upgrade` are required",
+        )
+        .with_header("upgrade", "websocket".into())
+        .with_header("sec-websocket-version", "13".into()));
+    }
+    if head.header("sec-websocket-version").map(str::trim) != Some("13") {
+        return Err(bad(426, "unsupported Sec-WebSocket-Version: 13 is served")
+            .with_header("sec-websocket-version", "13".into()));
+    }
+    let mut keys = head.values("sec-websocket-key");
+    match (keys.next(), keys.next()) {
+        (Some(key), None) if valid_key(key.trim_ascii()) => Ok(key.trim_ascii()),
+        _ => Err(bad(
+            400,
+            "Sec-WebSocket-Key must be given once, as base64 of 16 bytes",
+        )),
+    }
+}
+
+/// A WebSocket error the client caused: what to journal and the close code to send. `None` for
+/// a connection that merely went away.
+fn violation(e: &WsError) -> Option<(Refusal, CloseCode)> {
+    match e {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) => Some((Refusal::ProtocolViolation, CloseCode::Protocol)),
+        WsError::Utf8(_) => Some((Refusal::InvalidUtf8, CloseCode::Invalid)),
+        WsError::Capacity(_) => Some((Refusal::MessageTooLarge, CloseCode::Size)),
+        _ => None,
+    }
+}
+
+async fn connection(mut stream: TcpStream, service: Arc<Service>) {
+    let mut buf = BytesMut::new();
+    let head = match http1::read_head(&mut stream, &mut buf).await {
+        Ok(Some(head)) => head,
+        Ok(None) => return,
+        Err(refused) => return refuse_http(&service, &mut stream, None, refused).await,
+    };
+    let instance = head
+        .header("x-convo-client")
+        .map(|i| InstanceId::from(quoted(i)));
+    let key = match upgrade_key(&head) {
+        Ok(key) => key,
+        Err(refused) => return refuse_http(&service, &mut stream, instance, refused).await,
+    };
+    let token = head.header("x-twilio-token");
+    let fingerprint = token.map(TokenFingerprint::of);
+    let (path, query) = head
+        .target
+        .split_once('?')
+        .unwrap_or((head.target.as_str(), ""));
+    let since = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "since")
+        .and_then(|(_, v)| v.parse().ok());
+    let record = |status: u16, error: Option<String>| {
+        service.recorder.record(
+            instance.clone(),
+            Fact::Request(RequestFact {
+                method: "GET".into(),
+                path: quoted(path),
+                query: (!query.is_empty()).then(|| quoted(query)),
+                endpoint: Endpoint::EventChannel,
+                status,
+                revision: None,
+                attributes: None,
+                token: fingerprint.clone(),
+                error,
+                issued: None,
+            }),
+        );
+    };
+    let refuse = |status: u16, code: u32, message: &str| {
+        http1::error_response(status, code, message, &[], true)
+    };
+    if path != "/v1/events" {
+        record(404, Some("no such event channel".into()));
+        let answer = refuse(404, 20_404, "no such event channel");
+        return http1::answer_and_close(&mut stream, &answer).await;
+    }
+    let claims = match token.map(|t| service.tokens.validate(t)) {
+        None => {
+            record(401, Some("missing X-Twilio-Token".into()));
+            let answer = refuse(401, 20_101, "missing X-Twilio-Token");
+            return http1::answer_and_close(&mut stream, &answer).await;
         }
-        match token.map(|t| service.tokens.validate(t)) {
-            None => {
-                record(401, Some("missing X-Twilio-Token".into()));
-                Err(refuse(
-                    StatusCode::UNAUTHORIZED,
-                    20_101,
-                    "missing X-Twilio-Token",
-                ))
-            }
-            Some(Err(e)) => {
-                record(401, Some(e.to_string()));
-                Err(refuse(StatusCode::UNAUTHORIZED, e.code(), &e.to_string()))
-            }
-            Some(Ok(claims)) => {
-                // Journaled before the answer leaves, so it precedes anything the client does
-                // once it knows it is connected.
-                record(101, None);
-                // Place the cursor before the handshake answer leaves: from the moment the client
-                // knows it is connected, no event can slip past it.
-                let cursor = hs
-                    .since
-                    .unwrap_or_else(|| service.read(|m| m.events.last_seq()));
-                hs.subscription = Some((claims.grants.identity, cursor));
-                Ok(resp)
-            }
+        Some(Err(e)) => {
+            record(401, Some(e.to_string()));
+            let answer = refuse(401, e.code(), &e.to_string());
+            return http1::answer_and_close(&mut stream, &answer).await;
         }
+        Some(Ok(claims)) => claims,
     };
     let mut published = service.published();
-    let accepted = tokio_tungstenite::accept_hdr_async(stream, callback).await;
-    let (Some((identity, mut cursor)), Ok(ws)) = (hs.subscription, accepted) else {
+    // Journaled before the answer leaves, so it precedes anything the client does once it
+    // knows it is connected; the cursor is placed before the answer leaves too, so no event
+    // can slip past the client.
+    record(101, None);
+    let identity = claims.grants.identity;
+    let mut cursor = since.unwrap_or_else(|| service.read(|m| m.events.last_seq()));
+    let accept = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
+        derive_accept_key(key)
+    );
+    if stream.write_all(accept.as_bytes()).await.is_err() {
         return;
-    };
-    let instance = hs.instance;
+    }
+    let ws =
+        WebSocketStream::from_partially_read(stream, buf.to_vec(), Role::Server, Some(ws_config()))
+            .await;
     service.recorder.record(
         instance.clone(),
         Fact::Connected {
-            since: hs.since,
-            token: hs.token.clone(),
+            since,
+            token: fingerprint.clone(),
         },
     );
     // Frames of a connection that did not name its instance carry its token instead.
-    let anonymous = instance.is_none().then_some(hs.token).flatten();
+    let anonymous = instance.is_none().then_some(fingerprint).flatten();
     let (mut sink, mut stream) = ws.split();
     'socket: loop {
         // Deliver everything published so far, then wait for more or for the client.
@@ -171,12 +239,35 @@ async fn connection(stream: TcpStream, service: Arc<Service>) {
                         break;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Err(e)) => {
+                    if let Some((cause, code)) = violation(&e) {
+                        let mut fact = RefusedFact::new(Layer::WebSocket, cause, &e.to_string());
+                        fact.close_code = Some(code.into());
+                        service.recorder.record(instance.clone(), Fact::Refused(fact));
+                        let close = CloseFrame { code, reason: cause.name().into() };
+                        let _ = sink.send(Message::Close(Some(close))).await;
+                    }
+                    break;
+                }
+                Some(Ok(Message::Close(_))) | None => break,
                 Some(Ok(_)) => {}
             }
         }
     }
     service.recorder.record(instance, Fact::Disconnected);
+}
+
+/// Journals a refused handshake, answers it and closes.
+async fn refuse_http(
+    service: &Service,
+    stream: &mut TcpStream,
+    instance: Option<InstanceId>,
+    refused: Refused,
+) {
+    service
+        .recorder
+        .record(instance, Fact::Refused(refused.fact.clone()));
+    http1::answer_and_close(stream, &refused.response()).await;
 }
 
 type Sink = futures::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, Message>;

@@ -1,8 +1,11 @@
-//! How the backend meets the network: the REST endpoints (served by wiremock) and the
-//! WebSocket event hub, both on loopback listeners of their own.
+//! How the backend meets the network: the REST endpoints (served by wiremock behind a front door
+//! that reads every request whole and refuses malformed ones itself) and the WebSocket event
+//! hub, both on loopback listeners of their own; [`http1`] reads requests within limits for both.
 //!
 //! Must not import: the facade (the transport serves the model through the service; the facade
 //! is what the harness holds).
 
+pub(crate) mod front;
+pub(crate) mod http1;
 pub(crate) mod hub;
 pub(crate) mod rest;

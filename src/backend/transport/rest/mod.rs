@@ -168,7 +168,7 @@ impl Call<'_> {
         max: u32,
     ) -> Result<(u32, paging::PageRef), Answer> {
         let size = self.query_num("PageSize", 50.min(max), 1..=max, endpoint)?;
-        self.query_num("Page", 0, 0..=100_000, endpoint)?;
+        self.query_num("Page", 0, 0..=paging::MAX_PAGE, endpoint)?;
         let at = paging::PageRef::parse(self.query.get("PageToken").map(String::as_str))
             .map_err(|e| Answer::error(endpoint.clone(), 400, 20_001, e))?;
         Ok((size, at))

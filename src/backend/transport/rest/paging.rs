@@ -8,12 +8,19 @@
 //! service does: the next page then starts after wherever that item is *now*, so an item that
 //! moved (an activity bump) shifts the pages. Without a token the first page is served: as in
 //! the v1 API, `Page` is only the client's own bookkeeping and never moves the cursor.
+//!
+//! A token is untrusted input: it parses with checked arithmetic, its page number is at most
+//! [`MAX_PAGE`], and anything else (out of range, malformed) is a 400 with code 20001.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
 pub(crate) use crate::backend::model::Position;
 use crate::wire::resources::Meta;
+
+/// The highest page number a `PageToken` (or `Page`) may carry: far past any list the kit
+/// builds, and low enough that `page + 1` never overflows anywhere.
+pub(crate) const MAX_PAGE: u32 = 100_000;
 
 /// Where a page starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,12 +52,18 @@ impl PageRef {
                 anchor: None,
             });
         };
-        let bad = || format!("invalid PageToken `{t}`");
+        // The token is echoed in the error: bounded, so a huge token is not echoed whole.
+        let bad = || {
+            let shown: String = t.chars().take(64).collect();
+            let more = if shown.len() < t.len() { "…" } else { "" };
+            format!("invalid PageToken `{shown}{more}`")
+        };
         let (kind, rest) = t.split_at_checked(2).ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split('_').collect();
         let num = |i: usize| {
             parts
                 .get(i)
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|p| p.parse::<u64>().ok())
                 .ok_or_else(bad)
         };
@@ -62,7 +75,10 @@ impl PageRef {
             _ => return Err(bad()),
         };
         let pos = (num(0)?, num(1)?);
-        let page = u32::try_from(num(2)?).map_err(|_| bad())?;
+        let page = u32::try_from(num(2)?)
+            .ok()
+            .filter(|p| *p <= MAX_PAGE)
+            .ok_or_else(|| format!("{}: page number out of range 0..={MAX_PAGE}", bad()))?;
         let cursor = match kind {
             "PA" => Cursor::After(pos),
             "PB" => Cursor::Before(pos),
@@ -201,7 +217,9 @@ impl Envelope<'_> {
         let previous = page
             .previous
             .map(|p| token("PB", p, n.saturating_sub(1), anchor(p)));
-        let next = page.next.map(|p| token("PA", p, n + 1, anchor(p)));
+        // `n` comes from a parsed token (at most MAX_PAGE), but stay total whatever it is.
+        let after = n.saturating_add(1);
+        let next = page.next.map(|p| token("PA", p, after, anchor(p)));
         Meta {
             page: n,
             page_size: self.page_size,
@@ -210,7 +228,7 @@ impl Envelope<'_> {
                 .as_deref()
                 .map(|t| url(n.saturating_sub(1), Some(t))),
             url: url(n, current),
-            next_page_url: next.as_deref().map(|t| url(n + 1, Some(t))),
+            next_page_url: next.as_deref().map(|t| url(after, Some(t))),
             key: self.key.to_owned(),
         }
     }
@@ -294,8 +312,19 @@ mod tests {
             "PA1_2_3_",
             "PA1_2_3_a-b",
             "PA1_2_3_4_5",
+            "PA0_0_4294967295",
+            "PA0_0_4294967296",
+            "PA0_0_100001",
+            "PA18446744073709551616_0_1",
+            "PA0_-1_1",
+            "PA0_+1_1",
         ] {
             assert!(PageRef::parse(Some(t)).is_err(), "{t}");
         }
+        let r = PageRef::parse(Some("PA18446744073709551615_18446744073709551615_100000")).unwrap();
+        assert_eq!(r.page, MAX_PAGE);
+        let long = format!("PA{}", "9".repeat(10_000));
+        let e = PageRef::parse(Some(&long)).unwrap_err();
+        assert!(e.len() < 200, "{e}");
     }
 }
