@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::http1::{self, Head, Refused};
-use crate::backend::fact::{Fact, Refusal, quoted};
+use crate::backend::fact::{Refusal, quoted};
 use crate::backend::service::Service;
 use crate::wire::InstanceId;
 
@@ -61,14 +61,14 @@ async fn connection(mut stream: TcpStream, upstream: SocketAddr, service: Arc<Se
         let head = match http1::read_head(&mut stream, &mut buf).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
-            Err(refused) => return refuse(&service, &mut stream, None, refused).await,
+            Err(refused) => return super::refuse(&service, &mut stream, None, refused).await,
         };
         let instance = head
             .header("x-convo-client")
             .map(|i| InstanceId::from(quoted(i)));
         let request = match read_request(&mut stream, &mut buf, &head).await {
             Ok(r) => r,
-            Err(refused) => return refuse(&service, &mut stream, instance, refused).await,
+            Err(refused) => return super::refuse(&service, &mut stream, instance, refused).await,
         };
         let answer = match forward(&mut wiremock, upstream, request).await {
             Ok(a) => a,
@@ -79,7 +79,7 @@ async fn connection(mut stream: TcpStream, upstream: SocketAddr, service: Arc<Se
                     &format!("the REST layer did not answer: {e}"),
                 )
                 .with_line(Some(&head.line));
-                return refuse(&service, &mut stream, instance, refused).await;
+                return super::refuse(&service, &mut stream, instance, refused).await;
             }
         };
         let keep_alive = head.keep_alive();
@@ -93,19 +93,6 @@ async fn connection(mut stream: TcpStream, upstream: SocketAddr, service: Arc<Se
             return;
         }
     }
-}
-
-/// Journals a refusal, answers it and closes.
-async fn refuse(
-    service: &Service,
-    stream: &mut TcpStream,
-    instance: Option<InstanceId>,
-    refused: Refused,
-) {
-    service
-        .recorder
-        .record(instance, Fact::Refused(refused.fact.clone()));
-    http1::answer_and_close(stream, &refused.response()).await;
 }
 
 /// Reads the rest of the request `head` starts, and checks it is one wiremock can take.

@@ -125,14 +125,14 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
     let head = match http1::read_head(&mut stream, &mut buf).await {
         Ok(Some(head)) => head,
         Ok(None) => return,
-        Err(refused) => return refuse_http(&service, &mut stream, None, refused).await,
+        Err(refused) => return super::refuse(&service, &mut stream, None, refused).await,
     };
     let instance = head
         .header("x-convo-client")
         .map(|i| InstanceId::from(quoted(i)));
     let key = match upgrade_key(&head) {
         Ok(key) => key,
-        Err(refused) => return refuse_http(&service, &mut stream, instance, refused).await,
+        Err(refused) => return super::refuse(&service, &mut stream, instance, refused).await,
     };
     let token = head.header("x-twilio-token");
     let fingerprint = token.map(TokenFingerprint::of);
@@ -255,19 +255,6 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
         }
     }
     service.recorder.record(instance, Fact::Disconnected);
-}
-
-/// Journals a refused handshake, answers it and closes.
-async fn refuse_http(
-    service: &Service,
-    stream: &mut TcpStream,
-    instance: Option<InstanceId>,
-    refused: Refused,
-) {
-    service
-        .recorder
-        .record(instance, Fact::Refused(refused.fact.clone()));
-    http1::answer_and_close(stream, &refused.response()).await;
 }
 
 type Sink = futures::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, Message>;

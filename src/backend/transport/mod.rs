@@ -9,3 +9,18 @@ pub(crate) mod front;
 pub(crate) mod http1;
 pub(crate) mod hub;
 pub(crate) mod rest;
+
+/// Journals a refusal (of the REST front door or of the hub's handshake), answers it and
+/// closes the connection.
+async fn refuse(
+    service: &crate::backend::service::Service,
+    stream: &mut tokio::net::TcpStream,
+    instance: Option<crate::wire::InstanceId>,
+    refused: http1::Refused,
+) {
+    service.recorder.record(
+        instance,
+        crate::backend::fact::Fact::Refused(refused.fact.clone()),
+    );
+    http1::answer_and_close(stream, &refused.response()).await;
+}
