@@ -187,3 +187,59 @@ async fn no_process_of_the_adapter_outlives_its_scenario() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_interrupted_run_leaves_no_adapter_process_behind() {
+    let dir = std::env::temp_dir().join(format!("convo-tck-interrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pidfile = dir.join("grandchild.pid");
+    let mut run = std::process::Command::new(bin())
+        .args([
+            "run",
+            "--rule",
+            "UPD-1",
+            "--timeout-ms",
+            "60000",
+            "--adapter",
+            &format!("{} {}", broken("orphan-hang"), pidfile.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (boundedly) until an adapter is running and has started its grandchild.
+    let started = Instant::now();
+    while std::fs::read_to_string(&pidfile)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no adapter started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = run.wait().unwrap().code();
+    assert_eq!(code, Some(130), "an interrupted run exits 130");
+    let pids = std::fs::read_to_string(&pidfile).unwrap();
+    let running = |pid: &str| {
+        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    };
+    // The kill is sent before exit; give the kernel a moment to deliver it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.lines().any(running) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survivors: Vec<&str> = pids.lines().filter(|p| running(p)).collect();
+    assert!(
+        survivors.is_empty(),
+        "{survivors:?} outlived the interrupted run"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -57,7 +57,7 @@ if MODE == "exit-before-hello":
 if MODE == "old-version":
     HELLO["protocol"] = 2
 send(HELLO)
-if MODE == "orphan":
+if MODE in ("orphan", "orphan-hang"):
     child = subprocess.Popen(["sleep", "300"])
     with open(sys.argv[2], "a") as f:
         f.write(f"{child.pid}\n")
@@ -87,12 +87,12 @@ for line in sys.stdin:
             send({"type": "reply", "id": request["id"], "ok": {"conversations": 3}})
         elif MODE == "crash":
             sys.exit(3)
-        elif MODE == "hang":
+        elif MODE in ("hang", "orphan-hang"):
             continue
         else:
             reply(request)
         continue
-    if MODE == "hang":
+    if MODE in ("hang", "orphan-hang"):
         continue
     reply(request)
 
