@@ -82,6 +82,29 @@ fn process_adapters() -> Vec<(&'static str, String)> {
     out
 }
 
+/// What a scene costs: a backend on fresh ports, an adapter session, one settle, tearing both
+/// down; `iterations` samples.
+fn scene_costs(
+    runtime: &tokio::runtime::Runtime,
+    adapter: &Arc<dyn Adapter>,
+    iterations: usize,
+) -> Vec<Duration> {
+    runtime.block_on(async {
+        let mut samples = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let t = Instant::now();
+            let mut h = Harness::builder(adapter.clone())
+                .start()
+                .await
+                .expect("harness");
+            h.driver.settle().await.expect("settle");
+            h.close().await;
+            samples.push(t.elapsed());
+        }
+        samples
+    })
+}
+
 fn stdio_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
     use convo_tck::adapter::{Command, ProcessAdapter};
     let reference = format!("{} reference-adapter", env!("CARGO_BIN_EXE_convo-tck"));
@@ -121,21 +144,7 @@ fn stdio_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
     );
     for (name, command) in process_adapters() {
         let adapter: Arc<dyn Adapter> = Arc::new(ProcessAdapter::new(&command).expect("a command"));
-        let iterations = if quick { 10 } else { 40 };
-        let overhead = runtime.block_on(async {
-            let mut samples = Vec::new();
-            for _ in 0..iterations {
-                let t = Instant::now();
-                let mut h = Harness::builder(adapter.clone())
-                    .start()
-                    .await
-                    .expect("harness");
-                h.driver.settle().await.expect("settle");
-                h.close().await;
-                samples.push(t.elapsed());
-            }
-            samples
-        });
+        let overhead = scene_costs(runtime, &adapter, if quick { 10 } else { 40 });
         println!(
             "per-scenario overhead, {name} (spawn included): {}",
             stats(overhead)
@@ -182,20 +191,7 @@ fn main() {
 
     if wants("overhead") {
         // Per-scenario overhead.
-        let iterations = if quick { 50 } else { 300 };
-        let mut overhead = Vec::new();
-        runtime.block_on(async {
-            for _ in 0..iterations {
-                let t = Instant::now();
-                let mut h = Harness::builder(adapter.clone())
-                    .start()
-                    .await
-                    .expect("harness");
-                h.driver.settle().await.expect("settle");
-                h.close().await;
-                overhead.push(t.elapsed());
-            }
-        });
+        let overhead = scene_costs(&runtime, &adapter, if quick { 50 } else { 300 });
         println!(
             "per-scenario overhead (backend + adapter start, settle, stop): {}",
             stats(overhead)
