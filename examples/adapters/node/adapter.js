@@ -87,10 +87,11 @@ class Responder {
 // The client's clock: it moves only on `advance_time`.
 const clock = {
   now: 0,
-  timers: [], // { deadline, resolve }
-  sleep(ms) {
+  timers: [], // { deadline, wake }
+  // Resolves once the clock reached `now + ms`; `onWake` runs synchronously when it does.
+  sleep(ms, onWake) {
     return new Promise((resolve) => {
-      this.timers.push({ deadline: this.now + ms, resolve });
+      this.timers.push({ deadline: this.now + ms, wake: () => (onWake(), resolve()) });
     });
   },
   advance(ms) {
@@ -98,7 +99,7 @@ const clock = {
     const due = this.timers.filter((t) => t.deadline <= this.now);
     this.timers = this.timers.filter((t) => t.deadline > this.now);
     due.sort((a, b) => a.deadline - b.deadline);
-    for (const t of due) t.resolve();
+    for (const t of due) t.wake();
   },
 };
 
@@ -120,13 +121,14 @@ const activity = {
     return this.inflight === this.sleeping;
   },
   // Sleeps on the virtual clock, counted as quiet; `gen` guards against a reset in between.
-  async sleep(ms, gen) {
+  sleep(ms, gen) {
     const mine = gen === engine.generation;
     if (mine) this.sleeping += 1;
     schedule();
-    await clock.sleep(ms);
-    // The clock moved: the task is busy again (counted before any continuation runs).
-    if (mine && gen === engine.generation) this.sleeping = Math.max(0, this.sleeping - 1);
+    return clock.sleep(ms, () => {
+      // The clock moved: the task is busy again, before anything else looks.
+      if (mine && gen === engine.generation) this.sleeping = Math.max(0, this.sleeping - 1);
+    });
   },
 };
 
