@@ -283,8 +283,6 @@ const segment = (s) => encodeURIComponent(s);
 
 // ---------------------------------------------------------------- the client
 
-const CLIENT_SYNC = ['started', 'conversations_completed', 'completed', 'failed'];
-
 let scheduled = false;
 // Starts the next sync fetch and answers settles, after the current input was handled.
 function schedule() {
@@ -931,6 +929,12 @@ function describe(target) {
 }
 
 // ---------------------------------------------------------------- main
+
+// A bug here must show up in the journal, not kill the session.
+process.on('uncaughtException', (e) => log('internal error:', e && e.stack ? e.stack : e));
+process.on('unhandledRejection', (e) => log('internal error:', e && e.stack ? e.stack : e));
+// The harness went away: nothing left to answer.
+process.stdout.on('error', () => process.exit(0));
 
 send({
   type: 'hello',
