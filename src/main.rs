@@ -39,9 +39,11 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the suite (against the built-in reference client) and print the compliance matrix.
+    /// Run the suite against the built-in reference client, or an adapter process (--adapter),
+    /// and print the compliance matrix.
     Run {
-        /// Which profile's rules are required: js or mobile.
+        /// Which profile's rules are required: js or mobile. With --adapter, the adapter's hello
+        /// decides, and this is only the profile to report by if it never says hello.
         #[arg(long, default_value = "mobile")]
         profile: Profile,
         /// Switch on a planted bug of the reference client (repeatable); see `convo-tck faults`.
