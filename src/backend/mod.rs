@@ -34,6 +34,7 @@ use crate::clock::VirtualClock;
 use crate::secrets::Secrets;
 use service::Service;
 
+pub use controls::{BackendState, ConversationState, UserState};
 pub use endpoint::{Endpoint, EndpointKind, OperationClass};
 pub use fact::{
     Control, Fact, FrameFact, Issued, Layer, PublishedFact, Recorder, Refusal, RefusedFact,
