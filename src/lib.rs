@@ -42,6 +42,7 @@ pub mod report;
 pub mod rules;
 pub mod scenario;
 mod secrets;
+pub mod standalone;
 pub mod stress;
 pub mod wire;
 
