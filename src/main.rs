@@ -348,10 +348,6 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Cmd::Backend(args) => {
-            convo_tck::standalone::run(args).await?;
-            Ok(ExitCode::SUCCESS)
-        }
         Cmd::Faults => {
             let mut text = String::new();
             for f in Fault::ALL {
@@ -364,6 +360,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ));
             }
             emit(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Backend(args) => {
+            convo_tck::standalone::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
