@@ -129,6 +129,9 @@ enum Cmd {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
     },
+    /// Serve the mock service alone on loopback, with a control API, until interrupted: for
+    /// developing an adapter by hand.
+    Backend(convo_tck::standalone::BackendArgs),
 }
 
 fn rules_table() -> String {
@@ -423,6 +426,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ));
             }
             emit(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Backend(args) => {
+            convo_tck::standalone::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
