@@ -248,7 +248,8 @@ class Rest:
                 await self.activity.sleep(self.clock, backoff)
                 backoff = min(backoff * 2, 30_000)
                 continue
-            except OSError as e:
+            except (OSError, http.client.HTTPException) as e:
+                await self.activity.sleep(self.clock, backoff)
                 raise CommandError("backend", f"{method} {url}: {e}") from None
             etag = resp_headers.get("etag", "").strip('"')
             revision = int(etag) if etag.isdigit() else None
@@ -275,7 +276,7 @@ async def fetch_token(token_url, identity, instance):
         status, _, data = await http_request(
             "POST", token_url, {"X-Convo-Client": instance}, form
         )
-    except OSError as e:
+    except (OSError, http.client.HTTPException) as e:
         raise CommandError("backend", f"token generator unreachable: {e}") from None
     try:
         issued = json.loads(data)
@@ -370,6 +371,7 @@ class Engine:
         self.session = None
         self.pending_start = None
         self.tasks = set()
+        self.sends = set()  # pings on their way out
         self.settling = []  # [responder, nonce or None, epoch]
         self.epoch = 0
         self.nonce = 0
@@ -651,7 +653,9 @@ class Engine:
             except websockets.exceptions.ConnectionClosed:
                 pass
 
-        asyncio.get_running_loop().create_task(send())
+        task = asyncio.get_running_loop().create_task(send())
+        self.sends.add(task)
+        task.add_done_callback(self.sends.discard)
         return self.nonce
 
     def begin_settle(self, r):
