@@ -19,9 +19,19 @@ fn broken(mode: &str) -> String {
     format!("python3 {} {mode}", script.display())
 }
 
-fn limits() -> ProcessLimits {
+/// Generous real-time bounds (a loaded CI machine starts Python slowly), except where a test
+/// waits for one on purpose.
+const PATIENT: Duration = Duration::from_secs(20);
+/// The bound a test that provokes a timeout uses.
+const SHORT: Duration = Duration::from_millis(1500);
+
+fn limits(mode: &str) -> ProcessLimits {
     ProcessLimits {
-        hello_timeout: Duration::from_millis(1500),
+        hello_timeout: if mode.starts_with("no-hello") {
+            SHORT
+        } else {
+            PATIENT
+        },
         exit_grace: Duration::from_millis(300),
         ..ProcessLimits::default()
     }
@@ -30,10 +40,14 @@ fn limits() -> ProcessLimits {
 async fn report(command: &str, rule: &str) -> Report {
     let adapter = ProcessAdapter::new(command)
         .expect("a command line")
-        .with_limits(limits());
+        .with_limits(limits(command.rsplit(' ').next().unwrap_or_default()));
     let opts = SuiteOptions {
         rules: vec![rule.parse().expect("a rule id")],
-        safety: Duration::from_millis(1500),
+        safety: if command.ends_with(" hang") {
+            SHORT
+        } else {
+            PATIENT
+        },
         concurrency: 2,
         ..SuiteOptions::default()
     };
