@@ -612,7 +612,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    reap_adapters_on_interrupt(&runtime);
+    // Only runs start adapter processes; `backend` handles its signals itself.
+    if matches!(cli.command, Cmd::Run { .. } | Cmd::Stress { .. }) {
+        reap_adapters_on_interrupt(&runtime);
+    }
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(e) => {
