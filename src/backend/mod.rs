@@ -188,4 +188,15 @@ impl Backend {
     pub fn events_url(&self) -> &str {
         &self.events_url
     }
+
+    /// The account sid: with [`Backend::auth_token`], the HTTP Basic credentials of a
+    /// server-side call, which acts as the account.
+    pub fn account_sid(&self) -> &str {
+        self.service.tokens.account_sid()
+    }
+
+    /// The account's auth token (32 random hex digits, drawn when the backend starts).
+    pub fn auth_token(&self) -> &str {
+        self.service.tokens.auth_token()
+    }
 }
