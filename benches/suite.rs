@@ -14,9 +14,16 @@
 //! - REST request cost through the front door (a small GET, kept alive), and the backend fuzz
 //!   (hostile REST and WebSocket cases per second, each with its checks and a health check).
 //!
+//! - adapters as processes: the stdio round trip of `settle` with an idle adapter (median, p99;
+//!   target under 200 µs), the per-scenario overhead with the reference client served as a
+//!   process and with the example adapters in Node and Python (spawn included), and the whole
+//!   suite's wall time with each at `--jobs 1` and `--jobs 2`. The examples are measured when
+//!   they are installed (`npm ci` in examples/adapters/node, the venv of examples/adapters/python);
+//!   `CONVO_BENCH_NODE` / `CONVO_BENCH_PYTHON` override their command lines.
+//!
 //! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it;
 //! `CONVO_BENCH_ONLY=overhead,requests,fuzz` (any of `overhead`, `suite`, `properties`, `pages`,
-//! `lists`, `mutants`, `requests`, `fuzz`) runs only those figures.
+//! `lists`, `mutants`, `requests`, `fuzz`, `stdio`) runs only those figures.
 
 #[path = "../tests/support/hostile.rs"]
 mod hostile;
@@ -48,6 +55,120 @@ fn stats(mut samples: Vec<Duration>) -> String {
     )
 }
 
+/// The process adapters to measure: the reference client served over stdio, and the example
+/// adapters where they are installed.
+fn process_adapters() -> Vec<(&'static str, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = vec![(
+        "reference (process)",
+        format!("{} reference-adapter", env!("CARGO_BIN_EXE_convo-tck")),
+    )];
+    let node = root.join("examples/adapters/node");
+    if let Some(cmd) = std::env::var("CONVO_BENCH_NODE").ok().or_else(|| {
+        node.join("node_modules")
+            .exists()
+            .then(|| format!("node {}", node.join("adapter.js").display()))
+    }) {
+        out.push(("node example", cmd));
+    }
+    let python = root.join("examples/adapters/python");
+    if let Some(cmd) = std::env::var("CONVO_BENCH_PYTHON").ok().or_else(|| {
+        let venv = python.join(".venv/bin/python");
+        venv.exists()
+            .then(|| format!("{} {}", venv.display(), python.join("adapter.py").display()))
+    }) {
+        out.push(("python example", cmd));
+    }
+    out
+}
+
+/// What a scene costs: a backend on fresh ports, an adapter session, one settle, tearing both
+/// down; `iterations` samples.
+fn scene_costs(
+    runtime: &tokio::runtime::Runtime,
+    adapter: &Arc<dyn Adapter>,
+    iterations: usize,
+) -> Vec<Duration> {
+    runtime.block_on(async {
+        let mut samples = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let t = Instant::now();
+            let mut h = Harness::builder(adapter.clone())
+                .start()
+                .await
+                .expect("harness");
+            h.driver.settle().await.expect("settle");
+            h.close().await;
+            samples.push(t.elapsed());
+        }
+        samples
+    })
+}
+
+fn stdio_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
+    use convo_tck::adapter::{Command, ProcessAdapter};
+    let reference = format!("{} reference-adapter", env!("CARGO_BIN_EXE_convo-tck"));
+    // The round trip: settle with an idle adapter (no client started), many times.
+    let rounds = if quick { 500 } else { 5000 };
+    let (process, in_process) = runtime.block_on(async {
+        let mut both = Vec::new();
+        let adapters: [Arc<dyn Adapter>; 2] = [
+            Arc::new(ProcessAdapter::new(&reference).expect("a command")),
+            Arc::new(ReferenceAdapter::with_faults(
+                Profile::Mobile,
+                FaultSet::none(),
+            )),
+        ];
+        for adapter in adapters {
+            let mut h = Harness::builder(adapter).start().await.expect("harness");
+            let mut samples = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                let t = Instant::now();
+                h.driver.call(Command::Settle).await.expect("settle");
+                samples.push(t.elapsed());
+            }
+            h.close().await;
+            both.push(samples);
+        }
+        (both.remove(0), both.remove(0))
+    });
+    let micros = |mut s: Vec<Duration>| {
+        s.sort();
+        let at = |q: usize| s[(s.len() * q / 100).min(s.len() - 1)].as_secs_f64() * 1e6;
+        format!("median {:.0} µs, p99 {:.0} µs", at(50), at(99))
+    };
+    println!(
+        "stdio round trip (settle, idle adapter, {rounds} rounds): process {}; in-process {}",
+        micros(process),
+        micros(in_process)
+    );
+    for (name, command) in process_adapters() {
+        let adapter: Arc<dyn Adapter> = Arc::new(ProcessAdapter::new(&command).expect("a command"));
+        let overhead = scene_costs(runtime, &adapter, if quick { 10 } else { 40 });
+        println!(
+            "per-scenario overhead, {name} (spawn included): {}",
+            stats(overhead)
+        );
+        for jobs in [1, 2] {
+            let opts = SuiteOptions {
+                concurrency: jobs,
+                ..SuiteOptions::default()
+            };
+            let t = Instant::now();
+            let run = runtime
+                .block_on(run_suite(adapter.clone(), &opts))
+                .expect("suite");
+            let report = convo_tck::Report::build(&run);
+            println!(
+                "suite, {name}, --jobs {jobs}: {:.2} s for {} scenarios (exit {})",
+                t.elapsed().as_secs_f64(),
+                report.summary.scenarios,
+                report.exit_code()
+            );
+        }
+    }
+}
+
 fn main() {
     let quick = std::env::var_os("CONVO_BENCH_QUICK").is_some();
     let only = std::env::var("CONVO_BENCH_ONLY").ok();
@@ -64,22 +185,13 @@ fn main() {
         Profile::Mobile,
         FaultSet::none(),
     ));
+    if wants("stdio") {
+        stdio_figures(&runtime, quick);
+    }
+
     if wants("overhead") {
         // Per-scenario overhead.
-        let iterations = if quick { 50 } else { 300 };
-        let mut overhead = Vec::new();
-        runtime.block_on(async {
-            for _ in 0..iterations {
-                let t = Instant::now();
-                let mut h = Harness::builder(adapter.clone())
-                    .start()
-                    .await
-                    .expect("harness");
-                h.driver.settle().await.expect("settle");
-                h.close().await;
-                overhead.push(t.elapsed());
-            }
-        });
+        let overhead = scene_costs(&runtime, &adapter, if quick { 50 } else { 300 });
         println!(
             "per-scenario overhead (backend + adapter start, settle, stop): {}",
             stats(overhead)

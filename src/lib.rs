@@ -26,8 +26,8 @@
 //! property each), [`rules`] (the catalog that owns checks and faults, and judging),
 //! [`harness`] (a scene: backend, adapter session, driver), [`scenario`] and [`properties`]
 //! (what provokes the rules), [`report`] (the matrix and its writers), [`stress`] (the same
-//! suite many times at once: any difference is a determinism bug). `docs/architecture.md`
-//! maps them.
+//! suite many times at once: any difference is a determinism bug), [`standalone`] (the mock
+//! service alone with a control API: `convo-tck backend`). `docs/architecture.md` maps them.
 
 pub mod adapter;
 pub mod backend;
@@ -42,6 +42,7 @@ pub mod report;
 pub mod rules;
 pub mod scenario;
 mod secrets;
+pub mod standalone;
 pub mod stress;
 pub mod wire;
 

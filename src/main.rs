@@ -14,6 +14,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use convo_tck::Profile;
+use convo_tck::adapter::process::{ProcessAdapter, ProcessLimits};
 use convo_tck::reference::{Fault, FaultSet, ReferenceAdapter};
 use convo_tck::report::{self, Report};
 use convo_tck::rules::{self, CATALOG, RuleId};
@@ -38,9 +39,11 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the suite (against the built-in reference client) and print the compliance matrix.
+    /// Run the suite against the built-in reference client, or an adapter process (--adapter),
+    /// and print the compliance matrix.
     Run {
-        /// Which profile's rules are required: js or mobile.
+        /// Which profile's rules are required: js or mobile. With --adapter, the adapter's hello
+        /// decides, and this is only the profile to report by if it never says hello.
         #[arg(long, default_value = "mobile")]
         profile: Profile,
         /// Switch on a planted bug of the reference client (repeatable); see `convo-tck faults`.
@@ -64,6 +67,21 @@ enum Cmd {
         /// Show cucumber's scenario progress on stderr.
         #[arg(long)]
         progress: bool,
+        /// Test this adapter process instead of the reference client: a command line started
+        /// once per scenario, speaking the JSON-lines protocol on stdio (docs/protocol.md).
+        /// Also read from `[adapter] command` of ./convo-tck.toml.
+        #[arg(long, conflicts_with = "faults")]
+        adapter: Option<String>,
+        /// Scenarios run at once (default: 1 with --adapter, 16 with the reference client).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: Option<u16>,
+        /// Real-time bound on every wait for the adapter, in milliseconds (default 10000);
+        /// independent of the virtual time scenarios move.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+        timeout_ms: Option<u64>,
+        /// How long an adapter process may take to say hello, in milliseconds (default 10000).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+        hello_timeout_ms: Option<u64>,
     },
     /// Print the rule catalog.
     Rules {
@@ -78,6 +96,17 @@ enum Cmd {
     },
     /// List the reference client's planted bugs and the rules each must fail.
     Faults,
+    /// Serve the reference client as a JSON-lines adapter process on stdin and stdout (to try
+    /// the process path: `convo-tck run --adapter "convo-tck reference-adapter"`).
+    #[command(hide = true)]
+    ReferenceAdapter {
+        /// Which profile it declares.
+        #[arg(long, default_value = "mobile")]
+        profile: Profile,
+        /// Planted bugs (repeatable).
+        #[arg(long = "fault")]
+        faults: Vec<Fault>,
+    },
     /// Run the suite many times, several at once, and fail (exit 1) if any two runs give
     /// different reports (verdicts, harness errors, a compliant run's evidence).
     Stress {
@@ -100,6 +129,9 @@ enum Cmd {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
     },
+    /// Serve the mock service alone on loopback, with a control API, until interrupted: for
+    /// developing an adapter by hand.
+    Backend(convo_tck::standalone::BackendArgs),
 }
 
 fn rules_table() -> String {
@@ -241,19 +273,51 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             format,
             out,
             progress,
+            adapter,
+            jobs,
+            timeout_ms,
+            hello_timeout_ms,
         } => {
+            let config = Config::load()?;
             let out = out.map(OutFile::open).transpose()?;
-            let adapter = Arc::new(ReferenceAdapter::with_faults(
-                profile,
-                faults.into_iter().collect::<FaultSet>(),
-            ));
+            let command = adapter.or(config.adapter.command.clone());
+            let profile = match (command.is_some(), config.adapter.profile) {
+                (true, Some(p)) => p,
+                _ => profile,
+            };
+            let mut defaults = SuiteOptions::default();
+            if let Some(ms) = timeout_ms.or(config.adapter.timeout_ms) {
+                defaults.safety = std::time::Duration::from_millis(ms);
+            }
+            let adapter: Arc<dyn convo_tck::Adapter> = match &command {
+                Some(line) => {
+                    if !faults.is_empty() {
+                        anyhow::bail!(
+                            "--fault plants bugs in the reference client; it cannot be combined with an adapter"
+                        );
+                    }
+                    defaults.concurrency = 1;
+                    let mut limits = ProcessLimits::default();
+                    if let Some(ms) = hello_timeout_ms.or(config.adapter.hello_timeout_ms) {
+                        limits.hello_timeout = std::time::Duration::from_millis(ms);
+                    }
+                    Arc::new(ProcessAdapter::new(line)?.with_limits(limits))
+                }
+                None => Arc::new(ReferenceAdapter::with_faults(
+                    profile,
+                    faults.into_iter().collect::<FaultSet>(),
+                )),
+            };
+            if let Some(j) = jobs.or(config.adapter.jobs) {
+                defaults.concurrency = usize::from(j);
+            }
             let opts = SuiteOptions {
                 tags,
                 rules,
                 seed,
                 progress,
                 profile,
-                ..SuiteOptions::default()
+                ..defaults
             };
             let suite = match run_suite(adapter, &opts).await {
                 Ok(s) => s,
@@ -345,6 +409,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Cmd::ReferenceAdapter { profile, faults } => {
+            let adapter = ReferenceAdapter::with_faults(profile, faults.into_iter().collect());
+            convo_tck::adapter::stdio::serve(&adapter).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Faults => {
             let mut text = String::new();
             for f in Fault::ALL {
@@ -357,6 +426,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ));
             }
             emit(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Backend(args) => {
+            convo_tck::standalone::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -452,6 +525,77 @@ fn usage(e: clap::Error) -> ExitCode {
     code
 }
 
+/// `./convo-tck.toml`: what a vendor's CI would otherwise repeat on every command line.
+///
+/// ```toml
+/// [adapter]
+/// command = "node examples/adapters/node/adapter.js"
+/// profile = "js"          # the profile to judge by if the adapter never says hello
+/// jobs = 2                # scenarios at once
+/// timeout_ms = 10000      # real-time bound on every wait for the adapter
+/// hello_timeout_ms = 10000
+/// ```
+///
+/// Command-line flags win over the file.
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    adapter: AdapterConfig,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdapterConfig {
+    command: Option<String>,
+    profile: Option<Profile>,
+    jobs: Option<u16>,
+    timeout_ms: Option<u64>,
+    hello_timeout_ms: Option<u64>,
+}
+
+impl Config {
+    const FILE: &'static str = "convo-tck.toml";
+
+    fn load() -> anyhow::Result<Self> {
+        let text = match std::fs::read_to_string(Self::FILE) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot read {}", Self::FILE)));
+            }
+        };
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", Self::FILE))
+    }
+}
+
+/// Kills every adapter process group if the run is interrupted (SIGINT, SIGTERM), so no adapter
+/// outlives the harness.
+fn reap_adapters_on_interrupt(runtime: &tokio::runtime::Runtime) {
+    runtime.spawn(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            let code = tokio::select! {
+                _ = int.recv() => 130,
+                _ = term.recv() => 143,
+            };
+            convo_tck::adapter::process::terminate_all();
+            note(format_args!(
+                "interrupted: every adapter process was stopped"
+            ));
+            std::process::exit(code);
+        }
+    });
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -468,6 +612,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    reap_adapters_on_interrupt(&runtime);
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(e) => {

@@ -21,6 +21,7 @@ const MODULES: &[&str] = &[
     "report",
     "mutants",
     "stress",
+    "standalone",
 ];
 
 /// What each module must not import, besides everything above it in [`MODULES`] unless listed
@@ -109,6 +110,23 @@ const LAYERS: &[Layer] = &[
         module: "stress",
         allowed_up: &[],
         forbidden_down: &["reference", "mutants", "backend", "properties"],
+    },
+    // The mock service alone: the backend and its journal, nothing that drives a client.
+    Layer {
+        module: "standalone",
+        allowed_up: &[],
+        forbidden_down: &[
+            "adapter",
+            "reference",
+            "checks",
+            "rules",
+            "harness",
+            "scenario",
+            "properties",
+            "report",
+            "mutants",
+            "stress",
+        ],
     },
 ];
 

@@ -10,16 +10,19 @@
 //! Must not import: the backend, the journal, the checks, the harness (an adapter knows the
 //! protocol and nothing of how it is judged).
 
+pub mod process;
 pub mod protocol;
 mod session;
+pub mod stdio;
 
 use futures::future::BoxFuture;
 
+pub use process::ProcessAdapter;
 pub use protocol::*;
 pub use session::{AdapterEvent, AdapterSession, Commands, Observer, Responder};
 
 /// A failure of the adapter itself (not of a command it ran).
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum AdapterError {
     /// The adapter could not be started.
     #[error("adapter could not be started: {0}")]

@@ -22,6 +22,8 @@ pub enum AdapterEvent {
     Log(String),
     /// The adapter stopped; no more events follow.
     Exited(String),
+    /// The adapter broke the protocol; the session is over (the first such error only).
+    Misbehaved(super::AdapterError),
 }
 
 /// One live adapter: a client stack under test, for one scenario.

@@ -4,14 +4,94 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::fact::Control;
 use super::fixture::Fixture;
-use super::model::{At, Gate, ListAction, ListOrder};
+use super::model::{At, ConversationRecord, Gate, ListAction, ListOrder};
 use super::tokens::TokenError;
 use super::{Backend, BackendError};
+use crate::clock::VirtualInstant;
 use crate::wire::{ConversationSid, ObjectKey};
+
+/// What the backend holds now, for a person looking at it (`convo-tck backend`'s `GET /state`).
+#[derive(Clone, Debug, Serialize)]
+pub struct BackendState {
+    /// Virtual time now.
+    pub now: VirtualInstant,
+    /// Virtual time now, RFC 3339.
+    pub now_rfc3339: String,
+    /// The account sid.
+    pub account_sid: String,
+    /// The conversation service's sid.
+    pub service_sid: String,
+    /// Users, by identity.
+    pub users: Vec<UserState>,
+    /// Live conversations, by sid.
+    pub conversations: Vec<ConversationState>,
+    /// Removed conversations (each can be restored with its sid).
+    pub removed_conversations: Vec<ConversationState>,
+    /// Closed gates, in the order they were closed.
+    pub gates_closed: Vec<Gate>,
+    /// Seconds in the Retry-After of a gated answer.
+    pub retry_after_secs: u64,
+    /// Objects whose events are held.
+    pub holding: Vec<ObjectKey>,
+    /// Events waiting for a release.
+    pub events_held: usize,
+    /// Events published so far.
+    pub events_published: u64,
+}
+
+/// A user as [`BackendState`] shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserState {
+    /// Chat identity.
+    pub identity: String,
+    /// `US...`
+    pub sid: String,
+    /// Attributes revision.
+    pub revision: u64,
+    /// Attributes.
+    pub attributes: Value,
+    /// How many conversations its subscribed list holds.
+    pub subscribed: usize,
+}
+
+/// A conversation as [`BackendState`] shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConversationState {
+    /// `CH...`
+    pub sid: ConversationSid,
+    /// Unique name.
+    pub unique_name: Option<String>,
+    /// Display name.
+    pub friendly_name: Option<String>,
+    /// Attributes revision.
+    pub revision: u64,
+    /// Attributes.
+    pub attributes: Value,
+    /// Participant identities.
+    pub participants: Vec<String>,
+    /// How many messages it has.
+    pub messages: usize,
+}
+
+impl ConversationState {
+    fn of(c: &ConversationRecord) -> Self {
+        let current = c.history.current();
+        Self {
+            sid: c.sid.clone(),
+            unique_name: c.unique_name.clone(),
+            friendly_name: c.friendly_name.clone(),
+            revision: current.revision,
+            attributes: current.attributes.clone(),
+            participants: c.members(),
+            messages: c.messages.len(),
+        }
+    }
+}
 
 impl Backend {
     fn name_of(&self, key: &ObjectKey) -> Option<String> {
@@ -286,6 +366,42 @@ impl Backend {
     pub fn attributes(&self, key: &ObjectKey) -> Option<Value> {
         self.service
             .read(|m| m.snapshot(key).map(|s| s.attributes.clone()))
+    }
+
+    /// Everything the backend holds now, for a person to look at.
+    pub fn state(&self) -> BackendState {
+        self.service.read(|m| {
+            let (holding, events_held) = m.events.holding();
+            BackendState {
+                now: m.now(),
+                now_rfc3339: m.now().rfc3339(),
+                account_sid: m.account_sid.clone(),
+                service_sid: m.service_sid.clone(),
+                users: m
+                    .users()
+                    .map(|u| {
+                        let current = u.history.current();
+                        UserState {
+                            identity: u.identity.clone(),
+                            sid: u.sid.clone(),
+                            revision: current.revision,
+                            attributes: current.attributes.clone(),
+                            subscribed: m.subscribed(&u.identity).len(),
+                        }
+                    })
+                    .collect(),
+                conversations: m.conversations().map(ConversationState::of).collect(),
+                removed_conversations: m
+                    .removed_conversations()
+                    .map(ConversationState::of)
+                    .collect(),
+                gates_closed: m.gates.closed().to_vec(),
+                retry_after_secs: m.gates.retry_after_secs,
+                holding,
+                events_held,
+                events_published: m.events.last_seq(),
+            }
+        })
     }
 
     /// How many events have been published so far.

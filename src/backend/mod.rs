@@ -34,6 +34,7 @@ use crate::clock::VirtualClock;
 use crate::secrets::Secrets;
 use service::Service;
 
+pub use controls::{BackendState, ConversationState, UserState};
 pub use endpoint::{Endpoint, EndpointKind, OperationClass};
 pub use fact::{
     Control, Fact, FrameFact, Issued, Layer, PublishedFact, Recorder, Refusal, RefusedFact,
@@ -104,12 +105,16 @@ impl BackendBuilder {
         let model = model::Model::new(self.seed, rest_url.clone(), self.clock.clone());
         let tokens = tokens::TokenAuthority::new(
             self.clock,
-            self.secrets,
+            self.secrets.clone(),
             self.seed,
             &model.account_sid,
             &model.service_sid,
         )
         .map_err(|e| BackendError::Random(e.to_string()))?;
+        let account_sid = model.account_sid.clone();
+        // The token authority drew the auth token (and registered it with the secrets): HTTP
+        // Basic is checked against that one.
+        let auth_token = tokens.auth_token().to_owned();
         let service = Arc::new(Service::new(model, self.recorder, tokens));
         let server = MockServer::builder()
             .listener(wiremock_listener)
@@ -128,6 +133,8 @@ impl BackendBuilder {
             rest: Some(server),
             rest_url,
             events_url,
+            account_sid,
+            auth_token,
             front_task,
             hub_task,
         })
@@ -141,6 +148,8 @@ pub struct Backend {
     rest: Option<MockServer>,
     rest_url: String,
     events_url: String,
+    account_sid: String,
+    auth_token: String,
     front_task: JoinHandle<()>,
     hub_task: JoinHandle<()>,
 }
@@ -189,14 +198,31 @@ impl Backend {
         &self.events_url
     }
 
-    /// The account sid: with [`Backend::auth_token`], the HTTP Basic credentials of a
-    /// server-side call, which acts as the account.
+    /// The account sid (`AC...`) every resource and token names.
     pub fn account_sid(&self) -> &str {
-        self.service.tokens.account_sid()
+        &self.account_sid
     }
 
-    /// The account's auth token (32 random hex digits, drawn when the backend starts).
+    /// The auth token: the server-side credential that goes with [`Backend::account_sid`]
+    /// (random, drawn once per backend, registered with the run's secrets so the journal
+    /// never shows it).
     pub fn auth_token(&self) -> &str {
-        self.service.tokens.auth_token()
+        &self.auth_token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_backend_draws_its_own_auth_token() {
+        let a = Backend::builder(VirtualClock::new()).start().await.unwrap();
+        let b = Backend::builder(VirtualClock::new()).start().await.unwrap();
+        assert_eq!(a.account_sid(), b.account_sid(), "same seed, same sid");
+        assert!(a.account_sid().starts_with("AC"));
+        assert_eq!(a.auth_token().len(), 32);
+        assert!(a.auth_token().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a.auth_token(), b.auth_token());
     }
 }

@@ -151,11 +151,6 @@ impl TokenAuthority {
         token
     }
 
-    /// The account sid (`AC...`), the user name of HTTP Basic.
-    pub(super) fn account_sid(&self) -> &str {
-        &self.account_sid
-    }
-
     /// The account's auth token (32 random hex digits, drawn per backend), the password of
     /// HTTP Basic.
     pub(super) fn auth_token(&self) -> &str {

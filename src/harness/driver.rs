@@ -35,6 +35,8 @@ struct Inbox {
     sent: HashMap<u64, CommandKind>,
     replies: HashMap<u64, Outcome>,
     exited: Option<String>,
+    /// The adapter broke the protocol: the session is over.
+    failed: Option<AdapterError>,
     /// A request could not be handed over: the adapter stopped taking requests (its reason
     /// usually follows on the event stream).
     refused: bool,
@@ -106,6 +108,16 @@ fn record(shared: &Shared, journal: &Journal, ev: AdapterEvent) {
         AdapterEvent::Log(line) => {
             journal.note(instance, HarnessEntry::Log { line });
         }
+        AdapterEvent::Misbehaved(error) => {
+            tracing::warn!(%error, "adapter broke the protocol");
+            journal.note(
+                instance,
+                HarnessEntry::Log {
+                    line: format!("(adapter error: {error})"),
+                },
+            );
+            shared.inbox().failed.get_or_insert(error);
+        }
         AdapterEvent::Exited(why) => {
             tracing::debug!(reason = %why, "adapter session exited");
             shared.inbox().exited = Some(why);
@@ -161,6 +173,9 @@ impl Driver {
     /// an error here; one that stopped taking requests is reported by `wait`, with the reason
     /// its exit gives.
     pub fn submit(&mut self, command: Command) -> Result<RequestId, AdapterError> {
+        if let Some(error) = self.shared.inbox().failed.clone() {
+            return Err(error);
+        }
         if let Some(why) = self.shared.inbox().exited.clone() {
             return Err(AdapterError::Exited(why));
         }
@@ -195,6 +210,9 @@ impl Driver {
                 let inbox = self.shared.inbox();
                 if let Some(o) = inbox.replies.get(&id.0) {
                     return Ok(o.clone());
+                }
+                if let Some(error) = &inbox.failed {
+                    return Err(error.clone());
                 }
                 if let Some(why) = &inbox.exited {
                     tracing::warn!(request = id.0, reason = %why, "adapter session ended while a request waited");
@@ -302,12 +320,17 @@ impl Driver {
     }
 
     /// Ends the session: stops sending, lets the adapter stop, stops recording.
-    pub async fn close(mut self) {
+    /// Closes the session; returns the protocol error the adapter made, if any (also one made
+    /// while closing: output after close, a process that ignores termination).
+    pub async fn close(mut self) -> Option<AdapterError> {
         let (dummy, _) = mpsc::unbounded_channel();
         drop(std::mem::replace(&mut self.requests, dummy));
         if let Some(closer) = self.closer.take() {
             closer.await;
         }
+        // Let the events the closing produced be recorded (the stream ends with the session).
+        let _ = tokio::time::timeout(Duration::from_millis(200), &mut self.recorder).await;
         self.recorder.abort();
+        self.shared.inbox().failed.clone()
     }
 }

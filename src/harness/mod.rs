@@ -122,9 +122,11 @@ impl Harness {
         self.driver.advance(&self.clock, d).await
     }
 
-    /// Closes the adapter session and stops the backend.
-    pub async fn close(self) {
-        self.driver.close().await;
+    /// Closes the adapter session and the backend; returns the protocol error the adapter
+    /// made, if any.
+    pub async fn close(self) -> Option<crate::adapter::AdapterError> {
+        let failed = self.driver.close().await;
         drop(self.backend);
+        failed
     }
 }

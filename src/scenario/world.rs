@@ -180,14 +180,14 @@ impl TckWorld {
         scenario: &str,
         step_error: Option<String>,
     ) -> ScenarioRecord {
-        let (journal, secrets) = match self.harness.take() {
+        let (journal, secrets, closing) = match self.harness.take() {
             Some(h) => {
                 let journal = h.journal.snapshot();
                 let secrets = h.journal.secrets().clone();
-                h.close().await;
-                (journal, secrets)
+                let closing = h.close().await;
+                (journal, secrets, closing)
             }
-            None => (Vec::new(), Secrets::default()),
+            None => (Vec::new(), Secrets::default(), None),
         };
         let mut judgements = rules::judge(&journal);
         for j in &mut judgements {
@@ -206,7 +206,12 @@ impl TckWorld {
                     .join(" | ")
             )
         });
-        let error = self.error.take().or(anonymous).or_else(|| {
+        // A protocol error the adapter made is the scenario's error, also one made at close.
+        let error = self
+            .error
+            .take()
+            .or_else(|| closing.map(|e| format!("{e}")));
+        let error = error.or(anonymous).or_else(|| {
             // A step failure that was not a violated check is the harness's (or adapter's).
             step_error.filter(|_| !self.check_failed)
         });

@@ -34,6 +34,7 @@ macro_rules! string_id {
             Hash,
             serde::Serialize,
             serde::Deserialize,
+            schemars::JsonSchema,
         )]
         #[serde(transparent)]
         pub struct $name(String);

@@ -3,10 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Which SDK family's documented behaviour the adapter claims.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// The JavaScript SDK (client resolves before the list is fetched, count caches...).
@@ -47,7 +48,7 @@ impl FromStr for Profile {
 }
 
 /// The adapter's first message: who it is and what it can do.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Hello {
     /// Protocol version the adapter speaks; must equal [`PROTOCOL_VERSION`].
     pub protocol: u32,
@@ -63,7 +64,7 @@ pub struct Hello {
 }
 
 /// Optional abilities an adapter declares; a rule that needs a missing one is N/A, not FAIL.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Capabilities {
     /// The client's timers run on a clock driven by `advance_time`.
     #[serde(default)]

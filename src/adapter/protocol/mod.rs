@@ -13,6 +13,7 @@ mod hello;
 mod observation;
 mod reply;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::wire::{ConversationSid, InstanceId};
@@ -24,8 +25,32 @@ pub use reply::{CommandError, Inspection, Outcome, Reply, ReplyBody, WireOutcome
 /// The protocol version this harness speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The JSON Schema (draft 2020-12) of both directions of the stdio protocol, as committed in
+/// `docs/protocol.schema.json`.
+///
+/// One document: `$defs` holds every type, `$defs/Request` is a line the harness writes to the
+/// adapter and `$defs/AdapterMessage` a line the adapter writes back (`hello`, `reply` or
+/// `observation`); the root accepts either.
+pub fn protocol_schema() -> serde_json::Value {
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let request = generator.subschema_for::<Request>();
+    let message = generator.subschema_for::<AdapterMessage>();
+    let defs = generator.take_definitions(true);
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://convo-tck.invalid/protocol/1/protocol.schema.json",
+        "title": format!("convo-tck adapter protocol, version {PROTOCOL_VERSION}"),
+        "description": "One JSON value per line over stdio. Harness to adapter (stdin): \
+            #/$defs/Request. Adapter to harness (stdout): #/$defs/AdapterMessage; the first \
+            line is a hello. Generated from the Rust types in src/adapter/protocol/; \
+            regenerate with `cargo run --example protocol_schema > docs/protocol.schema.json`.",
+        "anyOf": [request, message],
+        "$defs": defs,
+    })
+}
+
 /// One line from an out-of-process adapter.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AdapterMessage {
     /// The handshake; must come first.

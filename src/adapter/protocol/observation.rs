@@ -1,5 +1,6 @@
 //! Adapter → harness: what the client stack reports on its own, as it happens.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -7,7 +8,9 @@ use super::command::{ErrorKind, HandleId};
 use crate::wire::{ConversationSid, InstanceId};
 
 /// Client-level synchronization progress (the mobile SDKs' names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientSyncStatus {
     /// Synchronization started.
@@ -21,7 +24,9 @@ pub enum ClientSyncStatus {
 }
 
 /// Per-conversation synchronization progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationSyncStatus {
     /// Nothing known yet.
@@ -37,7 +42,7 @@ pub enum ConversationSyncStatus {
 }
 
 /// Event-connection state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionState {
     /// Trying to connect.
@@ -51,7 +56,7 @@ pub enum ConnectionState {
 }
 
 /// Something the client stack reported on its own.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Observation {
     /// A client instance was created; it sends this id as `X-Convo-Client`.

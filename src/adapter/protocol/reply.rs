@@ -1,5 +1,6 @@
 //! Adapter → harness: the answer to each command, one typed body per command, and typed errors.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -8,7 +9,7 @@ use super::observation::{ClientSyncStatus, ConnectionState, ConversationSyncStat
 use crate::wire::{ConversationSid, InstanceId};
 
 /// A typed failure of one command.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
 #[error("{kind:?}: {message}")]
 pub struct CommandError {
     /// What kind of failure.
@@ -31,7 +32,7 @@ impl CommandError {
 ///
 /// On the wire a body is the bare object (`{"attributes": {...}}`); which shape it has follows
 /// from the command it answers ([`ReplyBody::decode`]).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ReplyBody {
     /// `start`: the client exists (not: has synchronized).
@@ -156,7 +157,7 @@ impl ReplyBody {
 }
 
 /// The result of one command.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Success with the command's body.
@@ -203,10 +204,11 @@ impl Outcome {
 }
 
 /// An outcome as it travels on the wire, before it is read for its command.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WireOutcome {
-    /// The success body.
+    /// The success body: the shape of the command it answers ([`ReplyBody`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ReplyBody>")]
     pub ok: Option<Value>,
     /// The failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,7 +231,7 @@ impl From<&Outcome> for WireOutcome {
 }
 
 /// The answer to the request with the same `id`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Reply {
     /// The request's id.
     pub id: u64,
@@ -239,7 +241,7 @@ pub struct Reply {
 }
 
 /// The body of an `inspect` reply.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Inspection {
     /// Current instance id, if a client exists.
     pub instance: Option<InstanceId>,

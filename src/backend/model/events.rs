@@ -68,6 +68,11 @@ pub struct Events {
 }
 
 impl Events {
+    /// The objects whose events are held, and how many events wait.
+    pub fn holding(&self) -> (Vec<ObjectKey>, usize) {
+        (self.holds.iter().cloned().collect(), self.held.len())
+    }
+
     /// Starts holding events about `key`.
     pub fn hold(&mut self, key: ObjectKey) {
         self.holds.insert(key);

@@ -114,6 +114,11 @@ impl Gates {
         before != self.closed.len()
     }
 
+    /// The closed gates, in the order they were closed.
+    pub fn closed(&self) -> &[Gate] {
+        &self.closed
+    }
+
     /// Whether `gate` is closed.
     pub fn is_closed(&self, gate: &Gate) -> bool {
         self.closed.contains(gate)

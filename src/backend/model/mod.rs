@@ -112,6 +112,21 @@ impl Model {
         self.conversations.get(sid)
     }
 
+    /// Every user, by identity.
+    pub fn users(&self) -> impl Iterator<Item = &UserRecord> {
+        self.users.values()
+    }
+
+    /// Every live conversation, by sid.
+    pub fn conversations(&self) -> impl Iterator<Item = &ConversationRecord> {
+        self.conversations.values()
+    }
+
+    /// Every removed conversation (restorable), by sid.
+    pub fn removed_conversations(&self) -> impl Iterator<Item = &ConversationRecord> {
+        self.removed.values()
+    }
+
     /// A conversation, or a removed one the list index still shows.
     pub fn listed_conversation(&self, sid: &ConversationSid) -> Option<&ConversationRecord> {
         self.conversations

@@ -1,0 +1,245 @@
+//! Adapters as processes: the JSON-lines protocol over stdio, end to end (the reference client
+//! served by `convo-tck reference-adapter`), and every way a process can break it, each with a
+//! tiny deliberately broken adapter (`tests/adapters/broken.py MODE`): a typed error naming the
+//! cause, every selected scenario still run, exit code 2, no harness panic or hang.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use convo_tck::adapter::process::{ProcessAdapter, ProcessLimits};
+use convo_tck::{Report, SuiteOptions, Verdict, run_suite};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_convo-tck")
+}
+
+fn broken(mode: &str) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/adapters/broken.py");
+    format!("python3 {} {mode}", script.display())
+}
+
+fn limits() -> ProcessLimits {
+    ProcessLimits {
+        hello_timeout: Duration::from_millis(1500),
+        exit_grace: Duration::from_millis(300),
+        ..ProcessLimits::default()
+    }
+}
+
+async fn report(command: &str, rule: &str) -> Report {
+    let adapter = ProcessAdapter::new(command)
+        .expect("a command line")
+        .with_limits(limits());
+    let opts = SuiteOptions {
+        rules: vec![rule.parse().expect("a rule id")],
+        safety: Duration::from_millis(1500),
+        concurrency: 2,
+        ..SuiteOptions::default()
+    };
+    let run = run_suite(Arc::new(adapter), &opts)
+        .await
+        .expect("the suite runs");
+    Report::build(&run)
+}
+
+/// Every selected scenario is reported with an error naming `cause`; nothing passes.
+async fn assert_classified(mode: &str, cause: &str) {
+    let report = report(&broken(mode), "UPD-1").await;
+    assert_eq!(report.exit_code(), 2, "{mode}");
+    assert!(
+        report.summary.scenarios >= 2,
+        "{mode}: several scenarios ran"
+    );
+    assert_eq!(
+        report.errors.len(),
+        report.summary.scenarios,
+        "{mode}: every scenario is reported: {:#?}",
+        report.errors
+    );
+    for e in &report.errors {
+        assert!(
+            e.error.contains(cause),
+            "{mode}: `{}` does not name `{cause}`",
+            e.error
+        );
+    }
+    assert!(report.rules.iter().all(|r| r.verdict != Verdict::Pass));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_client_as_a_process_passes_and_its_faults_fail() {
+    let good = report(&format!("{} reference-adapter", bin()), "UPD-1").await;
+    assert_eq!(good.exit_code(), 0, "{:#?}", good.errors);
+    let faulty = report(
+        &format!(
+            "{} reference-adapter --fault update-completes-on-ack",
+            bin()
+        ),
+        "UPD-1",
+    )
+    .await;
+    assert_eq!(faulty.exit_code(), 1, "{:#?}", faulty.errors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_hello_in_time() {
+    assert_classified("no-hello", "no hello within 1500 ms").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_before_hello_names_its_status_and_stderr() {
+    assert_classified(
+        "exit-before-hello",
+        "ended before its hello (exit status 4)",
+    )
+    .await;
+    assert_classified("exit-before-hello", "cannot find the SDK").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_of_another_version_names_both_versions() {
+    assert_classified(
+        "old-version",
+        "the adapter speaks protocol version 2; this kit speaks version 1",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_line_is_quoted() {
+    assert_classified("malformed", "a line that is not JSON").await;
+    assert_classified("malformed", "`this is not json`").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_message_type() {
+    assert_classified("unknown-kind", "an unknown message type `status`").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_a_request_never_sent() {
+    assert_classified("unknown-id", "a reply to request 999, which was never sent").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_reply_to_one_request() {
+    assert_classified("duplicate", "a second reply to request 1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_line() {
+    assert_classified("oversized", "over the limit of 1048576").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8() {
+    assert_classified("invalid-utf8", "a line that is not UTF-8").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_body_that_does_not_fit_its_command() {
+    assert_classified("wrong-body", "reply to `start`").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_scenario_names_its_exit_status() {
+    assert_classified("crash", "exit status 3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_is_the_real_time_safety_timeout() {
+    assert_classified("hang", "within 1500 ms of real time").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_after_close() {
+    assert_classified("after-close", "output after close: a second hello").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_ignores_termination_is_killed_and_reported() {
+    let started = Instant::now();
+    assert_classified("ignores-termination", "ignored termination").await;
+    assert!(started.elapsed() < Duration::from_secs(20), "no hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_process_of_the_adapter_outlives_its_scenario() {
+    let dir = std::env::temp_dir().join(format!("convo-tck-orphan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pidfile = dir.join("grandchild.pid");
+    let report = report(
+        &format!("{} {}", broken("orphan"), pidfile.display()),
+        "UPD-1",
+    )
+    .await;
+    assert!(report.summary.scenarios >= 1);
+    let pids = std::fs::read_to_string(&pidfile).expect("the adapter started grandchildren");
+    let running = |pid: &str| {
+        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    };
+    let survivors: Vec<&str> = pids.lines().filter(|p| running(p)).collect();
+    assert!(
+        survivors.is_empty(),
+        "grandchildren outlived their scenarios: {survivors:?} of {pids:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_interrupted_run_leaves_no_adapter_process_behind() {
+    let dir = std::env::temp_dir().join(format!("convo-tck-interrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pidfile = dir.join("grandchild.pid");
+    let mut run = std::process::Command::new(bin())
+        .args([
+            "run",
+            "--rule",
+            "UPD-1",
+            "--timeout-ms",
+            "60000",
+            "--adapter",
+            &format!("{} {}", broken("orphan-hang"), pidfile.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (boundedly) until an adapter is running and has started its grandchild.
+    let started = Instant::now();
+    while std::fs::read_to_string(&pidfile)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no adapter started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = run.wait().unwrap().code();
+    assert_eq!(code, Some(130), "an interrupted run exits 130");
+    let pids = std::fs::read_to_string(&pidfile).unwrap();
+    let running = |pid: &str| {
+        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    };
+    // The kill is sent before exit; give the kernel a moment to deliver it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.lines().any(running) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survivors: Vec<&str> = pids.lines().filter(|p| running(p)).collect();
+    assert!(
+        survivors.is_empty(),
+        "{survivors:?} outlived the interrupted run"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
