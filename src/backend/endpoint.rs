@@ -57,6 +57,39 @@ pub enum Endpoint {
     },
     /// The event channel's WebSocket handshake.
     EventChannel,
+    /// Read one participant of a conversation.
+    Participant {
+        /// Conversation sid.
+        sid: ConversationSid,
+        /// The participant as the path named it (sid or identity).
+        participant: String,
+    },
+    /// Read one message of a conversation.
+    Message {
+        /// Conversation sid.
+        sid: ConversationSid,
+        /// The message as the path named it.
+        message: String,
+    },
+    /// Read a conversation's webhooks (always an empty page).
+    Webhooks {
+        /// Conversation sid.
+        sid: ConversationSid,
+    },
+    /// Read a user's view of one conversation (its read horizon, notification level).
+    UserConversation {
+        /// Chat identity.
+        user: String,
+        /// Conversation sid.
+        sid: ConversationSid,
+    },
+    /// Update a user's view of one conversation (a conversation operation: the read horizon).
+    UpdateUserConversation {
+        /// Chat identity.
+        user: String,
+        /// Conversation sid.
+        sid: ConversationSid,
+    },
     /// A path under a conversation the mock does not serve: still about that conversation.
     OtherConversation {
         /// Conversation sid.
@@ -97,11 +130,21 @@ pub enum EndpointKind {
     OtherConversation,
     /// `unknown`
     Unknown,
+    /// `participant`
+    Participant,
+    /// `message`
+    Message,
+    /// `webhooks`
+    Webhooks,
+    /// `user_conversation`
+    UserConversation,
+    /// `update_user_conversation`
+    UpdateUserConversation,
 }
 
 impl EndpointKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EndpointKind; 12] = [
+    pub const ALL: [EndpointKind; 17] = [
         Self::Token,
         Self::UserConversations,
         Self::GetUser,
@@ -114,6 +157,11 @@ impl EndpointKind {
         Self::EventChannel,
         Self::OtherConversation,
         Self::Unknown,
+        Self::Participant,
+        Self::Message,
+        Self::Webhooks,
+        Self::UserConversation,
+        Self::UpdateUserConversation,
     ];
 
     /// The journal name (`update_conversation`).
@@ -131,6 +179,11 @@ impl EndpointKind {
             Self::EventChannel => "event_channel",
             Self::OtherConversation => "other_conversation",
             Self::Unknown => "unknown",
+            Self::Participant => "participant",
+            Self::Message => "message",
+            Self::Webhooks => "webhooks",
+            Self::UserConversation => "user_conversation",
+            Self::UpdateUserConversation => "update_user_conversation",
         }
     }
 }
@@ -191,6 +244,11 @@ impl Endpoint {
             Self::EventChannel => EndpointKind::EventChannel,
             Self::OtherConversation { .. } => EndpointKind::OtherConversation,
             Self::Unknown => EndpointKind::Unknown,
+            Self::Participant { .. } => EndpointKind::Participant,
+            Self::Message { .. } => EndpointKind::Message,
+            Self::Webhooks { .. } => EndpointKind::Webhooks,
+            Self::UserConversation { .. } => EndpointKind::UserConversation,
+            Self::UpdateUserConversation { .. } => EndpointKind::UpdateUserConversation,
         }
     }
 
@@ -201,10 +259,15 @@ impl Endpoint {
             | Self::GetUser
             | Self::GetConversation { .. }
             | Self::Participants { .. }
-            | Self::Messages { .. } => OperationClass::Sync,
+            | Self::Messages { .. }
+            | Self::Participant { .. }
+            | Self::Message { .. }
+            | Self::Webhooks { .. }
+            | Self::UserConversation { .. } => OperationClass::Sync,
             Self::UpdateUser => OperationClass::ClientOperation,
             Self::UpdateConversation { sid }
             | Self::SendMessage { sid }
+            | Self::UpdateUserConversation { sid, .. }
             | Self::OtherConversation { sid, write: true } => {
                 OperationClass::ConversationOperation(sid)
             }

@@ -112,8 +112,9 @@ impl BackendBuilder {
         )
         .map_err(|e| BackendError::Random(e.to_string()))?;
         let account_sid = model.account_sid.clone();
-        let auth_token = draw_auth_token()?;
-        self.secrets.register(&auth_token);
+        // The token authority drew the auth token (and registered it with the secrets): HTTP
+        // Basic is checked against that one.
+        let auth_token = tokens.auth_token().to_owned();
         let service = Arc::new(Service::new(model, self.recorder, tokens));
         let server = MockServer::builder()
             .listener(wiremock_listener)
@@ -138,13 +139,6 @@ impl BackendBuilder {
             hub_task,
         })
     }
-}
-
-/// A server-side credential: 32 hex digits from the OS random source, drawn once per backend.
-fn draw_auth_token() -> Result<String, BackendError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| BackendError::Random(e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A running mock backend. Dropping it stops both listeners.

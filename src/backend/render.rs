@@ -4,6 +4,7 @@
 //! writes wire types; it changes nothing).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use super::model::{
     ConversationRecord, MessageRecord, Model, ParticipantRecord, PendingEvent, Published, Snapshot,
@@ -31,7 +32,7 @@ pub(super) fn conversation(
         friendly_name: c.friendly_name.clone(),
         unique_name: c.unique_name.clone(),
         attributes: encode_attributes(&snap.attributes),
-        state: "active".into(),
+        state: c.state.clone(),
         date_created: c.created.rfc3339(),
         date_updated: snap.at.rfc3339(),
         timers: BTreeMap::new(),
@@ -54,7 +55,11 @@ pub(super) fn user_conversation(
     let snap = c.history.current();
     let participant = c.participants.iter().find(|p| p.identity == user.identity);
     let horizon = participant.and_then(|p| p.last_read_message_index);
-    let unread = horizon.map(|i| c.messages.range((i + 1, 0)..).count() as u64);
+    let unread = horizon.map(|i| {
+        c.messages
+            .range((Bound::Excluded((i, u64::MAX)), Bound::Unbounded))
+            .count() as u64
+    });
     resources::UserConversation {
         account_sid: m.account_sid.clone(),
         chat_service_sid: m.service_sid.clone(),
@@ -64,13 +69,14 @@ pub(super) fn user_conversation(
         participant_sid: participant.map(|p| p.sid.clone()),
         user_sid: user.sid.clone(),
         friendly_name: c.friendly_name.clone(),
-        conversation_state: "active".into(),
+        conversation_state: c.state.clone(),
         timers: BTreeMap::new(),
         attributes: encode_attributes(&snap.attributes),
         date_created: c.created.rfc3339(),
         date_updated: snap.at.rfc3339(),
         created_by: c.created_by.clone(),
-        notification_level: "default".into(),
+        notification_level: participant
+            .map_or_else(|| "default".into(), |p| p.notification_level.clone()),
         unique_name: c.unique_name.clone(),
         url: format!(
             "{}/v1/Users/{}/Conversations/{}",
@@ -153,7 +159,7 @@ pub(super) fn message(
         author: msg.author.clone(),
         body: msg.body.clone(),
         media: None,
-        attributes: "{}".into(),
+        attributes: encode_attributes(&msg.attributes),
         participant_sid: c
             .participants
             .iter()

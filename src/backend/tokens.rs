@@ -85,6 +85,8 @@ pub(super) struct TokenAuthority {
     api_key_sid: String,
     account_sid: String,
     service_sid: String,
+    /// The account's auth token: HTTP Basic with the account sid and it acts as the account.
+    auth_token: String,
     next: AtomicU64,
 }
 
@@ -99,6 +101,10 @@ impl TokenAuthority {
     ) -> Result<Self, getrandom::Error> {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key)?;
+        let mut auth = [0u8; 16];
+        getrandom::fill(&mut auth)?;
+        let auth_token: String = auth.iter().map(|b| format!("{b:02x}")).collect();
+        secrets.register(&auth_token);
         Ok(Self {
             clock,
             secrets,
@@ -107,6 +113,7 @@ impl TokenAuthority {
             api_key_sid: crate::wire::sid("SK", seed),
             account_sid: account_sid.to_owned(),
             service_sid: service_sid.to_owned(),
+            auth_token,
             next: AtomicU64::new(1),
         })
     }
@@ -144,6 +151,23 @@ impl TokenAuthority {
         token
     }
 
+    /// The account's auth token (32 random hex digits, drawn per backend), the password of
+    /// HTTP Basic.
+    pub(super) fn auth_token(&self) -> &str {
+        &self.auth_token
+    }
+
+    /// Whether an `Authorization` header value is HTTP Basic with the account sid and the auth
+    /// token.
+    pub(super) fn accepts_basic(&self, header: &str) -> bool {
+        let Some((scheme, credential)) = header.trim().split_once(' ') else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case("basic")
+            && credential.trim()
+                == base64(format!("{}:{}", self.account_sid, self.auth_token).as_bytes())
+    }
+
     /// Validates `token` against the virtual clock; returns its claims.
     pub(super) fn validate(&self, token: &str) -> Result<Claims, TokenError> {
         let mut v = Validation::new(Algorithm::HS256);
@@ -157,6 +181,28 @@ impl TokenAuthority {
         }
         Ok(data.claims)
     }
+}
+
+/// Standard base64 with padding (what every HTTP client sends in Basic credentials).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -186,6 +232,29 @@ mod tests {
         );
         assert!(a.mint("alice", Duration::from_secs(90_000)).is_err());
         assert!(a.mint("alice", Duration::from_secs(3600)).is_ok());
+    }
+
+    #[test]
+    fn basic_credentials_are_the_account_sid_and_a_random_auth_token() {
+        assert_eq!(
+            base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(base64(b"ab"), "YWI=");
+        let (a, b) = (
+            authority(&VirtualClock::new()),
+            authority(&VirtualClock::new()),
+        );
+        assert_eq!(a.auth_token().len(), 32);
+        assert_ne!(a.auth_token(), b.auth_token());
+        let good = format!(
+            "Basic {}",
+            base64(format!("AC1:{}", a.auth_token()).as_bytes())
+        );
+        assert!(a.accepts_basic(&good));
+        assert!(!b.accepts_basic(&good));
+        assert!(!a.accepts_basic("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="));
+        assert!(!a.accepts_basic("Bearer x"));
     }
 
     #[test]

@@ -31,6 +31,19 @@ pub(crate) use records::{
 use crate::clock::{VirtualClock, VirtualInstant};
 use crate::wire::{ConversationSid, EventType, ObjectKey, sid};
 
+/// The fields a v1 conversation update changes (`None`: left as is).
+#[derive(Clone, Debug, Default)]
+pub struct ConversationChange {
+    /// New attributes.
+    pub attributes: Option<Value>,
+    /// New friendly name (`Some(None)` clears it).
+    pub friendly_name: Option<Option<String>>,
+    /// New unique name (`Some(None)` clears it).
+    pub unique_name: Option<Option<String>>,
+    /// New state (`active`, `inactive`, `closed`).
+    pub state: Option<String>,
+}
+
 /// The mutable truth of one backend.
 pub struct Model {
     /// `AC...`
@@ -188,6 +201,7 @@ impl Model {
                 identity: identity.clone(),
                 created: now,
                 last_read_message_index: None,
+                notification_level: "default".into(),
             });
         }
         let record = ConversationRecord {
@@ -195,6 +209,7 @@ impl Model {
             created_index,
             unique_name: unique_name.map(str::to_owned),
             friendly_name: friendly_name.map(str::to_owned),
+            state: "active".into(),
             created_by: participants.first().cloned().unwrap_or_default(),
             created: now,
             activity: self.activity,
@@ -319,6 +334,113 @@ impl Model {
         Some((revision, vec![ev]))
     }
 
+    /// Applies a v1 update of a conversation in one new revision; returns the events (an
+    /// update naming what changed). `None` if there is no such conversation.
+    pub fn update_conversation(
+        &mut self,
+        sid: &ConversationSid,
+        change: ConversationChange,
+    ) -> Option<Vec<PendingEvent>> {
+        let now = self.clock.now();
+        let c = self.conversations.get_mut(sid)?;
+        let mut reasons = Vec::new();
+        let attributes = match change.attributes {
+            Some(a) => {
+                reasons.push("attributes");
+                a
+            }
+            None => c.history.current().attributes.clone(),
+        };
+        if let Some(name) = change.friendly_name {
+            c.friendly_name = name;
+            reasons.push("friendlyName");
+        }
+        if let Some(name) = change.unique_name {
+            c.unique_name = name;
+            reasons.push("uniqueName");
+        }
+        if let Some(state) = change.state {
+            c.state = state;
+            reasons.push("state");
+        }
+        c.history.write(attributes, now);
+        let mut ev = PendingEvent::new(
+            EventType::ConversationUpdated,
+            ObjectKey::Conversation(sid.clone()),
+        );
+        for r in reasons {
+            ev = ev.because(r);
+        }
+        Some(vec![ev])
+    }
+
+    /// Applies a v1 update of a user in one new revision; returns the events.
+    pub fn update_user(
+        &mut self,
+        identity: &str,
+        attributes: Option<Value>,
+        friendly_name: Option<Option<String>>,
+    ) -> Option<Vec<PendingEvent>> {
+        let now = self.clock.now();
+        let u = self.users.get_mut(identity)?;
+        let mut ev = PendingEvent::new(EventType::UserUpdated, ObjectKey::User(identity.into()));
+        let attributes = match attributes {
+            Some(a) => {
+                ev = ev.because("attributes");
+                a
+            }
+            None => u.history.current().attributes.clone(),
+        };
+        if let Some(name) = friendly_name {
+            u.friendly_name = name;
+            ev = ev.because("friendlyName");
+        }
+        u.history.write(attributes, now);
+        Some(vec![ev])
+    }
+
+    /// Moves `identity`'s read horizon in a conversation (and, if given, its notification
+    /// level); `None` if they do not take part.
+    pub fn set_read_state(
+        &mut self,
+        sid: &ConversationSid,
+        identity: &str,
+        horizon: Option<Option<u64>>,
+        notification_level: Option<String>,
+    ) -> Option<()> {
+        let p = self
+            .conversations
+            .get_mut(sid)?
+            .participants
+            .iter_mut()
+            .find(|p| p.identity == identity)?;
+        if let Some(h) = horizon {
+            p.last_read_message_index = h;
+        }
+        if let Some(level) = notification_level {
+            p.notification_level = level;
+        }
+        Some(())
+    }
+
+    /// A user by identity or by sid.
+    pub fn user_by_sid_or_identity(&self, wanted: &str) -> Option<&UserRecord> {
+        self.users
+            .get(wanted)
+            .or_else(|| self.users.values().find(|u| u.sid == wanted))
+    }
+
+    /// A live conversation by sid or by unique name.
+    pub fn conversation_by_sid_or_name(&self, wanted: &str) -> Option<&ConversationRecord> {
+        self.conversations
+            .get(&ConversationSid::new(wanted.to_owned()))
+            .or_else(|| {
+                self.conversations
+                    .values()
+                    .find(|c| c.unique_name.as_deref() == Some(wanted))
+            })
+    }
+
     /// The newest snapshot of an object.
     pub fn snapshot(&self, key: &ObjectKey) -> Option<&Snapshot> {
         self.history(key).map(|(h, _)| h.current())
@@ -339,6 +461,17 @@ impl Model {
         author: &str,
         body: &str,
     ) -> Option<(u64, Vec<PendingEvent>)> {
+        self.add_message_with(conversation, author, body, json!({}))
+    }
+
+    /// Appends a message with attributes; returns its index and events.
+    pub fn add_message_with(
+        &mut self,
+        conversation: &ConversationSid,
+        author: &str,
+        body: &str,
+        attributes: Value,
+    ) -> Option<(u64, Vec<PendingEvent>)> {
         let msid = self.next("IM");
         let now = self.clock.now();
         let c = self.conversations.get_mut(conversation)?;
@@ -351,6 +484,7 @@ impl Model {
                 index,
                 author: author.to_owned(),
                 body: body.to_owned(),
+                attributes,
                 created: now,
                 updated: now,
             },

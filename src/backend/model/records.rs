@@ -81,8 +81,10 @@ pub struct ParticipantRecord {
     pub identity: String,
     /// Joined at.
     pub created: VirtualInstant,
-    /// Read horizon.
+    /// Read horizon: the index of the last message read (none until the participant sets it).
     pub last_read_message_index: Option<u64>,
+    /// `default` or `muted`.
+    pub notification_level: String,
 }
 
 /// A message.
@@ -96,6 +98,8 @@ pub struct MessageRecord {
     pub author: String,
     /// Text.
     pub body: String,
+    /// Attributes (a JSON value).
+    pub attributes: Value,
     /// Created at.
     pub created: VirtualInstant,
     /// Last changed at.
@@ -113,6 +117,8 @@ pub struct ConversationRecord {
     pub unique_name: Option<String>,
     /// Display name.
     pub friendly_name: Option<String>,
+    /// `active`, `inactive` or `closed`.
+    pub state: String,
     /// Who created it.
     pub created_by: String,
     /// Created at.

@@ -26,7 +26,7 @@ use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use crate::backend::endpoint::Endpoint;
 use crate::backend::fact::{Fact, Issued, RequestFact};
-use crate::backend::model::{Model, PendingEvent, Snapshot};
+use crate::backend::model::{Model, Snapshot};
 use crate::backend::service::Service;
 use crate::backend::tokens::Claims;
 use crate::secrets::TokenFingerprint;
@@ -40,6 +40,30 @@ pub(crate) struct Call<'a> {
     pub(crate) query: BTreeMap<String, String>,
     pub(crate) form: BTreeMap<String, String>,
     pub(crate) token: Option<String>,
+    /// The `Authorization` header (HTTP Basic with the account's credentials).
+    pub(crate) authorization: Option<String>,
+    /// The `Content-Type` header of a request with a body.
+    pub(crate) content_type: Option<String>,
+}
+
+/// Who a request acts for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Principal {
+    /// HTTP Basic with the account sid and auth token: a server-side call that may read and
+    /// write anything and author as anyone.
+    Account,
+    /// An access token: a client that acts for its identity only.
+    Client(String),
+}
+
+impl Principal {
+    /// Whether it may see (and act in) a conversation.
+    pub(crate) fn sees(&self, c: &crate::backend::model::ConversationRecord) -> bool {
+        match self {
+            Self::Account => true,
+            Self::Client(identity) => c.has_participant(identity),
+        }
+    }
 }
 
 /// A handler's answer.
@@ -114,6 +138,60 @@ impl Answer {
 }
 
 impl Call<'_> {
+    /// Who the request acts for: the account for valid HTTP Basic credentials, the token's
+    /// identity for a valid access token; the error answer is ready to return.
+    pub(crate) fn principal(&self, endpoint: &Endpoint) -> Result<Principal, Answer> {
+        if let Some(header) = &self.authorization {
+            return if self.service.tokens.accepts_basic(header) {
+                Ok(Principal::Account)
+            } else {
+                Err(Answer::error(
+                    endpoint.clone(),
+                    401,
+                    20_003,
+                    "authenticate: HTTP Basic needs the account sid and its auth token",
+                ))
+            };
+        }
+        self.authenticate(endpoint)
+            .map(|claims| Principal::Client(claims.grants.identity))
+    }
+
+    /// Checks a form endpoint's body: form-encoded, only fields in `allowed` (each a v1 field
+    /// the endpoint applies), and, if `required`, at least one of them.
+    pub(crate) fn form_fields(
+        &self,
+        endpoint: &Endpoint,
+        allowed: &[&str],
+        required: bool,
+    ) -> Result<(), Answer> {
+        let bad = |message: String| Answer::error(endpoint.clone(), 400, 20_001, message);
+        if let Some(ct) = &self.content_type {
+            let mime = ct.split(';').next().unwrap_or_default().trim();
+            if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+                return Err(bad(format!(
+                    "unsupported Content-Type `{}`: this endpoint takes \
+                     application/x-www-form-urlencoded",
+                    echo(mime)
+                )));
+            }
+        }
+        if let Some(unknown) = self.form.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(bad(format!(
+                "unknown or unsupported parameter `{}`: this endpoint takes {}",
+                echo(unknown),
+                allowed.join(", ")
+            )));
+        }
+        if required && self.form.is_empty() {
+            return Err(bad(format!(
+                "nothing to update: give at least one of {}",
+                allowed.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
     /// Validates the presented token; the error answer is ready to return.
     pub(crate) fn authenticate(&self, endpoint: &Endpoint) -> Result<Claims, Answer> {
         let Some(token) = &self.token else {
@@ -190,20 +268,9 @@ impl Call<'_> {
     }
 }
 
-/// Writes an object's attributes and answers with its resource at the new revision (the ack the
-/// client gets before the Updated event); returns the events the write caused.
-pub(crate) fn write_attributes(
-    m: &mut Model,
-    ep: Endpoint,
-    key: &ObjectKey,
-    attributes: Value,
-) -> (Answer, Vec<PendingEvent>) {
-    let Some((_, events)) = m.set_attributes(key, attributes) else {
-        return (
-            Answer::error(ep, 404, 20_404, format!("{key} vanished")),
-            Vec::new(),
-        );
-    };
+/// Answers a write with the object's resource at its new revision (the ack the client gets
+/// before the Updated event).
+pub(crate) fn written(m: &Model, ep: Endpoint, key: &ObjectKey) -> Answer {
     let answer = match key {
         ObjectKey::User(id) => m.user(id).map(|u| {
             let snap = u.history.current();
@@ -215,13 +282,7 @@ pub(crate) fn write_attributes(
                 .with_snapshot(snap)
         }),
     };
-    match answer {
-        Some(a) => (a, events),
-        None => (
-            Answer::error(ep, 404, 20_404, format!("{key} vanished")),
-            Vec::new(),
-        ),
-    }
+    answer.unwrap_or_else(|| Answer::error(ep, 404, 20_404, format!("{key} vanished")))
 }
 
 /// Longest piece of a request an error message quotes back.
@@ -268,6 +329,8 @@ impl Respond for Api {
         };
         let instance = header("x-convo-client").map(InstanceId::from);
         let token = header("x-twilio-token");
+        let authorization = header("authorization");
+        let content_type = header("content-type").filter(|_| !req.body.is_empty());
         let segments: Vec<String> = req
             .url
             .path_segments()
@@ -294,6 +357,8 @@ impl Respond for Api {
                 query,
                 form,
                 token: token.clone(),
+                authorization: authorization.clone(),
+                content_type,
             }),
             (Err(e), _) | (_, Err(e)) => Answer::error(
                 Endpoint::Unknown,
@@ -313,7 +378,11 @@ impl Respond for Api {
                 status: answer.status,
                 revision,
                 attributes,
-                token: token.as_deref().map(TokenFingerprint::of),
+                // The credential's fingerprint, never the credential (the auth token included).
+                token: token
+                    .as_deref()
+                    .or(authorization.as_deref())
+                    .map(TokenFingerprint::of),
                 error: answer.error.clone(),
                 issued: answer.issued.clone(),
             }),
@@ -366,6 +435,31 @@ pub(crate) async fn mount(server: &MockServer, service: &Arc<Service>) {
         ),
         ("GET", r"^/v1/Users/[^/]+$", users::get),
         ("POST", r"^/v1/Users/[^/]+$", users::update),
+        (
+            "GET",
+            r"^/v1/Users/[^/]+/Conversations/[^/]+$",
+            users::get_user_conversation,
+        ),
+        (
+            "POST",
+            r"^/v1/Users/[^/]+/Conversations/[^/]+$",
+            users::update_user_conversation,
+        ),
+        (
+            "GET",
+            r"^/v1/Conversations/[^/]+/Participants/[^/]+$",
+            conversations::participant,
+        ),
+        (
+            "GET",
+            r"^/v1/Conversations/[^/]+/Messages/[^/]+$",
+            conversations::message,
+        ),
+        (
+            "GET",
+            r"^/v1/Conversations/[^/]+/Webhooks$",
+            conversations::webhooks,
+        ),
         ("GET", r"^/v1/Conversations/[^/]+$", conversations::get),
         ("POST", r"^/v1/Conversations/[^/]+$", conversations::update),
         (
