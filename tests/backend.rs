@@ -1,11 +1,11 @@
 //! The mock backend over real loopback HTTP and WebSocket: v1 shapes, Twilio-style errors,
 //! gates, tokens on virtual time, and event replay.
 
-use std::sync::Arc;
+#[path = "support/scene.rs"]
+mod scene;
+
 use std::time::Duration;
 
-use convo_tck::Secrets;
-use convo_tck::backend::fixture::Fixture;
 use convo_tck::backend::{Backend, Endpoint, EndpointKind, Gate};
 use convo_tck::clock::VirtualClock;
 use convo_tck::journal::Journal;
@@ -23,16 +23,7 @@ struct Fx {
 }
 
 async fn fx() -> Fx {
-    let clock = VirtualClock::new();
-    let secrets = Secrets::default();
-    let journal = Journal::new(clock.clone(), secrets.clone());
-    let backend = Backend::builder(clock.clone())
-        .record_to(Arc::new(journal.clone()))
-        .secrets(secrets)
-        .start()
-        .await
-        .unwrap();
-    backend.load_fixture("basic", &Fixture::named("basic").unwrap());
+    let (backend, journal, clock) = scene::journaled_backend().await;
     backend.seed_conversations("extra", 7, &["alice".into()]);
     let token = backend
         .mint_token("alice", Duration::from_secs(3600))

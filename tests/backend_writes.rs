@@ -2,13 +2,12 @@
 //! changes nothing); page URLs stay on the path and query the request used; the read horizon;
 //! server-side calls with HTTP Basic act as the account.
 
-use std::sync::Arc;
+#[path = "support/scene.rs"]
+mod scene;
+
 use std::time::Duration;
 
-use convo_tck::Secrets;
-use convo_tck::backend::fixture::Fixture;
 use convo_tck::backend::{Backend, ListAction};
-use convo_tck::clock::VirtualClock;
 use convo_tck::journal::Journal;
 use serde_json::Value;
 
@@ -20,16 +19,7 @@ struct Fx {
 }
 
 async fn fx() -> Fx {
-    let clock = VirtualClock::new();
-    let secrets = Secrets::default();
-    let journal = Journal::new(clock.clone(), secrets.clone());
-    let backend = Backend::builder(clock)
-        .record_to(Arc::new(journal.clone()))
-        .secrets(secrets)
-        .start()
-        .await
-        .unwrap();
-    backend.load_fixture("basic", &Fixture::named("basic").unwrap());
+    let (backend, journal, _) = scene::journaled_backend().await;
     backend
         .apply(ListAction::Insert {
             name: "bobs-own".into(),

@@ -1,13 +1,12 @@
 //! A client token speaks for its own identity only, and no token, minted or foreign, reaches
 //! the journal or anything written from it.
 
-use std::sync::Arc;
+#[path = "support/scene.rs"]
+mod scene;
+
 use std::time::Duration;
 
-use convo_tck::Secrets;
 use convo_tck::backend::Backend;
-use convo_tck::backend::fixture::Fixture;
-use convo_tck::clock::VirtualClock;
 use convo_tck::journal::Journal;
 use futures::SinkExt as _;
 use serde_json::Value;
@@ -28,16 +27,7 @@ struct Fx {
 }
 
 async fn fx() -> Fx {
-    let clock = VirtualClock::new();
-    let secrets = Secrets::default();
-    let journal = Journal::new(clock.clone(), secrets.clone());
-    let backend = Backend::builder(clock)
-        .record_to(Arc::new(journal.clone()))
-        .secrets(secrets)
-        .start()
-        .await
-        .unwrap();
-    backend.load_fixture("basic", &Fixture::named("basic").unwrap());
+    let (backend, journal, _) = scene::journaled_backend().await;
     let alice = backend
         .mint_token("alice", Duration::from_secs(3600))
         .unwrap();
