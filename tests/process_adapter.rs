@@ -257,3 +257,49 @@ fn an_interrupted_run_leaves_no_adapter_process_behind() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An adapter that stops reading its stdin cannot hold the harness: writes that fill the pipe
+/// are cut off at close, and the session ends within its grace periods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_that_stops_reading_cannot_hold_the_close() {
+    use convo_tck::Adapter as _;
+    use convo_tck::adapter::{Command, Target};
+    use convo_tck::clock::VirtualClock;
+    use convo_tck::harness::Driver;
+    use convo_tck::journal::Journal;
+
+    let adapter = ProcessAdapter::new(&broken("deaf"))
+        .unwrap()
+        .with_limits(limits("deaf"));
+    let session = adapter.open().await.expect("the deaf adapter says hello");
+    let journal = Journal::new(VirtualClock::new(), convo_tck::Secrets::default());
+    let mut driver = Driver::new(session, journal, PATIENT);
+    driver
+        .call(Command::Start {
+            identity: "alice".into(),
+            token_url: "http://127.0.0.1:9/token".into(),
+            rest_url: "http://127.0.0.1:9".into(),
+            events_url: "ws://127.0.0.1:9/v1/events".into(),
+            storage_dir: None,
+            device_token: None,
+        })
+        .await
+        .expect("start is answered");
+    // A megabyte of requests: far more than a pipe holds.
+    let big = serde_json::json!({ "pad": "x".repeat(64 * 1024) });
+    for _ in 0..16 {
+        let _ = driver
+            .submit(Command::UpdateAttributes {
+                target: Target::User,
+                attributes: big.clone(),
+            })
+            .unwrap();
+    }
+    let started = Instant::now();
+    let _ = driver.close().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the close took {:?}",
+        started.elapsed()
+    );
+}

@@ -530,7 +530,14 @@ impl ProcessAdapter {
         };
         let grace = self.limits.exit_grace;
         let closer = async move {
-            let _ = writer.await;
+            // The writer ends once the harness dropped its requests and the last line is out;
+            // an adapter that stopped reading its stdin would hold that write forever, so it is
+            // given the grace and then cut off (which closes stdin all the same).
+            let mut writer = writer;
+            if tokio::time::timeout(grace, &mut writer).await.is_err() {
+                writer.abort();
+                session.ledger().closed = true;
+            }
             let exited = |rx: &mut watch::Receiver<Option<String>>| {
                 let rx = rx.clone();
                 async move {

@@ -63,6 +63,12 @@ if MODE in ("orphan", "orphan-hang"):
         f.write(f"{child.pid}\n")
 if MODE == "ignores-termination":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if MODE == "deaf":
+    # Answers `start`, then stops reading stdin and hangs: the harness's writes fill the pipe.
+    request = json.loads(sys.stdin.readline())
+    reply(request)
+    time.sleep(60)
+    sys.exit(0)
 
 first = True
 for line in sys.stdin:
