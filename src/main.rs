@@ -44,8 +44,9 @@ enum Cmd {
     Run {
         /// Which profile's rules are required: js or mobile. With --adapter, the adapter's hello
         /// decides, and this is only the profile to report by if it never says hello.
-        #[arg(long, default_value = "mobile")]
-        profile: Profile,
+        /// [default: mobile]
+        #[arg(long)]
+        profile: Option<Profile>,
         /// Switch on a planted bug of the reference client (repeatable); see `convo-tck faults`.
         #[arg(long = "fault")]
         faults: Vec<Fault>,
@@ -281,10 +282,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let config = Config::load()?;
             let out = out.map(OutFile::open).transpose()?;
             let command = adapter.or(config.adapter.command.clone());
-            let profile = match (command.is_some(), config.adapter.profile) {
-                (true, Some(p)) => p,
-                _ => profile,
-            };
+            // The flag, then the file (for an adapter), then mobile.
+            let profile = profile
+                .or(config.adapter.profile.filter(|_| command.is_some()))
+                .unwrap_or(Profile::Mobile);
             let mut defaults = SuiteOptions::default();
             if let Some(ms) = timeout_ms.or(config.adapter.timeout_ms) {
                 defaults.safety = std::time::Duration::from_millis(ms);
@@ -308,7 +309,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     faults.into_iter().collect::<FaultSet>(),
                 )),
             };
-            if let Some(j) = jobs.or(config.adapter.jobs) {
+            // The file's `jobs` is about the adapter process; the flag applies to any run.
+            if let Some(j) = jobs.or(config.adapter.jobs.filter(|_| command.is_some())) {
                 defaults.concurrency = usize::from(j);
             }
             let opts = SuiteOptions {
@@ -565,8 +567,30 @@ impl Config {
                 return Err(anyhow::Error::new(e).context(format!("cannot read {}", Self::FILE)));
             }
         };
-        toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid configuration", Self::FILE))
+        let config: Self = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", Self::FILE))?;
+        config.adapter.check()?;
+        Ok(config)
+    }
+}
+
+impl AdapterConfig {
+    /// The same bounds as the flags'.
+    fn check(&self) -> anyhow::Result<()> {
+        let within = |name: &str, v: Option<u64>, lo: u64, hi: u64| match v {
+            Some(v) if !(lo..=hi).contains(&v) => Err(anyhow::anyhow!(
+                "{}: [adapter] {name} = {v} is out of range: {lo}..={hi}",
+                Config::FILE
+            )),
+            _ => Ok(()),
+        };
+        within("jobs", self.jobs.map(u64::from), 1, 256)?;
+        within("timeout_ms", self.timeout_ms, 10, 3_600_000)?;
+        within("hello_timeout_ms", self.hello_timeout_ms, 10, 3_600_000)?;
+        if self.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            anyhow::bail!("{}: [adapter] command is empty", Config::FILE);
+        }
+        Ok(())
     }
 }
 

@@ -403,3 +403,37 @@ fn stress_runs_the_suite_repeatedly_and_reports_one_outcome() {
     let (code, _, err) = tck(&["stress", "--runs", "1"]);
     assert_eq!(code, 2, "one run compares nothing: {err}");
 }
+
+#[test]
+fn convo_tck_toml_is_checked_and_flags_win_over_it() {
+    let dir = std::env::temp_dir().join(format!("convo-tck-toml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |toml: &str, args: &[&str]| {
+        std::fs::write(dir.join("convo-tck.toml"), toml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_convo-tck"))
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run("[adapter]\ntimeout_ms = 0\n", &["run", "--rule", "UPD-1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("timeout_ms = 0 is out of range"), "{err}");
+    let (code, _, err) = run("[adapter]\nflavour = 1\n", &["run", "--rule", "UPD-1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown field `flavour`"), "{err}");
+    // The file names the adapter and its profile; the flag's profile wins.
+    let reference = format!(
+        "[adapter]\ncommand = \"{} reference-adapter --profile js\"\nprofile = \"js\"\n",
+        env!("CARGO_BIN_EXE_convo-tck")
+    );
+    let (code, out, err) = run(&reference, &["run", "--rule", "UPD-1", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"profile\": \"js\""), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

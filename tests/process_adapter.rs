@@ -143,7 +143,7 @@ async fn a_second_reply_to_one_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_line() {
-    assert_classified("oversized", "over the limit of 1048576").await;
+    assert_classified("oversized", "over the limit of 1048576: `xxxxxxxx").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,6 +159,16 @@ async fn a_reply_body_that_does_not_fit_its_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_scenario_names_its_exit_status() {
     assert_classified("crash", "exit status 3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_is_a_crash_even_while_a_helper_holds_its_stdout() {
+    let started = Instant::now();
+    assert_classified("crash-holding-stdout", "exit status 3").await;
+    assert!(
+        started.elapsed() < PATIENT,
+        "reported as a crash, not after the hang timeout"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,7 +122,11 @@ fn protocol(line: &[u8], reason: impl Into<String>) -> AdapterError {
 /// A line read within a limit.
 enum Line {
     Text(Vec<u8>),
-    TooLong(usize),
+    /// Over the limit: how many bytes were seen, and the first of them (to quote). The rest of
+    /// the line is skipped.
+    TooLong(usize, Vec<u8>),
+    /// Bytes without their newline, then the end of the stream (a process cut off mid-line).
+    Unfinished(Vec<u8>),
     Eof,
 }
 
@@ -135,7 +139,7 @@ async fn read_line(r: &mut (impl AsyncBufRead + Unpin), max: usize) -> std::io::
             return Ok(if line.is_empty() {
                 Line::Eof
             } else {
-                Line::Text(line)
+                Line::Unfinished(line)
             });
         }
         let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
@@ -143,10 +147,29 @@ async fn read_line(r: &mut (impl AsyncBufRead + Unpin), max: usize) -> std::io::
             None => (buf, None),
         };
         if line.len() + chunk.len() > max {
-            let seen = line.len() + chunk.len();
+            let mut seen = line.len() + chunk.len();
+            line.extend_from_slice(&chunk[..chunk.len().min(QUOTE_MAX)]);
+            line.truncate(QUOTE_MAX);
+            let mut ended = done.is_some();
             let n = done.unwrap_or(buf.len());
             r.consume(n);
-            return Ok(Line::TooLong(seen));
+            // Skip the rest of the line, so it does not read as lines of its own.
+            while !ended {
+                let buf = r.fill_buf().await?;
+                if buf.is_empty() {
+                    break;
+                }
+                let n = match buf.iter().position(|b| *b == b'\n') {
+                    Some(pos) => {
+                        ended = true;
+                        pos + 1
+                    }
+                    None => buf.len(),
+                };
+                seen += n;
+                r.consume(n);
+            }
+            return Ok(Line::TooLong(seen, line));
         }
         line.extend_from_slice(chunk);
         let n = done.unwrap_or(buf.len());
@@ -390,31 +413,51 @@ impl ProcessAdapter {
         let mut child = command
             .spawn()
             .map_err(|e| AdapterError::Spawn(format!("`{}`: {e}", self.program)))?;
-        let pgid = child.id().unwrap_or_default();
+        let Some(pgid) = child.id().filter(|id| *id > 0) else {
+            return Err(AdapterError::Spawn(
+                "the adapter process has no id (it ended at once)".into(),
+            ));
+        };
         live().insert(pgid);
         let (Some(mut stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
+            signal_group(pgid, libc::SIGKILL);
+            live().remove(&pgid);
             return Err(AdapterError::Spawn("its stdio could not be piped".into()));
         };
         let (events, event_rx) = mpsc::unbounded_channel();
         // Exit status, when it comes.
         let (status_tx, mut status_rx) = watch::channel(None::<String>);
+        // Stdout reached its end (set by the reader).
+        let (stdout_done, stdout_done_rx) = watch::channel(false);
+        let grace = self.limits.exit_grace;
         tokio::spawn(async move {
             let status = child.wait().await.map_or_else(|e| e.to_string(), describe);
-            live().remove(&pgid);
             let _ = status_tx.send(Some(status));
+            // A process the adapter started can hold its stdout open after it died; then the
+            // reader would never see the end and the crash would pass for a hang. The group
+            // goes once the adapter is gone (the group stays in LIVE until its session closes).
+            let mut done = stdout_done_rx;
+            if tokio::time::timeout(grace, done.wait_for(|d| *d))
+                .await
+                .is_err()
+            {
+                signal_group(pgid, libc::SIGKILL);
+            }
         });
         // Stderr: log lines (and the last few, for a failed handshake).
         let tail = Arc::new(Mutex::new(Vec::<String>::new()));
-        {
+        let stderr_task = {
             let (events, tail, max) = (events.clone(), tail.clone(), self.limits.max_line);
             tokio::spawn(async move {
                 let mut err = BufReader::new(stderr);
                 loop {
                     let line = match read_line(&mut err, max).await {
-                        Ok(Line::Text(b)) => quote_log(&b),
-                        Ok(Line::TooLong(n)) => format!("(a stderr line of {n} bytes, dropped)"),
+                        Ok(Line::Text(b) | Line::Unfinished(b)) => quote_log(&b),
+                        Ok(Line::TooLong(n, head)) => {
+                            format!("{}… (a stderr line of {n} bytes, cut)", quote_log(&head))
+                        }
                         Ok(Line::Eof) | Err(_) => break,
                     };
                     {
@@ -426,32 +469,21 @@ impl ProcessAdapter {
                     }
                     let _ = events.send(AdapterEvent::Log(line));
                 }
-            });
-        }
+            })
+        };
         let mut out = BufReader::with_capacity(64 * 1024, stdout);
         let first = tokio::time::timeout(
             self.limits.hello_timeout,
             read_line(&mut out, self.limits.max_line),
         )
         .await;
-        let failed_handshake = |why: String| {
-            signal_group(pgid, libc::SIGKILL);
-            let tail = tail.lock().unwrap_or_else(|p| p.into_inner()).join(" | ");
-            AdapterError::Handshake(if tail.is_empty() {
-                why
-            } else {
-                format!("{why}; its stderr ended with: {tail}")
-            })
-        };
-        let hello = match first {
-            Err(_) => {
-                return Err(failed_handshake(format!(
-                    "no hello within {} ms of real time",
-                    self.limits.hello_timeout.as_millis()
-                )));
-            }
-            Ok(Err(e)) => return Err(failed_handshake(format!("its stdout failed: {e}"))),
-            Ok(Ok(Line::Eof)) => {
+        let hello: Result<Hello, String> = match first {
+            Err(_) => Err(format!(
+                "no hello within {} ms of real time",
+                self.limits.hello_timeout.as_millis()
+            )),
+            Ok(Err(e)) => Err(format!("its stdout failed: {e}")),
+            Ok(Ok(Line::Eof | Line::Unfinished(_))) => {
                 let status = tokio::time::timeout(
                     self.limits.exit_grace,
                     status_rx.wait_for(Option::is_some),
@@ -460,21 +492,33 @@ impl ProcessAdapter {
                 .ok()
                 .and_then(|s| s.ok().and_then(|s| s.clone()))
                 .unwrap_or_else(|| "closed its stdout".into());
-                return Err(failed_handshake(format!(
-                    "the adapter ended before its hello ({status})"
-                )));
+                Err(format!("the adapter ended before its hello ({status})"))
             }
-            Ok(Ok(Line::TooLong(n))) => {
-                return Err(failed_handshake(format!(
-                    "its first line is {n} bytes long, over the limit of {}",
-                    self.limits.max_line
-                )));
-            }
+            Ok(Ok(Line::TooLong(n, head))) => Err(format!(
+                "its first line is {n} bytes long, over the limit of {}: `{}`",
+                self.limits.max_line,
+                quote(&head)
+            )),
             Ok(Ok(Line::Text(bytes))) => match hello(&bytes) {
-                Ok(h) => h,
-                Err(AdapterError::Handshake(why)) => return Err(failed_handshake(why)),
-                Err(e) => return Err(e),
+                Ok(h) => Ok(h),
+                Err(AdapterError::Handshake(why)) => Err(why),
+                Err(e) => Err(e.to_string()),
             },
+        };
+        let hello = match hello {
+            Ok(h) => h,
+            Err(why) => {
+                signal_group(pgid, libc::SIGKILL);
+                // Its last words on stderr, all of them: the group is dead, so stderr ends.
+                let _ = tokio::time::timeout(self.limits.exit_grace, stderr_task).await;
+                live().remove(&pgid);
+                let tail = tail.lock().unwrap_or_else(|p| p.into_inner()).join(" | ");
+                return Err(AdapterError::Handshake(if tail.is_empty() {
+                    why
+                } else {
+                    format!("{why}; its stderr ended with: {tail}")
+                }));
+            }
         };
         let session = Arc::new(Session {
             ledger: Mutex::default(),
@@ -486,22 +530,32 @@ impl ProcessAdapter {
             let (session, max) = (session.clone(), self.limits.max_line);
             let mut status_rx = status_rx.clone();
             tokio::spawn(async move {
+                let mut cut = None;
                 loop {
                     match read_line(&mut out, max).await {
                         Ok(Line::Text(bytes)) => session.line(&bytes),
-                        Ok(Line::TooLong(n)) => session.fail(protocol(
-                            b"",
+                        Ok(Line::TooLong(n, head)) => session.fail(protocol(
+                            &head,
                             format!("a line of {n} bytes or more, over the limit of {max}"),
                         )),
+                        Ok(Line::Unfinished(bytes)) => {
+                            cut = Some(bytes);
+                            break;
+                        }
                         Ok(Line::Eof) | Err(_) => break,
                     }
                 }
+                let _ = stdout_done.send(true);
                 let status = status_rx
                     .wait_for(Option::is_some)
                     .await
                     .ok()
                     .and_then(|s| s.clone())
                     .unwrap_or_else(|| "closed its stdout".into());
+                let status = match cut {
+                    Some(bytes) => format!("{status}, its last line cut off: `{}`", quote(&bytes)),
+                    None => status,
+                };
                 let _ = session.events.send(AdapterEvent::Exited(status));
             })
         };
@@ -589,8 +643,8 @@ mod tests {
     async fn lines_are_read_within_their_limit() {
         let mut r = BufReader::with_capacity(4, &b"ab\r\ncdefgh\nij"[..]);
         assert!(matches!(read_line(&mut r, 5).await.unwrap(), Line::Text(l) if l == b"ab"));
-        assert!(matches!(read_line(&mut r, 5).await.unwrap(), Line::TooLong(n) if n > 5));
-        assert!(matches!(read_line(&mut r, 5).await.unwrap(), Line::Text(l) if l == b"ij"));
+        assert!(matches!(read_line(&mut r, 5).await.unwrap(), Line::TooLong(n, _) if n > 5));
+        assert!(matches!(read_line(&mut r, 5).await.unwrap(), Line::Unfinished(l) if l == b"ij"));
         assert!(matches!(read_line(&mut r, 5).await.unwrap(), Line::Eof));
     }
 

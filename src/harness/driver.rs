@@ -328,8 +328,10 @@ impl Driver {
         if let Some(closer) = self.closer.take() {
             closer.await;
         }
-        // Let the events the closing produced be recorded (the stream ends with the session).
-        let _ = tokio::time::timeout(Duration::from_millis(200), &mut self.recorder).await;
+        // Let the events the closing produced be recorded: the stream ends with the session,
+        // and a protocol error made while closing is the last of them (bounded: a session
+        // that never lets go of its stream is cut off).
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.recorder).await;
         self.recorder.abort();
         self.shared.inbox().failed.clone()
     }

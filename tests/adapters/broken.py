@@ -93,6 +93,10 @@ for line in sys.stdin:
             send({"type": "reply", "id": request["id"], "ok": {"conversations": 3}})
         elif MODE == "crash":
             sys.exit(3)
+        elif MODE == "crash-holding-stdout":
+            # A helper it started keeps stdout open after it dies.
+            subprocess.Popen(["sleep", "30"])
+            sys.exit(3)
         elif MODE in ("hang", "orphan-hang"):
             continue
         else:
