@@ -313,3 +313,40 @@ async fn an_adapter_that_stops_reading_cannot_hold_the_close() {
         started.elapsed()
     );
 }
+
+/// A session dropped without being closed (a harness bug, a panic) still takes its process
+/// group with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_dropped_without_closing_leaves_no_process() {
+    use convo_tck::Adapter as _;
+    let dir = std::env::temp_dir().join(format!("convo-tck-dropped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pidfile = dir.join("grandchild.pid");
+    let adapter = ProcessAdapter::new(&format!("{} {}", broken("orphan"), pidfile.display()))
+        .unwrap()
+        .with_limits(limits("orphan"));
+    let session = adapter.open().await.expect("hello");
+    let started = Instant::now();
+    while std::fs::read_to_string(&pidfile)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(started.elapsed() < PATIENT, "no grandchild started");
+        tokio::task::yield_now().await;
+    }
+    drop(session);
+    let pids = std::fs::read_to_string(&pidfile).unwrap();
+    let running = |pid: &str| {
+        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.lines().any(running) && Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !pids.lines().any(running),
+        "{pids} outlived a dropped session"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

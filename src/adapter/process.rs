@@ -232,6 +232,16 @@ pub fn terminate_all() {
     }
 }
 
+/// Owns a process group: dropping it kills the group and forgets it.
+struct GroupGuard(u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal_group(self.0, libc::SIGKILL);
+        live().remove(&self.0);
+    }
+}
+
 /// What the reader and the writer share about the session.
 #[derive(Default)]
 struct Ledger {
@@ -419,6 +429,9 @@ impl ProcessAdapter {
             ));
         };
         live().insert(pgid);
+        // Kills the group if this future, or the session's closer, is dropped before the end
+        // (a cancelled open, a session dropped without closing).
+        let guard = GroupGuard(pgid);
         let (Some(mut stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -584,6 +597,7 @@ impl ProcessAdapter {
         };
         let grace = self.limits.exit_grace;
         let closer = async move {
+            let guard = guard;
             // The writer ends once the harness dropped its requests and the last line is out;
             // an adapter that stopped reading its stdin would hold that write forever, so it is
             // given the grace and then cut off (which closes stdin all the same).
@@ -614,8 +628,7 @@ impl ProcessAdapter {
             // Whatever it wrote before it exited is judged (output after close).
             let _ = tokio::time::timeout(grace, reader).await;
             // Nothing of the group may outlive the session.
-            signal_group(pgid, libc::SIGKILL);
-            live().remove(&pgid);
+            drop(guard);
         }
         .boxed();
         Ok(AdapterSession::new(hello, requests, event_rx, closer))
