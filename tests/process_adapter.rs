@@ -57,6 +57,42 @@ async fn report(command: &str, rule: &str) -> Report {
     Report::build(&run)
 }
 
+/// Polls the operating system until `done` holds, for at most `bound`. Only for events outside
+/// the kit and its clocks (a real child writing its pidfile, a killed process leaving /proc),
+/// which no gate or hold of the kit can signal; nothing a rule judges waits on it.
+fn poll_os(bound: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + bound;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The pids an `orphan` adapter wrote, once it wrote any.
+fn grandchildren(pidfile: &Path) -> String {
+    let read = || std::fs::read_to_string(pidfile).unwrap_or_default();
+    assert!(
+        poll_os(PATIENT, || !read().is_empty()),
+        "no adapter started its grandchild"
+    );
+    read()
+}
+
+/// Of `pids`, those still running (not gone, not a zombie) once a kill had 5 s to land.
+fn survivors(pids: &str) -> Vec<&str> {
+    let running = |pid: &str| {
+        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    };
+    poll_os(Duration::from_secs(5), || !pids.lines().any(running));
+    pids.lines().filter(|p| running(p)).collect()
+}
+
 /// Every selected scenario is reported with an error naming `cause`; nothing passes.
 async fn assert_classified(mode: &str, cause: &str) {
     let report = report(&broken(mode), "UPD-1").await;
@@ -199,15 +235,11 @@ async fn no_process_of_the_adapter_outlives_its_scenario() {
     )
     .await;
     assert!(report.summary.scenarios >= 1);
-    let pids = std::fs::read_to_string(&pidfile).expect("the adapter started grandchildren");
-    let running = |pid: &str| {
-        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat"))
-            .is_ok_and(|stat| !stat.contains(") Z "))
-    };
-    let survivors: Vec<&str> = pids.lines().filter(|p| running(p)).collect();
+    let pids = grandchildren(&pidfile);
+    let left = survivors(&pids);
     assert!(
-        survivors.is_empty(),
-        "grandchildren outlived their scenarios: {survivors:?} of {pids:?}"
+        left.is_empty(),
+        "grandchildren outlived their scenarios: {left:?} of {pids:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -231,18 +263,8 @@ fn an_interrupted_run_leaves_no_adapter_process_behind() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait (boundedly) until an adapter is running and has started its grandchild.
-    let started = Instant::now();
-    while std::fs::read_to_string(&pidfile)
-        .unwrap_or_default()
-        .is_empty()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no adapter started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // An adapter is running and has started its grandchild.
+    grandchildren(&pidfile);
     let status = std::process::Command::new("kill")
         .args(["-INT", &run.id().to_string()])
         .status()
@@ -250,21 +272,9 @@ fn an_interrupted_run_leaves_no_adapter_process_behind() {
     assert!(status.success());
     let code = run.wait().unwrap().code();
     assert_eq!(code, Some(130), "an interrupted run exits 130");
-    let pids = std::fs::read_to_string(&pidfile).unwrap();
-    let running = |pid: &str| {
-        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat"))
-            .is_ok_and(|stat| !stat.contains(") Z "))
-    };
-    // The kill is sent before exit; give the kernel a moment to deliver it.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pids.lines().any(running) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let survivors: Vec<&str> = pids.lines().filter(|p| running(p)).collect();
-    assert!(
-        survivors.is_empty(),
-        "{survivors:?} outlived the interrupted run"
-    );
+    let pids = grandchildren(&pidfile);
+    let left = survivors(&pids);
+    assert!(left.is_empty(), "{left:?} outlived the interrupted run");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -326,27 +336,9 @@ async fn a_session_dropped_without_closing_leaves_no_process() {
         .unwrap()
         .with_limits(limits("orphan"));
     let session = adapter.open().await.expect("hello");
-    let started = Instant::now();
-    while std::fs::read_to_string(&pidfile)
-        .unwrap_or_default()
-        .is_empty()
-    {
-        assert!(started.elapsed() < PATIENT, "no grandchild started");
-        tokio::task::yield_now().await;
-    }
+    let pids = grandchildren(&pidfile);
     drop(session);
-    let pids = std::fs::read_to_string(&pidfile).unwrap();
-    let running = |pid: &str| {
-        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat"))
-            .is_ok_and(|stat| !stat.contains(") Z "))
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pids.lines().any(running) && Instant::now() < deadline {
-        tokio::task::yield_now().await;
-    }
-    assert!(
-        !pids.lines().any(running),
-        "{pids} outlived a dropped session"
-    );
+    let left = survivors(&pids);
+    assert!(left.is_empty(), "{left:?} outlived a dropped session");
     let _ = std::fs::remove_dir_all(&dir);
 }
