@@ -22,12 +22,13 @@
 //! | `POST /conversations/remove` | `{"conversation":C}` | removes it (`conversation_removed`) |
 //! | `POST /conversations/restore` | `{"conversation":C}` | brings it back with its sid |
 //! | `POST /clock/advance` | `{"ms":N}` or `{"secs":N}` | moves virtual time (tokens expire on it) |
-//! | `POST /outage` | | 501: outages are not implemented yet |
+//! | `POST /outage` | `{"outage":"refuse"\|"drop"\|"silence"}` | breaks the network (refused, half-open, silent sockets) |
+//! | `POST /restore` | | mends it: both ports serve again on their numbers |
 //!
 //! An object `O` is `user:IDENTITY`, a conversation's unique name or its `CH...` sid; a
 //! conversation `C` is a unique name or a sid. Every answer is JSON: `{"ok":true,...}`, or
 //! `{"status":S,"error":"..."}` with 400 (bad input), 404 (no such route, object or
-//! conversation), 405 (wrong method), 413 (body over [`MAX_CONTROL_BODY`]) or 501.
+//! conversation), 405 (wrong method) or 413 (body over [`MAX_CONTROL_BODY`]).
 //!
 //! Must not import: the adapter protocol, the reference client, the checks, the rules, the
 //! harness, the scenario runner, the properties, the report, the mutants, stress (it is the
@@ -444,11 +445,22 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/clock/advance",
         "advance virtual time: {\"ms\":N} or {\"secs\":N}",
     ),
-    ("POST", "/outage", "not yet (501)"),
+    (
+        "POST",
+        "/outage",
+        "break the network: {\"outage\":\"refuse\"|\"drop\"|\"silence\"}",
+    ),
+    ("POST", "/restore", "mend the network (same ports)"),
 ];
 
 /// The longest virtual time one advance may move (ten years).
 const MAX_ADVANCE: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutageBody {
+    outage: crate::backend::Outage,
+}
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -543,7 +555,7 @@ impl Controls {
                 );
             }
         };
-        match self.route(&method, &path, &query, &body) {
+        match self.route(&method, &path, &query, &body).await {
             Ok(mut value) => {
                 if let Value::Object(map) = &mut value {
                     map.insert("ok".into(), Value::Bool(true));
@@ -558,7 +570,7 @@ impl Controls {
         }
     }
 
-    fn route(&self, method: &Method, path: &str, query: &str, body: &[u8]) -> Answer {
+    async fn route(&self, method: &Method, path: &str, query: &str, body: &[u8]) -> Answer {
         let Some(&(expected, _, _)) = ROUTES
             .iter()
             .find(|(_, p, _)| *p == path)
@@ -670,10 +682,22 @@ impl Controls {
                 let now = self.clock.now();
                 Ok(json!({"now": now, "now_rfc3339": now.rfc3339()}))
             }
-            "/outage" => Err(Refusal::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "not yet: outages come with a later version",
-            )),
+            "/outage" => {
+                let b: OutageBody = parse(body)?;
+                self.backend
+                    .outage(b.outage)
+                    .await
+                    .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                Ok(json!({"outage": b.outage, "what": b.outage.to_string()}))
+            }
+            "/restore" => {
+                let was = self.backend.current_outage().await;
+                self.backend
+                    .restore()
+                    .await
+                    .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                Ok(json!({"restored": was}))
+            }
             _ => Err(Refusal::missing("no such control")),
         }
     }

@@ -168,7 +168,7 @@ async fn a_vendor_drives_the_standalone_backend_by_hand_and_stops_it() {
     assert_eq!((status, &body["was_closed"]), (200, &json!(true)), "{body}");
     assert_eq!(get(token.clone()).await.status(), 200);
 
-    // Bad input is a 400 that says what is wrong; outages are not there yet.
+    // Bad input is a 400 that says what is wrong.
     let (status, body) = control(&http, &ctl, "/gates/close", json!({"gate": "nope"})).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
@@ -176,8 +176,26 @@ async fn a_vendor_drives_the_standalone_backend_by_hand_and_stops_it() {
     assert_eq!(status, 400, "{body}");
     let (status, body) = control(&http, &ctl, "/hold", json!({"object": "user:nobody"})).await;
     assert_eq!(status, 404, "{body}");
-    let (status, _) = control(&http, &ctl, "/outage", json!({})).await;
-    assert_eq!(status, 501);
+    let (status, body) = control(&http, &ctl, "/outage", json!({"outage": "flood"})).await;
+    assert_eq!(status, 400, "{body}");
+
+    // An outage refuses connections; a restore serves on the same port again.
+    let (status, body) = control(&http, &ctl, "/outage", json!({"outage": "refuse"})).await;
+    assert_eq!((status, &body["outage"]), (200, &json!("refuse")), "{body}");
+    let refused = reqwest::Client::new()
+        .get(&list)
+        .header("X-Twilio-Token", token.clone())
+        .send()
+        .await
+        .expect_err("refused during the outage");
+    assert!(refused.is_connect(), "{refused}");
+    let (status, body) = control(&http, &ctl, "/restore", json!({})).await;
+    assert_eq!(
+        (status, &body["restored"]),
+        (200, &json!("refuse")),
+        "{body}"
+    );
+    assert_eq!(get(token.clone()).await.status(), 200);
 
     // Other writers and held events.
     let (status, body) = control(&http, &ctl, "/hold", json!({"object": "general"})).await;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::fact::Control;
 use super::fixture::Fixture;
-use super::model::{At, ConversationRecord, Gate, ListAction, ListOrder};
+use super::model::{At, ConversationRecord, Gate, ListAction, ListOrder, Outage};
 use super::tokens::TokenError;
 use super::{Backend, BackendError};
 use crate::clock::VirtualInstant;
@@ -264,6 +264,26 @@ impl Backend {
             index,
         });
         Ok(index)
+    }
+
+    /// Breaks the network the way `outage` says, until [`Backend::restore`]. Connections the
+    /// outage cuts are journaled as closed after the outage itself.
+    pub async fn outage(&self, outage: Outage) -> Result<(), BackendError> {
+        self.service.control(Control::Outage { outage });
+        self.network.lock().await.fail(outage).await
+    }
+
+    /// Mends the network: both ports serve again, on their old numbers (sockets a silence took
+    /// stay silent until their client replaces them).
+    pub async fn restore(&self) -> Result<(), BackendError> {
+        self.network.lock().await.restore().await?;
+        self.service.control(Control::Restored);
+        Ok(())
+    }
+
+    /// The outage in force, if any.
+    pub async fn current_outage(&self) -> Option<Outage> {
+        self.network.lock().await.outage()
     }
 
     /// Closes a gate: what it covers answers 503 + Retry-After until [`Backend::open_gate`].

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::endpoint::Endpoint;
-use super::model::{At, Gate, ListAction, ListOrder};
+use super::model::{At, Gate, ListAction, ListOrder, Outage};
 use crate::secrets::TokenFingerprint;
 use crate::wire::{ConversationSid, EventType, InstanceId, ObjectKey};
 
@@ -250,6 +250,27 @@ pub struct PublishedFact {
     pub audience: Vec<String>,
 }
 
+/// Which of the backend's public ports a connection came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Port {
+    /// The REST API (and the token generator).
+    Rest,
+    /// The event channel.
+    Events,
+}
+
+/// A connection the half-open network took and dropped without an answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DroppedFact {
+    /// The port it came to.
+    pub port: Port,
+    /// The request line's target, when the client sent one before the drop (query redacted
+    /// like every other journaled target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
 /// A change the harness made to the backend.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "control", rename_all = "snake_case")]
@@ -351,6 +372,13 @@ pub enum Control {
         /// The message index.
         index: u64,
     },
+    /// The network failed the way `outage` says.
+    Outage {
+        /// How.
+        outage: Outage,
+    },
+    /// The network works again: both ports listen on their old numbers.
+    Restored,
     /// A list change was scheduled for a point of the page walk.
     ListChangeScheduled {
         /// The point.
@@ -446,6 +474,8 @@ impl fmt::Display for Control {
                 f,
                 "another participant removes message {index} of {conversation}"
             ),
+            Self::Outage { outage } => write!(f, "network outage: {outage}"),
+            Self::Restored => f.write_str("network restored"),
             Self::ListChangeScheduled { at, change } => write!(f, "scheduled {at}: {change}"),
             Self::ListChanged {
                 at,
@@ -479,6 +509,9 @@ pub enum Fact {
     Refused(RefusedFact),
     /// An event channel was opened by a client.
     Connected {
+        /// Which socket (numbered per backend, from 1).
+        #[serde(default)]
+        socket: u64,
         /// The replay point the client asked for.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<u64>,
@@ -486,8 +519,14 @@ pub enum Fact {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<TokenFingerprint>,
     },
-    /// An event channel closed.
-    Disconnected,
+    /// An event channel closed (by either side, or cut by an outage).
+    Disconnected {
+        /// Which socket.
+        #[serde(default)]
+        socket: u64,
+    },
+    /// A connection was accepted and dropped unanswered: the network was half-open.
+    Dropped(DroppedFact),
     /// An event entered the event log.
     Published(PublishedFact),
     /// An event frame was written to a client's socket.

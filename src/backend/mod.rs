@@ -9,7 +9,8 @@
 //! - `service`: one lock around the model, the publishing path;
 //! - `transport`: REST endpoints (wiremock, behind a front door on the public port) and the event
 //!   hub (WebSocket);
-//! - this facade, [`Backend`], with its typed controls (`controls`), and [`fixture`]s.
+//! - this facade, [`Backend`], with its typed controls (`controls`), the `network` it serves
+//!   on (which outages break and restores mend), and [`fixture`]s.
 //!
 //! Must not import: the journal, the adapter protocol, the harness, the checks (the backend
 //! records facts to a [`Recorder`] and knows nothing of who reads them).
@@ -19,6 +20,7 @@ pub mod endpoint;
 pub mod fact;
 pub mod fixture;
 mod model;
+mod network;
 mod render;
 mod service;
 mod tokens;
@@ -26,8 +28,6 @@ mod transport;
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use wiremock::MockServer;
 
 use crate::clock::VirtualClock;
@@ -37,10 +37,10 @@ use service::Service;
 pub use controls::{BackendState, ConversationState, UserState};
 pub use endpoint::{Endpoint, EndpointKind, OperationClass};
 pub use fact::{
-    Control, Fact, FrameFact, Issued, Layer, PublishedFact, Recorder, Refusal, RefusedFact,
-    RequestFact,
+    Control, DroppedFact, Fact, FrameFact, Issued, Layer, Port, PublishedFact, Recorder, Refusal,
+    RefusedFact, RequestFact,
 };
-pub use model::{At, Gate, ListAction, ListOrder};
+pub use model::{At, Gate, ListAction, ListOrder, Outage};
 pub use tokens::{MAX_TTL, MIN_TTL, TokenError};
 
 /// The backend could not start, or a control named something it does not have.
@@ -96,12 +96,11 @@ impl BackendBuilder {
     pub async fn start(self) -> Result<Backend, BackendError> {
         // The public REST port is the front door's; wiremock listens on one of its own that
         // only the front door uses.
-        let front_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let rest_url = format!("http://{}", front_listener.local_addr()?);
+        let ports = network::Ports::reserve()?;
+        let rest_url = format!("http://{}", ports.rest);
         let wiremock_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let wiremock_addr = wiremock_listener.local_addr()?;
-        let events_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let events_url = format!("ws://{}/v1/events", events_listener.local_addr()?);
+        let events_url = format!("ws://{}/v1/events", ports.events);
         let model = model::Model::new(self.seed, rest_url.clone(), self.clock.clone());
         let tokens = tokens::TokenAuthority::new(
             self.clock,
@@ -122,12 +121,7 @@ impl BackendBuilder {
             .start()
             .await;
         transport::rest::mount(&server, &service).await;
-        let front_task = tokio::spawn(transport::front::serve(
-            front_listener,
-            wiremock_addr,
-            service.clone(),
-        ));
-        let hub_task = tokio::spawn(transport::hub::serve(events_listener, service.clone()));
+        let network = network::Network::up(ports, wiremock_addr, service.clone())?;
         Ok(Backend {
             service,
             rest: Some(server),
@@ -135,8 +129,7 @@ impl BackendBuilder {
             events_url,
             account_sid,
             auth_token,
-            front_task,
-            hub_task,
+            network: tokio::sync::Mutex::new(network),
         })
     }
 }
@@ -150,14 +143,12 @@ pub struct Backend {
     events_url: String,
     account_sid: String,
     auth_token: String,
-    front_task: JoinHandle<()>,
-    hub_task: JoinHandle<()>,
+    network: tokio::sync::Mutex<network::Network>,
 }
 
 impl Drop for Backend {
     fn drop(&mut self) {
-        self.hub_task.abort();
-        self.front_task.abort();
+        self.network.get_mut().abort();
         // wiremock's MockServer verifies its expectations on drop with a blocking `block_on`
         // over tokio locks; inside an async task whose cooperative budget is spent that spins
         // forever. Drop it on a blocking thread instead.

@@ -9,6 +9,7 @@
 //!
 //! Must not import: the transport, the facade.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -24,6 +25,10 @@ pub(crate) struct Service {
     pub(crate) recorder: Arc<dyn Recorder>,
     pub(crate) tokens: TokenAuthority,
     published: watch::Sender<u64>,
+    /// The last event socket number handed out.
+    sockets: AtomicU64,
+    /// Sockets numbered up to this one were silenced.
+    silenced_through: AtomicU64,
 }
 
 impl Service {
@@ -33,7 +38,26 @@ impl Service {
             recorder,
             tokens,
             published: watch::Sender::new(0),
+            sockets: AtomicU64::new(0),
+            silenced_through: AtomicU64::new(0),
         }
+    }
+
+    /// Numbers a new event socket.
+    pub(crate) fn next_socket(&self) -> u64 {
+        self.sockets.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Silences every event socket open now, for good; wakes them so they notice.
+    pub(crate) fn silence_open_sockets(&self) {
+        self.silenced_through
+            .fetch_max(self.sockets.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.published.send_modify(|_| {});
+    }
+
+    /// Whether `socket` was silenced.
+    pub(crate) fn is_silenced(&self, socket: u64) -> bool {
+        socket <= self.silenced_through.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, Model> {

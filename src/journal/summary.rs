@@ -95,11 +95,24 @@ impl Entry {
                 p.event_seq,
                 p.audience.join(", ")
             ),
-            EntryKind::Backend(Fact::Connected { since, .. }) => match since {
-                Some(s) => format!("event channel opened, replaying after seq {s}"),
-                None => "event channel opened".into(),
+            EntryKind::Backend(Fact::Connected { socket, since, .. }) => match since {
+                Some(s) => format!("event socket {socket} opened, replaying after seq {s}"),
+                None => format!("event socket {socket} opened"),
             },
-            EntryKind::Backend(Fact::Disconnected) => "event channel closed".into(),
+            EntryKind::Backend(Fact::Disconnected { socket }) => {
+                format!("event socket {socket} closed")
+            }
+            EntryKind::Backend(Fact::Dropped(d)) => format!(
+                "{} connection dropped unanswered (half-open network){}",
+                match d.port {
+                    crate::backend::Port::Rest => "REST",
+                    crate::backend::Port::Events => "event channel",
+                },
+                d.target
+                    .as_ref()
+                    .map(|t| format!(": {t}"))
+                    .unwrap_or_default()
+            ),
             EntryKind::Backend(Fact::Control(c)) => format!("harness: {c}"),
             EntryKind::Harness(HarnessEntry::Command { id, command }) => {
                 format!("command {id}: {}", json(command))

@@ -56,6 +56,27 @@ pub enum Fault {
     EventsForUnfetched,
     /// Fails MSG-2: message updates and removals are never reported, even for fetched messages.
     DropFetchedUpdates,
+    /// Fails LIFE-1: a lost connection shuts the instance down and creates a new one.
+    RecreateOnReconnect,
+    /// Fails LIFE-1: a reconnect starts from the live end of the event log, so events
+    /// published while the client was away are never delivered.
+    LoseOutageEvents,
+    /// Fails LIFE-2: going to the background shuts the client down; the foreground creates a
+    /// new one.
+    ShutdownOnBackground,
+    /// Fails LIFE-3: a lost connection shuts the client down for good.
+    ShutdownOnError,
+    /// Fails LIFE-4: after a logout the next client comes back as the old instance, and the old
+    /// handles still work.
+    ReuseAfterShutdown,
+    /// Fails LIFE-5: reconnect attempts repeat every 100 ms with no backoff.
+    NoBackoff,
+    /// Fails LIFE-5: the socket stays open in the background and the foreground opens another.
+    SecondSocket,
+    /// Fails REL-1: on logout the client shuts down first and releases its handles after.
+    ReleaseAfterShutdown,
+    /// Fails REL-1: on logout the handles are never released.
+    LeakHandles,
 }
 
 impl Fault {
@@ -78,6 +99,15 @@ impl Fault {
         Fault::SilentNewMessages,
         Fault::EventsForUnfetched,
         Fault::DropFetchedUpdates,
+        Fault::RecreateOnReconnect,
+        Fault::LoseOutageEvents,
+        Fault::ShutdownOnBackground,
+        Fault::ShutdownOnError,
+        Fault::ReuseAfterShutdown,
+        Fault::NoBackoff,
+        Fault::SecondSocket,
+        Fault::ReleaseAfterShutdown,
+        Fault::LeakHandles,
     ];
 
     /// The `--fault` name.
@@ -100,6 +130,15 @@ impl Fault {
             Self::SilentNewMessages => "silent-new-messages",
             Self::EventsForUnfetched => "events-for-unfetched",
             Self::DropFetchedUpdates => "drop-fetched-updates",
+            Self::RecreateOnReconnect => "recreate-on-reconnect",
+            Self::LoseOutageEvents => "lose-outage-events",
+            Self::ShutdownOnBackground => "shutdown-on-background",
+            Self::ShutdownOnError => "shutdown-on-error",
+            Self::ReuseAfterShutdown => "reuse-after-shutdown",
+            Self::NoBackoff => "no-backoff",
+            Self::SecondSocket => "second-socket",
+            Self::ReleaseAfterShutdown => "release-after-shutdown",
+            Self::LeakHandles => "leak-handles",
         }
     }
 
@@ -135,6 +174,25 @@ impl Fault {
                 "message updates/removals are reported for unfetched messages"
             }
             Self::DropFetchedUpdates => "message updates/removals are never reported",
+            Self::RecreateOnReconnect => {
+                "a lost connection shuts the client down and creates a new instance"
+            }
+            Self::LoseOutageEvents => {
+                "a reconnect does not resume after the last event, losing the outage's events"
+            }
+            Self::ShutdownOnBackground => {
+                "background shuts the client down; foreground creates a new one"
+            }
+            Self::ShutdownOnError => "a lost connection shuts the client down for good",
+            Self::ReuseAfterShutdown => {
+                "after logout the old instance id and its handles are used again"
+            }
+            Self::NoBackoff => "reconnect attempts repeat every 100 ms without backoff",
+            Self::SecondSocket => {
+                "the socket stays open in the background; the foreground opens a second one"
+            }
+            Self::ReleaseAfterShutdown => "handles are released after the client shut down",
+            Self::LeakHandles => "handles are never released on logout",
         }
     }
 }

@@ -139,15 +139,12 @@ impl Rest {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
+                    // Unreachable, refused, or cut before the answer (a half-open network):
+                    // try again later, on virtual time.
+                    tracing::debug!(%method, url = %url, error = %e, "request failed; retrying");
                     self.activity.sleep(&self.clock, backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
-                    if e.is_connect() {
-                        continue;
-                    }
-                    return Err(CommandError::new(
-                        ErrorKind::Backend,
-                        format!("{method} {url}: {e}"),
-                    ));
+                    continue;
                 }
             };
             let status = resp.status();

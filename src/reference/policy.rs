@@ -42,6 +42,25 @@ pub(crate) struct Policy {
     pub(crate) changes_for_fetched_only: bool,
     /// Changes of fetched messages are reported (off: `drop-fetched-updates`).
     pub(crate) report_fetched_changes: bool,
+    /// A lost socket is replaced by the same instance (off: `recreate-on-reconnect`).
+    pub(crate) keep_instance_on_reconnect: bool,
+    /// A reconnect resumes after the last event received (off: `lose-outage-events`).
+    pub(crate) resume_after_last_event: bool,
+    /// Going to the background keeps the client (off: `shutdown-on-background`).
+    pub(crate) survive_background: bool,
+    /// A lost connection never shuts the client down (off: `shutdown-on-error`).
+    pub(crate) survive_connection_loss: bool,
+    /// A shut-down instance and its handles are never used again (off:
+    /// `reuse-after-shutdown`).
+    pub(crate) retire_on_shutdown: bool,
+    /// Reconnect attempts back off exponentially (off: `no-backoff`).
+    pub(crate) reconnect_backoff: bool,
+    /// The socket closes in the background, so one is open at a time (off: `second-socket`).
+    pub(crate) close_socket_in_background: bool,
+    /// Handles are released before the client shuts down (off: `release-after-shutdown`).
+    pub(crate) release_before_shutdown: bool,
+    /// Handles are released at all on logout (off: `leak-handles`).
+    pub(crate) release_handles: bool,
 }
 
 impl From<&FaultSet> for Policy {
@@ -65,6 +84,15 @@ impl From<&FaultSet> for Policy {
             report_new_messages: on(Fault::SilentNewMessages),
             changes_for_fetched_only: on(Fault::EventsForUnfetched),
             report_fetched_changes: on(Fault::DropFetchedUpdates),
+            keep_instance_on_reconnect: on(Fault::RecreateOnReconnect),
+            resume_after_last_event: on(Fault::LoseOutageEvents),
+            survive_background: on(Fault::ShutdownOnBackground),
+            survive_connection_loss: on(Fault::ShutdownOnError),
+            retire_on_shutdown: on(Fault::ReuseAfterShutdown),
+            reconnect_backoff: on(Fault::NoBackoff),
+            close_socket_in_background: on(Fault::SecondSocket),
+            release_before_shutdown: on(Fault::ReleaseAfterShutdown),
+            release_handles: on(Fault::LeakHandles),
         }
     }
 }

@@ -1,8 +1,14 @@
-//! The event channel's frames: numbered events from the hub, and the ping/pong barrier.
+//! The event channel's frames: numbered events from the hub, the ping/pong barrier and the
+//! heartbeat.
 //!
 //! The hub writes one [`EventFrame`] per event (`{"seq", "type", "revision", "reasons", ...}`)
 //! and answers a client's [`Ping`] with a pong queued behind every event already queued for that
 //! socket. Clients decode what arrives with [`HubFrame::decode`], once, into these types.
+//!
+//! The ping is the kit's settle barrier: it says "everything before me was written", nothing
+//! about the connection's health, and it is answered even on a socket the harness silenced. A
+//! client that wants to know its connection is alive sends a [`Heartbeat`]; the hub echoes it,
+//! except on a silenced socket, which is how a client's liveness timer notices a dead link.
 
 use std::fmt;
 
@@ -124,9 +130,22 @@ pub struct Ping {
     pub nonce: u64,
 }
 
+/// A client's liveness probe (`{"type":"heartbeat","nonce":n}`), echoed by a live hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "heartbeat")]
+pub struct Heartbeat {
+    /// Echoed in the answer.
+    pub nonce: u64,
+}
+
 /// What the hub writes on a socket.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HubFrame {
+    /// The echo of a client's heartbeat: the connection is alive.
+    Heartbeat {
+        /// The heartbeat's nonce.
+        nonce: u64,
+    },
     /// An event.
     Event(Box<EventFrame>),
     /// The answer to a ping: every frame queued before the ping came before it.
@@ -150,6 +169,10 @@ impl HubFrame {
             let Pong { nonce } = serde_json::from_value(value)?;
             return Ok(Self::Pong { nonce });
         }
+        if value["type"] == "heartbeat" {
+            let Heartbeat { nonce } = serde_json::from_value(value)?;
+            return Ok(Self::Heartbeat { nonce });
+        }
         serde_json::from_value(value).map(|e| Self::Event(Box::new(e)))
     }
 
@@ -158,6 +181,7 @@ impl HubFrame {
         let text = match self {
             Self::Event(e) => serde_json::to_string(e),
             Self::Pong { nonce } => serde_json::to_string(&Pong { nonce: *nonce }),
+            Self::Heartbeat { nonce } => serde_json::to_string(&Heartbeat { nonce: *nonce }),
         };
         text.unwrap_or_default()
     }

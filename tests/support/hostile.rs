@@ -709,7 +709,7 @@ pub async fn run_ws_case(t: &Target, case: &WsCase) -> Result<(), String> {
     for _ in 0..200 {
         if journaled
             .iter()
-            .any(|e| matches!(e.kind, EntryKind::Backend(Fact::Disconnected)))
+            .any(|e| matches!(e.kind, EntryKind::Backend(Fact::Disconnected { .. })))
         {
             break;
         }
@@ -718,7 +718,7 @@ pub async fn run_ws_case(t: &Target, case: &WsCase) -> Result<(), String> {
     }
     if !journaled
         .iter()
-        .any(|e| matches!(e.kind, EntryKind::Backend(Fact::Disconnected)))
+        .any(|e| matches!(e.kind, EntryKind::Backend(Fact::Disconnected { .. })))
     {
         return Err("the connection's end was not journaled".into());
     }

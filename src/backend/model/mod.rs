@@ -12,6 +12,7 @@ mod events;
 mod gates;
 mod list_actions;
 mod list_index;
+mod network;
 mod records;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +25,7 @@ pub(crate) use gates::Gates;
 pub use list_actions::{At, ListAction};
 pub use list_index::ListOrder;
 pub(crate) use list_index::{ListIndex, Position};
+pub use network::Outage;
 pub(crate) use records::{
     ConversationRecord, History, MessageRecord, ParticipantRecord, Snapshot, UserRecord,
 };

@@ -18,27 +18,24 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 
 use super::http1::{self, Head, Refused};
 use crate::backend::fact::{Refusal, quoted};
 use crate::backend::service::Service;
 use crate::wire::InstanceId;
 
-/// Accepts connections until the task is aborted; aborting it closes every connection too.
-pub(crate) async fn serve(listener: TcpListener, upstream: SocketAddr, service: Arc<Service>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(connection(stream, upstream, service.clone()));
-                }
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+/// Accepts connections until `stop` fires (then closes every connection it took before it
+/// returns) or the task is aborted.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    service: Arc<Service>,
+    stop: super::Stop,
+) {
+    super::accept_until(listener, stop, move |stream| {
+        connection(stream, upstream, service.clone())
+    })
+    .await;
 }
 
 /// Headers that belong to one connection, not to the request: never forwarded.

@@ -20,7 +20,6 @@ use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
@@ -35,23 +34,15 @@ use crate::backend::fact::{Fact, FrameFact, Layer, Refusal, RefusedFact, Request
 use crate::backend::model::Published;
 use crate::backend::service::Service;
 use crate::secrets::TokenFingerprint;
-use crate::wire::{HubFrame, InstanceId, Ping};
+use crate::wire::{Heartbeat, HubFrame, InstanceId, Ping};
 
-/// Accepts connections until the task is aborted; aborting it closes every connection too.
-pub(crate) async fn serve(listener: TcpListener, service: Arc<Service>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    // Small frames (events, pongs) must not wait for delayed ACKs.
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(connection(stream, service.clone()));
-                }
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+/// Accepts connections until `stop` fires (then closes every connection it took, each journaled
+/// as closed, before it returns) or the task is aborted.
+pub(crate) async fn serve(listener: TcpListener, service: Arc<Service>, stop: super::Stop) {
+    super::accept_until(listener, stop, move |stream| {
+        connection(stream, service.clone())
+    })
+    .await;
 }
 
 /// The largest WebSocket message (and frame) a client may send: clients send only pings, so
@@ -182,6 +173,7 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
         Some(Ok(claims)) => claims,
     };
     let mut published = service.published();
+    let socket = service.next_socket();
     // Journaled before the answer leaves, so it precedes anything the client does once it
     // knows it is connected; the cursor is placed before the answer leaves too, so no event
     // can slip past the client.
@@ -201,23 +193,34 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
     service.recorder.record(
         instance.clone(),
         Fact::Connected {
+            socket,
             since,
             token: fingerprint.clone(),
         },
     );
+    // However the connection ends (the client, a violation, an outage cutting it), its close is
+    // journaled.
+    let _open = OpenSocket {
+        service: service.clone(),
+        instance: instance.clone(),
+        socket,
+    };
     // Frames of a connection that did not name its instance carry its token instead.
     let anonymous = instance.is_none().then_some(fingerprint).flatten();
     let (mut sink, mut stream) = ws.split();
     'socket: loop {
-        // Deliver everything published so far, then wait for more or for the client.
-        if !send_due(
-            &service,
-            (&instance, &anonymous),
-            &identity,
-            &mut cursor,
-            &mut sink,
-        )
-        .await
+        // Deliver everything published so far, then wait for more or for the client. A silenced
+        // socket delivers nothing, ever again.
+        let silent = service.is_silenced(socket);
+        if !silent
+            && !send_due(
+                &service,
+                (&instance, &anonymous),
+                &identity,
+                &mut cursor,
+                &mut sink,
+            )
+            .await
         {
             break;
         }
@@ -229,9 +232,32 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
             }
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
+                    // The `type` field says which: a tagged struct does not check its tag.
+                    let kind = serde_json::from_str::<serde_json::Value>(t.as_str())
+                        .ok()
+                        .and_then(|v| v["type"].as_str().map(str::to_owned));
+                    if kind.as_deref() == Some("heartbeat")
+                        && let Ok(beat) = serde_json::from_str::<Heartbeat>(t.as_str())
+                    {
+                        // A live link echoes heartbeats; a silenced one swallows them.
+                        if service.is_silenced(socket) {
+                            continue;
+                        }
+                        let echo = HubFrame::Heartbeat { nonce: beat.nonce }.encode();
+                        if sink.send(Message::text(echo)).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     let Ok(ping) = serde_json::from_str::<Ping>(t.as_str()) else { continue };
-                    // The pong goes after every event already published.
-                    if !send_due(&service, (&instance, &anonymous), &identity, &mut cursor, &mut sink).await {
+                    if kind.as_deref() != Some("ping") {
+                        continue;
+                    }
+                    // The pong goes after every event already published (on a silenced socket
+                    // it is the settle barrier alone: nothing else will come).
+                    if !service.is_silenced(socket)
+                        && !send_due(&service, (&instance, &anonymous), &identity, &mut cursor, &mut sink).await
+                    {
                         break 'socket;
                     }
                     let pong = HubFrame::Pong { nonce: ping.nonce }.encode();
@@ -254,7 +280,24 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
             }
         }
     }
-    service.recorder.record(instance, Fact::Disconnected);
+}
+
+/// An open event socket: journals its close when dropped, however the connection ended.
+struct OpenSocket {
+    service: Arc<Service>,
+    instance: Option<InstanceId>,
+    socket: u64,
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.service.recorder.record(
+            self.instance.take(),
+            Fact::Disconnected {
+                socket: self.socket,
+            },
+        );
+    }
 }
 
 type Sink = futures::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, Message>;

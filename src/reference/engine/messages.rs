@@ -23,8 +23,9 @@ impl Engine {
                 format!("conversation {conversation} is unknown"),
             );
         }
-        s.next_handle += 1;
-        let handle = HandleId::new(format!("h-{}", s.next_handle));
+        // Handle ids are never reused, not even by a later instance.
+        self.handles_made += 1;
+        let handle = HandleId::new(format!("{}/h-{}", s.instance, self.handles_made));
         s.handles.insert(handle.clone(), conversation);
         self.observe(Observation::HandleAcquired {
             handle: handle.clone(),
@@ -34,11 +35,16 @@ impl Engine {
 
     /// Releases a live handle.
     pub(super) fn release(&mut self, responder: Responder, handle: HandleId) {
-        let released = self
-            .session
-            .as_mut()
-            .and_then(|s| s.handles.remove(&handle));
-        match released {
+        if self.retired.contains(&handle) {
+            return responder.error(
+                ErrorKind::ClientShutDown,
+                format!("handle {handle} belonged to a client that was shut down"),
+            );
+        }
+        let Some(s) = self.session.as_mut() else {
+            return responder.error(ErrorKind::ClientShutDown, "no client");
+        };
+        match s.handles.remove(&handle) {
             Some(_) => {
                 self.observe(Observation::HandleReleased { handle });
                 responder.done();

@@ -9,6 +9,7 @@
 //! lifecycle unless the [`Policy`] says a fault switched a behaviour off.
 
 mod frames;
+mod link;
 mod list;
 mod messages;
 mod ops;
@@ -18,6 +19,7 @@ mod state;
 mod sync;
 mod updates;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,20 +30,26 @@ use tokio::task::JoinSet;
 use super::Config;
 use super::net::{Activity, Fetched, SocketEvent};
 use super::policy::Policy;
+use crate::adapter::HandleId;
 use crate::adapter::{
     Command, CommandError, Commands, ErrorKind, Inspection, Observation, Observer, ReplyBody,
     Responder, Target,
 };
 use crate::clock::VirtualClock;
 use crate::wire::resources::{Conversation, ConversationsPage, Message, MessagesPage, User};
-use crate::wire::{ConversationSid, EventFrame};
+use crate::wire::{ConversationSid, EventFrame, InstanceId};
 
-use state::{Op, PendingStart, Session, SettleWaiter};
+use state::{Login, Op, PendingStart, Session, SettleWaiter};
 
 /// Something for the engine to handle besides a command.
 pub(super) enum Input {
-    /// The event socket delivered something.
-    Socket(SocketEvent),
+    /// The event socket numbered `link` delivered something.
+    Socket {
+        /// Which socket.
+        link: u64,
+        /// What it delivered.
+        event: SocketEvent,
+    },
     /// A background task finished.
     Task {
         /// The session generation that spawned it (results of older sessions are dropped).
@@ -60,8 +68,16 @@ pub(super) struct Versioned {
 /// The result of one background task.
 pub(super) enum TaskResult {
     Started {
-        responder: Responder,
+        /// The app's `start`, or `None` when the client re-created itself.
+        responder: Option<Responder>,
         result: Result<(String, mpsc::UnboundedSender<String>), CommandError>,
+    },
+    Reconnected {
+        link: u64,
+        result: Result<mpsc::UnboundedSender<String>, CommandError>,
+    },
+    HeartbeatDue {
+        link: u64,
     },
     ListPage {
         result: Result<Fetched<ConversationsPage>, CommandError>,
@@ -114,6 +130,22 @@ pub(crate) struct Engine {
     settling: Vec<SettleWaiter>,
     epoch: u64,
     nonce: u64,
+    /// Sockets numbered so far.
+    links: u64,
+    /// The state of the seeded backoff jitter.
+    jitter: u64,
+    /// Handles made so far (ids are never reused).
+    handles_made: u64,
+    /// Handles of instances that are gone: using one is `client_shut_down`.
+    retired: BTreeSet<HandleId>,
+    /// The last login, for a client that re-creates itself.
+    last_login: Option<Login>,
+    /// The app is in the background with no client (fault `shutdown-on-background`).
+    in_background: bool,
+    /// An instance to come back as (fault `reuse-after-shutdown`).
+    reused: Option<InstanceId>,
+    /// Handles to carry into the next session (fault `reuse-after-shutdown`).
+    carried_handles: BTreeMap<HandleId, ConversationSid>,
 }
 
 impl Engine {
@@ -143,6 +175,14 @@ impl Engine {
             settling: Vec::new(),
             epoch: 0,
             nonce: 0,
+            links: 0,
+            jitter: 0x5eed,
+            handles_made: 0,
+            retired: BTreeSet::new(),
+            last_login: None,
+            in_background: false,
+            reused: None,
+            carried_handles: BTreeMap::new(),
         };
         loop {
             tokio::select! {
@@ -192,7 +232,23 @@ impl Engine {
                 events_url,
                 rest_url,
                 ..
-            } => self.start(responder, identity, token_url, rest_url, events_url),
+            } => self.start(
+                responder,
+                Login {
+                    identity,
+                    token_url,
+                    rest_url,
+                    events_url,
+                },
+            ),
+            Command::Background => {
+                self.background();
+                responder.done();
+            }
+            Command::Foreground => {
+                self.foreground();
+                responder.done();
+            }
             Command::Logout => {
                 self.shut_down();
                 responder.done();
@@ -255,7 +311,7 @@ impl Engine {
         };
         Inspection {
             instance: Some(s.instance.clone()),
-            connection: Some(if s.connected {
+            connection: Some(if s.link.sender().is_some() {
                 crate::adapter::ConnectionState::Connected
             } else {
                 crate::adapter::ConnectionState::Disconnected
@@ -272,27 +328,7 @@ impl Engine {
 
     fn input(&mut self, input: Input) {
         match input {
-            Input::Socket(SocketEvent::Frame(crate::wire::HubFrame::Pong { nonce })) => {
-                self.ponged(nonce)
-            }
-            Input::Socket(SocketEvent::Frame(crate::wire::HubFrame::Event(frame))) => {
-                if self.session.is_none() && self.pending_start.is_some() {
-                    // The socket is up before the client is: keep what arrives until it is.
-                    self.early_frames.push(*frame);
-                } else {
-                    self.epoch += 1;
-                    self.frame(*frame);
-                }
-            }
-            Input::Socket(SocketEvent::Closed) => {
-                self.epoch += 1;
-                if let Some(s) = self.session.as_mut() {
-                    s.connected = false;
-                    self.observe(Observation::ConnectionState {
-                        state: crate::adapter::ConnectionState::Disconnected,
-                    });
-                }
-            }
+            Input::Socket { link, event } => self.socket(link, event),
             Input::Task { generation, result } => {
                 self.epoch += 1;
                 if generation == self.generation {
@@ -303,9 +339,49 @@ impl Engine {
         }
     }
 
+    fn socket(&mut self, link: u64, event: SocketEvent) {
+        use crate::wire::HubFrame;
+        let pending = self.pending_start.as_ref().map(|p| p.link);
+        let current = self.session.as_ref().map(|s| s.link.id);
+        if pending != Some(link) && current != Some(link) {
+            // A socket the client gave up (or left open: fault `second-socket`); a pong on it
+            // still ends a settle, the rest is stale.
+            if let SocketEvent::Frame(HubFrame::Pong { nonce }) = event {
+                self.ponged(nonce);
+            }
+            return;
+        }
+        match event {
+            SocketEvent::Frame(HubFrame::Pong { nonce }) => self.ponged(nonce),
+            SocketEvent::Frame(HubFrame::Heartbeat { nonce }) => self.heartbeat_echoed(link, nonce),
+            SocketEvent::Frame(HubFrame::Event(frame)) => {
+                if self.session.is_none() {
+                    // The socket is up before the client is: keep what arrives until it is.
+                    self.early_frames.push(*frame);
+                    return;
+                }
+                self.epoch += 1;
+                if let Some(s) = self.session.as_mut() {
+                    if s.link.last_seq.is_some_and(|last| frame.seq <= last) {
+                        // Delivered before (a replay overlapping what arrived): once is enough.
+                        return;
+                    }
+                    s.link.last_seq = Some(frame.seq);
+                }
+                self.frame(*frame);
+            }
+            SocketEvent::Closed => {
+                self.epoch += 1;
+                self.socket_closed(link);
+            }
+        }
+    }
+
     fn task(&mut self, result: TaskResult) {
         match result {
             TaskResult::Started { responder, result } => self.started(responder, result),
+            TaskResult::Reconnected { link, result } => self.reconnected(link, result),
+            TaskResult::HeartbeatDue { link } => self.heartbeat_due(link),
             TaskResult::ListPage { result } => {
                 self.lane_done();
                 self.list_page(result)

@@ -92,7 +92,7 @@ impl Engine {
         match op {
             Op::Update { target, attributes } => {
                 let path = match &target {
-                    Target::User => format!("/v1/Users/{}", segment(&s.identity)),
+                    Target::User => format!("/v1/Users/{}", segment(&s.login.identity)),
                     Target::Conversation { sid } => format!("/v1/Conversations/{sid}"),
                 };
                 self.spawn(async move {

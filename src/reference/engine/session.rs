@@ -1,5 +1,9 @@
-//! A client session: what one client instance holds, and its lifecycle (start, logout, kill).
-//! Reconnects and persisted state will live here too.
+//! A client session: what one client instance holds, and its lifecycle: start, logout, a switch
+//! of login, kill, background and foreground.
+//!
+//! An instance is shut down only on logout or when another identity logs in; its handles are
+//! released first, and nothing it left behind (a handle, the instance id) works or reaches the
+//! backend afterwards. Kill ends the session with no shutdown at all: the process is gone.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -7,8 +11,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::state::{Object, PendingStart, Session};
-use super::{Engine, Input, TaskResult};
+use super::state::{Link, Login, Object, PendingStart, Session};
+use super::{Engine, TaskResult};
 use crate::adapter::{
     ClientSyncStatus, CommandError, ConnectionState, ErrorKind, Observation, Outcome, ReplyBody,
     Responder,
@@ -20,31 +24,47 @@ use crate::wire::InstanceId;
 const TOKEN_TTL: Duration = Duration::from_secs(4 * 3600);
 
 impl Engine {
-    /// Creates a client: fetches a token, opens the event socket, then reports the client.
-    pub(super) fn start(
-        &mut self,
-        responder: Responder,
-        identity: String,
-        token_url: String,
-        rest_url: String,
-        events_url: String,
-    ) {
-        if self.session.is_some() || self.pending_start.is_some() {
-            return responder.error(
-                ErrorKind::InvalidCommand,
-                "a client is already started; log out first",
-            );
+    /// The `start` command: creates a client for `login`. A client of another identity is shut
+    /// down first (a switch of login); starting the same identity twice is refused.
+    pub(super) fn start(&mut self, responder: Responder, login: Login) {
+        if self.pending_start.is_some() {
+            return responder.error(ErrorKind::InvalidCommand, "a client is already starting");
         }
+        match &self.session {
+            Some(s) if s.login.identity == login.identity => {
+                return responder.error(
+                    ErrorKind::InvalidCommand,
+                    "a client is already started for this identity; log out first",
+                );
+            }
+            Some(_) => self.shut_down(),
+            None => {}
+        }
+        self.create(Some(responder), login);
+    }
+
+    /// Creates a client instance: fetches a token, opens the event socket, then reports the
+    /// client. `responder` is the app's `start`, if the app asked.
+    fn create(&mut self, responder: Option<Responder>, login: Login) {
         self.generation += 1;
-        self.instances += 1;
-        let instance = InstanceId::new(format!("ref-{}", self.instances));
+        let instance = match self.reused.take() {
+            // Fault `reuse-after-shutdown`: the old instance comes back.
+            Some(old) => old,
+            None => {
+                self.instances += 1;
+                InstanceId::new(format!("ref-{}", self.instances))
+            }
+        };
+        self.last_login = Some(login.clone());
+        self.early_frames.clear();
         let http = self.http.clone();
-        let inputs = self.inputs.clone();
-        let (inst, ident) = (instance.clone(), identity.clone());
+        let link = self.next_link();
+        let deliver = self.deliver_to(link);
+        let (inst, ident) = (instance.clone(), login.identity.clone());
+        let (token_url, events_url) = (login.token_url.clone(), login.events_url.clone());
         self.spawn(async move {
             let result = async {
                 let token = net::fetch_token(&http, &token_url, &ident, &inst, TOKEN_TTL).await?;
-                let deliver = move |ev| inputs.send(Input::Socket(ev)).is_ok();
                 let events = net::connect_events(&events_url, &token, &inst, None, deliver).await?;
                 Ok((token, events))
             }
@@ -53,43 +73,52 @@ impl Engine {
         });
         self.pending_start = Some(PendingStart {
             instance,
-            identity,
-            rest_url,
+            login,
+            link,
         });
     }
 
     /// The token and socket are ready (or failed): the client exists now.
     pub(super) fn started(
         &mut self,
-        responder: Responder,
+        responder: Option<Responder>,
         result: Result<(String, mpsc::UnboundedSender<String>), CommandError>,
     ) {
         let Some(PendingStart {
             instance,
-            identity,
-            rest_url,
+            login,
+            link,
         }) = self.pending_start.take()
         else {
-            return responder.error(ErrorKind::Internal, "the start was abandoned");
+            if let Some(r) = responder {
+                r.error(ErrorKind::Internal, "the start was abandoned");
+            }
+            return;
         };
         let (token, events) = match result {
             Ok(parts) => parts,
-            Err(e) => return responder.answer(Outcome::Error(e)),
+            Err(e) => {
+                if let Some(r) = responder {
+                    r.answer(Outcome::Error(e));
+                }
+                return;
+            }
         };
         let rest = Rest {
             http: self.http.clone(),
-            base: rest_url.trim_end_matches('/').to_owned(),
+            base: login.rest_url.trim_end_matches('/').to_owned(),
             token: Arc::new(Mutex::new(token)),
             instance: instance.clone(),
             clock: self.clock.clone(),
             activity: self.activity.clone(),
         };
+        let identity = login.identity.clone();
         self.session = Some(Session {
             instance: instance.clone(),
-            identity: identity.clone(),
+            login,
             rest,
-            events,
-            connected: true,
+            link: Link::open(link, events),
+            background: false,
             sync: ClientSyncStatus::Started,
             list_done: false,
             user: Object::unknown(),
@@ -101,53 +130,126 @@ impl Engine {
             list: Vec::new(),
             tombstones: BTreeSet::new(),
             fetched: BTreeMap::new(),
-            handles: BTreeMap::new(),
-            next_handle: 0,
+            handles: std::mem::take(&mut self.carried_handles),
             start_reply: None,
         });
         self.observe(Observation::ClientCreated {
             instance: instance.clone(),
         });
-        self.observe(Observation::ConnectionState {
-            state: ConnectionState::Connected,
-        });
+        self.linked();
         self.observe(Observation::ClientSync {
             status: ClientSyncStatus::Started,
         });
         for frame in std::mem::take(&mut self.early_frames) {
+            if let Some(s) = self.session.as_mut() {
+                s.link.last_seq = Some(frame.seq);
+            }
             self.frame(frame);
         }
-        if self.policy.start_before_list {
-            responder.ok(ReplyBody::Started { instance });
-        } else if let Some(s) = self.session.as_mut() {
-            s.start_reply = Some((responder, instance));
+        if let Some(responder) = responder {
+            if self.policy.start_before_list {
+                responder.ok(ReplyBody::Started { instance });
+            } else if let Some(s) = self.session.as_mut() {
+                s.start_reply = Some((responder, instance));
+            }
         }
         self.begin_sync(&identity);
     }
 
-    /// Ends the session without a shutdown (the process died).
+    /// Ends the session without a shutdown (the process died): its handles die with it.
     pub(super) fn drop_session(&mut self) {
         self.tasks.abort_all();
         // Aborted tasks never report: forget them.
         self.activity.reset();
         self.generation += 1;
         self.pending_start = None;
-        self.session = None;
+        if let Some(s) = self.session.take() {
+            self.retired.extend(s.handles.into_keys());
+        }
     }
 
-    /// Logout: fail what is pending, release everything, shut the client down.
+    /// Logout (or a switch of login): fail what is pending, release every handle, then shut
+    /// the client down and close its socket.
     pub(super) fn shut_down(&mut self) {
-        let Some(s) = self.session.take() else { return };
+        let Some(mut s) = self.session.take() else {
+            return;
+        };
         let shut = || Outcome::error(ErrorKind::ClientShutDown, "the client was shut down");
-        for (responder, _) in s.waiting_ops {
+        for (responder, _) in std::mem::take(&mut s.waiting_ops) {
             responder.answer(shut());
         }
-        for a in s.awaited {
+        for a in std::mem::take(&mut s.awaited) {
             a.responder.answer(shut());
         }
+        if let Some((responder, _)) = s.start_reply.take() {
+            responder.answer(shut());
+        }
+        let handles: Vec<_> = s.handles.keys().cloned().collect();
+        if self.policy.release_handles && self.policy.release_before_shutdown {
+            for handle in &handles {
+                self.observe(Observation::HandleReleased {
+                    handle: handle.clone(),
+                });
+            }
+        }
         self.observe(Observation::ClientShutDown {
-            instance: s.instance,
+            instance: s.instance.clone(),
         });
+        if self.policy.release_handles && !self.policy.release_before_shutdown {
+            // Fault `release-after-shutdown`: the handles go after the client.
+            for handle in &handles {
+                self.observe(Observation::HandleReleased {
+                    handle: handle.clone(),
+                });
+            }
+        }
+        if !self.policy.retire_on_shutdown {
+            // Fault `reuse-after-shutdown`: the next client is this one again, handles and all.
+            self.reused = Some(s.instance.clone());
+            self.carried_handles = std::mem::take(&mut s.handles);
+        }
+        if s.link.sender().is_some() {
+            self.observe(Observation::ConnectionState {
+                state: ConnectionState::Disconnected,
+            });
+        }
+        self.session = Some(s);
         self.drop_session();
+    }
+
+    /// Fault `recreate-on-reconnect`: the instance is shut down and a new one created for the
+    /// same login.
+    pub(super) fn recreate(&mut self) {
+        let login = self.session.as_ref().map(|s| s.login.clone());
+        self.shut_down();
+        if let Some(login) = login {
+            self.create(None, login);
+        }
+    }
+
+    /// The app went to the background.
+    pub(super) fn background(&mut self) {
+        if self.session.is_none() {
+            return;
+        }
+        if !self.policy.survive_background {
+            // Fault `shutdown-on-background`: the client is shut down, and made again later.
+            self.shut_down();
+            self.in_background = true;
+            return;
+        }
+        self.park();
+    }
+
+    /// The app came back to the foreground.
+    pub(super) fn foreground(&mut self) {
+        if std::mem::take(&mut self.in_background)
+            && self.session.is_none()
+            && let Some(login) = self.last_login.clone()
+        {
+            self.create(None, login);
+            return;
+        }
+        self.unpark();
     }
 }

@@ -8,10 +8,10 @@ use crate::wire::Ping;
 
 impl Engine {
     fn ping(&mut self) -> Option<u64> {
-        let s = self.session.as_ref().filter(|s| s.connected)?;
+        let events = self.session.as_ref()?.link.sender()?;
         self.nonce += 1;
         let frame = serde_json::to_string(&Ping { nonce: self.nonce }).ok()?;
-        s.events.send(frame).ok()?;
+        events.send(frame).ok()?;
         Some(self.nonce)
     }
 

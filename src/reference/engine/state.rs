@@ -32,20 +32,77 @@ pub(super) struct Conversation {
     pub(super) object: Object,
 }
 
+/// What a `start` named: the login and where the backend is.
+#[derive(Clone, Debug)]
+pub(super) struct Login {
+    pub(super) identity: String,
+    pub(super) token_url: String,
+    pub(super) rest_url: String,
+    pub(super) events_url: String,
+}
+
 /// A `start` whose client does not exist yet: its token and socket are being set up.
 pub(super) struct PendingStart {
     pub(super) instance: InstanceId,
-    pub(super) identity: String,
-    pub(super) rest_url: String,
+    pub(super) login: Login,
+    /// The socket number its first socket delivers under.
+    pub(super) link: u64,
+}
+
+/// The event connection of a client instance.
+pub(super) struct Link {
+    /// The number of the socket open or being opened; events of other sockets are stale.
+    pub(super) id: u64,
+    pub(super) state: LinkState,
+    /// The last event sequence number received: a reconnect resumes after it.
+    pub(super) last_seq: Option<u64>,
+    /// Attempts that failed since a socket was last open.
+    pub(super) failures: u32,
+    /// The heartbeat sent and not echoed yet.
+    pub(super) heartbeat: Option<u64>,
+    /// Sockets left open behind (fault `second-socket`).
+    pub(super) leaked: Vec<mpsc::UnboundedSender<String>>,
+}
+
+/// Where the event connection is.
+pub(super) enum LinkState {
+    /// Open: frames to the hub go here.
+    Open(mpsc::UnboundedSender<String>),
+    /// A connection attempt is waiting out its backoff or in flight.
+    Reconnecting,
+    /// Closed on purpose (the app is in the background): no attempts.
+    Parked,
+}
+
+impl Link {
+    pub(super) fn open(id: u64, events: mpsc::UnboundedSender<String>) -> Self {
+        Self {
+            id,
+            state: LinkState::Open(events),
+            last_seq: None,
+            failures: 0,
+            heartbeat: None,
+            leaked: Vec::new(),
+        }
+    }
+
+    /// The open socket's sender.
+    pub(super) fn sender(&self) -> Option<&mpsc::UnboundedSender<String>> {
+        match &self.state {
+            LinkState::Open(tx) => Some(tx),
+            _ => None,
+        }
+    }
 }
 
 /// Everything one client instance holds.
 pub(super) struct Session {
     pub(super) instance: InstanceId,
-    pub(super) identity: String,
+    pub(super) login: Login,
     pub(super) rest: Rest,
-    pub(super) events: mpsc::UnboundedSender<String>,
-    pub(super) connected: bool,
+    pub(super) link: Link,
+    /// The app is in the background.
+    pub(super) background: bool,
     pub(super) sync: ClientSyncStatus,
     pub(super) list_done: bool,
     pub(super) user: Object,
@@ -63,7 +120,6 @@ pub(super) struct Session {
     pub(super) fetched: BTreeMap<ConversationSid, BTreeSet<u64>>,
     /// Live handles and the conversation each is on.
     pub(super) handles: BTreeMap<HandleId, ConversationSid>,
-    pub(super) next_handle: u64,
     /// A `start` whose reply waits for the whole list (policy `start_before_list` off).
     pub(super) start_reply: Option<(Responder, InstanceId)>,
 }

@@ -57,7 +57,7 @@ impl Engine {
         };
         s.lane_busy = true;
         let rest = s.rest.clone();
-        let identity = segment(&s.identity);
+        let identity = segment(&s.login.identity);
         self.spawn(async move {
             match job {
                 SyncJob::Page(url) => TaskResult::ListPage {
