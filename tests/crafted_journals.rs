@@ -140,6 +140,7 @@ impl Scene {
                 attributes,
                 index,
                 token: None,
+                socket: None,
             })),
         );
     }

@@ -110,6 +110,15 @@ self_checks! {
     "MSG-1" msg_1_fails_under_silent_new_messages => Fault::SilentNewMessages,
     "MSG-2" msg_2_fails_under_events_for_unfetched => Fault::EventsForUnfetched,
     "MSG-2" msg_2_fails_under_drop_fetched_updates => Fault::DropFetchedUpdates,
+    "LIFE-1" life_1_fails_under_recreate_on_reconnect => Fault::RecreateOnReconnect,
+    "LIFE-1" life_1_fails_under_lose_outage_events => Fault::LoseOutageEvents,
+    "LIFE-2" life_2_fails_under_shutdown_on_background => Fault::ShutdownOnBackground,
+    "LIFE-3" life_3_fails_under_shutdown_on_error => Fault::ShutdownOnError,
+    "LIFE-4" life_4_fails_under_reuse_after_shutdown => Fault::ReuseAfterShutdown,
+    "LIFE-5" life_5_fails_under_no_backoff => Fault::NoBackoff,
+    "LIFE-5" life_5_fails_under_second_socket => Fault::SecondSocket,
+    "REL-1" rel_1_fails_under_release_after_shutdown => Fault::ReleaseAfterShutdown,
+    "REL-1" rel_1_fails_under_leak_handles => Fault::LeakHandles,
 }
 
 #[test]

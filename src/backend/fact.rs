@@ -222,6 +222,9 @@ pub struct FrameFact {
     /// still be attributed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenFingerprint>,
+    /// The socket it was written to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<u64>,
 }
 
 impl FrameFact {

@@ -99,6 +99,8 @@ pub struct History<'a> {
     settles: Vec<Settle>,
     /// Where each event was published: event seq → journal seq.
     published: BTreeMap<u64, u64>,
+    /// Where each event socket was opened: socket number → journal seq.
+    opened: BTreeMap<u64, u64>,
 }
 
 impl<'a> History<'a> {
@@ -107,6 +109,7 @@ impl<'a> History<'a> {
         let mut settle_commands = BTreeMap::new();
         let mut settles = Vec::new();
         let mut published = BTreeMap::new();
+        let mut opened = BTreeMap::new();
         let tokens = token_owners(entries);
         let owners = entries
             .iter()
@@ -126,6 +129,8 @@ impl<'a> History<'a> {
                 });
             } else if let Some(p) = e.published() {
                 published.insert(p.event_seq, e.seq);
+            } else if let EntryKind::Backend(Fact::Connected { socket, .. }) = &e.kind {
+                opened.insert(*socket, e.seq);
             }
         }
         Self {
@@ -133,6 +138,7 @@ impl<'a> History<'a> {
             owners,
             settles,
             published,
+            opened,
         }
     }
 
@@ -249,9 +255,21 @@ impl<'a> History<'a> {
             .unwrap_or(frame.seq)
     }
 
+    /// From where a settle covers the event `frame` carries: its publication, or, for an event
+    /// replayed on a socket opened after it was published (a reconnect), that socket's opening
+    /// (the hub writes the replay before it answers any ping on the new socket).
+    pub fn delivery_point(&self, frame: &Entry) -> u64 {
+        let published = self.publication_of(frame);
+        frame
+            .frame()
+            .and_then(|f| f.socket)
+            .and_then(|s| self.opened.get(&s))
+            .map_or(published, |opened| published.max(*opened))
+    }
+
     /// The first `settle` by whose reply the client has processed the event `frame` carries.
     pub fn settle_after_frame(&self, frame: &Entry) -> Option<Settle> {
-        self.settle_after(self.publication_of(frame))
+        self.settle_after(self.delivery_point(frame))
     }
 
     /// The first final page of `instance`'s subscribed list served to it.

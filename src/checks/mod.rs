@@ -8,13 +8,14 @@
 //! catalog ([`crate::rules`]) owns them and runs every one on every scenario's journal, as a
 //! Jepsen checker judges a whole history.
 //!
-//! Files by rule family: [`sync`], [`updates`], [`lists`], [`messages`]; [`history`] holds the
-//! shared queries.
+//! Files by rule family: [`sync`], [`updates`], [`lists`], [`messages`], [`lifecycle`] (LIFE and
+//! REL); [`history`] holds the shared queries.
 //!
 //! Must not import: the rules, the harness, the scenario runner, the report, the reference
 //! client, the backend's internals (only its facts, through the journal).
 
 mod history;
+pub(crate) mod lifecycle;
 pub(crate) mod lists;
 pub(crate) mod messages;
 pub(crate) mod sync;

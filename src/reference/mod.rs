@@ -23,7 +23,8 @@ use futures::future::BoxFuture;
 pub use fault::{Fault, FaultSet, UnknownFault};
 
 use crate::adapter::{
-    Adapter, AdapterError, AdapterSession, Capabilities, Hello, PROTOCOL_VERSION, Profile,
+    Adapter, AdapterError, AdapterSession, Capabilities, CommandKind, Hello, PROTOCOL_VERSION,
+    Profile,
 };
 
 /// How the reference client behaves.
@@ -95,6 +96,19 @@ impl Adapter for ReferenceAdapter {
                     settle: true,
                     count_cache_lifetime_ms: None,
                     features: vec!["messages".into()],
+                    // Push and counts come with a later version.
+                    commands: Some(
+                        CommandKind::ALL
+                            .iter()
+                            .copied()
+                            .filter(|c| {
+                                !matches!(
+                                    c,
+                                    CommandKind::DeviceTokenChanged | CommandKind::GetCount
+                                )
+                            })
+                            .collect(),
+                    ),
                 },
             };
             Ok(AdapterSession::serve(hello, move |commands, observer| {

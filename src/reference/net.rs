@@ -280,23 +280,35 @@ pub(crate) async fn connect_events(
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
+        // However the socket ends (the hub closed it, a write failed, the client let go of
+        // the sender), the engine hears `Closed` exactly once, after the last frame.
+        let mut closing = false;
         loop {
             tokio::select! {
-                out = out_rx.recv() => match out {
+                out = out_rx.recv(), if !closing => match out {
                     Some(text) => if sink.send(Message::text(text)).await.is_err() { break },
-                    None => { let _ = sink.close().await; break }
+                    None => {
+                        // The client closes: say so, then read until the hub lets go, so the
+                        // close is complete (the hub journaled it) when `Closed` is delivered.
+                        closing = true;
+                        if sink.close().await.is_err() { break }
+                    }
                 },
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Text(t))) => {
-                        if let Ok(frame) = HubFrame::decode(t.as_str()) {
-                            if !deliver(SocketEvent::Frame(frame)) { break }
+                        if closing { continue }
+                        if let Ok(frame) = HubFrame::decode(t.as_str())
+                            && !deliver(SocketEvent::Frame(frame))
+                        {
+                            return;
                         }
                     }
                     Some(Ok(_)) => {}
-                    None | Some(Err(_)) => { deliver(SocketEvent::Closed); break }
+                    None | Some(Err(_)) => break,
                 }
             }
         }
+        deliver(SocketEvent::Closed);
     });
     Ok(out_tx)
 }

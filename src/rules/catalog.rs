@@ -5,7 +5,7 @@
 use super::Level::{Info, Must, Should};
 use super::RuleProfile::{All, Js, Mobile};
 use super::{Level, Rule, RuleId, RuleProfile, rule};
-use crate::checks::{lists, messages, sync, updates};
+use crate::checks::{lifecycle, lists, messages, sync, updates};
 use crate::reference::Fault;
 
 const LIFECYCLE: &str = "The SDK lifecycle";
@@ -40,41 +40,81 @@ const fn untested(
 
 /// Every rule, in report order.
 pub static CATALOG: &[Rule] = &[
-    untested(
-        rule!("LIFE-1"),
-        (All, Must, LIFECYCLE),
-        "After a network outage the same client instance reconnects on its own.",
-        "drop both listeners, restore them, advance time",
-        "check that the connection loss does not trigger a shutdown/create cycle",
-    ),
-    untested(
-        rule!("LIFE-2"),
-        (All, Must, LIFECYCLE),
-        "Going to the background and back to the foreground resumes the same instance.",
-        "background, let time pass, foreground",
-        "check the app's background/foreground handlers for shutdown or re-creation",
-    ),
-    untested(
-        rule!("LIFE-3"),
-        (All, Must, LIFECYCLE),
-        "A client is shut down only for a logout or a switch of login.",
-        "every scenario",
-        "look for shutdown calls outside the logout path",
-    ),
-    untested(
-        rule!("LIFE-4"),
-        (All, Must, LIFECYCLE),
-        "After a shutdown a new instance is created; the old one is never used again.",
-        "logout, login, use the old handles",
-        "look for a cached client object that outlives logout",
-    ),
-    untested(
-        rule!("LIFE-5"),
-        (All, Should, LIFECYCLE),
-        "One live event connection per instance, with bounded reconnect backoff.",
-        "flap the network, 20 background cycles",
-        "check the reconnect loop's backoff and that old sockets are closed",
-    ),
+    Rule {
+        sees: "Sees the instances the client reports (created, shut down) and the sockets the backend saw each open and close, around every outage the harness made; the events published for the client while it was cut off against the frames written to it afterwards.",
+        checks: &[
+            &lifecycle::SAME_INSTANCE_AFTER_OUTAGE,
+            &lifecycle::OUTAGE_EVENTS_ONCE,
+        ],
+        faults: &[Fault::RecreateOnReconnect, Fault::LoseOutageEvents],
+        // A client that dies of a lost connection does not come back either.
+        collateral: &[Fault::ShutdownOnError],
+        ..untested(
+            rule!("LIFE-1"),
+            (All, Must, LIFECYCLE),
+            "After a network outage the same client instance reconnects on its own.",
+            "drop both listeners (refused, half-open or silent), publish events meanwhile, restore them, advance time",
+            "check that the connection loss does not trigger a shutdown/create cycle, and that the reconnect resumes after the last event received",
+        )
+    },
+    Rule {
+        sees: "Sees the instances around every background/foreground pair and the sockets the backend saw; the events published while in the background against the frames written after the foreground.",
+        checks: &[
+            &lifecycle::SAME_INSTANCE_AFTER_BACKGROUND,
+            &lifecycle::BACKGROUND_EVENTS_ONCE,
+        ],
+        faults: &[Fault::ShutdownOnBackground],
+        // Resuming from the live end loses what was published in the background too.
+        collateral: &[Fault::LoseOutageEvents],
+        ..untested(
+            rule!("LIFE-2"),
+            (All, Must, LIFECYCLE),
+            "Going to the background and back to the foreground resumes the same instance.",
+            "background, let time pass, foreground",
+            "check the app's background/foreground handlers for shutdown or re-creation",
+        )
+    },
+    Rule {
+        sees: "Sees every shutdown the client reports against the logout and start commands before it, in every scenario.",
+        checks: &[&lifecycle::SHUTDOWN_ONLY_ON_LOGOUT],
+        faults: &[Fault::ShutdownOnError],
+        // Both shut the client down on their own.
+        collateral: &[Fault::RecreateOnReconnect, Fault::ShutdownOnBackground],
+        ..untested(
+            rule!("LIFE-3"),
+            (All, Must, LIFECYCLE),
+            "A client is shut down only for a logout or a switch of login.",
+            "every scenario; outages, background spells and logouts tempt it",
+            "look for shutdown calls outside the logout path",
+        )
+    },
+    Rule {
+        sees: "Sees everything the backend attributes to an instance (by header or token) after its end was settled, the instance ids of new clients, and the answers to commands on an ended client or its handles.",
+        checks: &[
+            &lifecycle::OLD_INSTANCE_RETIRED,
+            &lifecycle::ENDED_CLIENT_REFUSES,
+        ],
+        faults: &[Fault::ReuseAfterShutdown],
+        ..untested(
+            rule!("LIFE-4"),
+            (All, Must, LIFECYCLE),
+            "After a shutdown a new instance is created; the old one is never used again.",
+            "log out, use the old client and handles, log in again, use the old handles",
+            "look for a cached client object that outlives logout",
+        )
+    },
+    Rule {
+        sees: "Sees each instance's sockets as the backend opened and closed them, judged where the client had settled, and its attempts on the event channel during outages (a refused connection never reaches the backend, so attempts are counted on half-open outages).",
+        checks: &[&lifecycle::ONE_SOCKET, &lifecycle::BOUNDED_BACKOFF],
+        faults: &[Fault::NoBackoff, Fault::SecondSocket],
+        ..untested(
+            rule!("LIFE-5"),
+            (All, Should, LIFECYCLE),
+            "One live event connection per instance, with bounded reconnect backoff.",
+            "flap a half-open network 10 times, 20 background cycles",
+            "check the reconnect loop's backoff and that old sockets are closed",
+        )
+    },
     untested(
         rule!("PUSH-1"),
         (All, Must, PUSH),
@@ -188,6 +228,8 @@ pub static CATALOG: &[Rule] = &[
         sees: "Sees every list the client shows and every added or removed report, each removal matched to one the backend made; cannot see duplicates in an interface the adapter does not report.",
         checks: &[&lists::EACH_CONVERSATION_ONCE],
         faults: &[Fault::NoDedupe],
+        // An instance that comes back after its shutdown lists its conversations again.
+        collateral: &[Fault::ReuseAfterShutdown],
         ..untested(
             rule!("LIST-3"),
             (Js, Must, JS),
@@ -222,6 +264,8 @@ pub static CATALOG: &[Rule] = &[
             &messages::NEW_MESSAGES_REPORTED,
         ],
         faults: &[Fault::AutoloadMessages, Fault::SilentNewMessages],
+        // A second socket receives every event twice; the client reports it once.
+        collateral: &[Fault::SecondSocket],
         ..untested(
             rule!("MSG-1"),
             (Js, Must, JS),
@@ -305,6 +349,8 @@ pub static CATALOG: &[Rule] = &[
         sees: "Sees the sync statuses the adapter reports, in order; a client that reports none is not judged.",
         checks: &[&sync::STATUS_ONLY_FORWARD],
         faults: &[Fault::SyncStatusRegresses],
+        // An instance that comes back after its shutdown starts its sync statuses over.
+        collateral: &[Fault::ReuseAfterShutdown],
         ..untested(
             rule!("SYNC-3"),
             (Mobile, Should, MOBILE),
@@ -354,11 +400,16 @@ pub static CATALOG: &[Rule] = &[
             "compare revisions before applying an event",
         )
     },
-    untested(
-        rule!("REL-1"),
-        (Mobile, Must, MOBILE),
-        "Every object handle is released before the client itself is released.",
-        "log out while handles are held",
-        "release conversations, participants and messages before shutdown",
-    ),
+    Rule {
+        sees: "Sees the handles the client reports acquired and released against the shutdown it reports; handles the adapter never reports are invisible.",
+        checks: &[&lifecycle::HANDLES_RELEASED_FIRST],
+        faults: &[Fault::ReleaseAfterShutdown, Fault::LeakHandles],
+        ..untested(
+            rule!("REL-1"),
+            (Mobile, Must, MOBILE),
+            "Every object handle is released before the client itself is released.",
+            "log out while handles are held",
+            "release conversations, participants and messages before shutdown",
+        )
+    },
 ];

@@ -141,6 +141,14 @@ pub struct Heartbeat {
 /// What the hub writes on a socket.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HubFrame {
+    /// The first frame on every socket: where in the event log it starts (events after `seq`
+    /// follow), and its number. A client that has received no event yet resumes from `seq`.
+    Welcome {
+        /// The last event sequence number before this socket's first event.
+        seq: u64,
+        /// The socket's number (for logs).
+        socket: u64,
+    },
     /// The echo of a client's heartbeat: the connection is alive.
     Heartbeat {
         /// The heartbeat's nonce.
@@ -153,6 +161,13 @@ pub enum HubFrame {
         /// The ping's nonce.
         nonce: u64,
     },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename = "welcome")]
+struct Welcome {
+    seq: u64,
+    socket: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -169,6 +184,10 @@ impl HubFrame {
             let Pong { nonce } = serde_json::from_value(value)?;
             return Ok(Self::Pong { nonce });
         }
+        if value["type"] == "welcome" {
+            let Welcome { seq, socket } = serde_json::from_value(value)?;
+            return Ok(Self::Welcome { seq, socket });
+        }
         if value["type"] == "heartbeat" {
             let Heartbeat { nonce } = serde_json::from_value(value)?;
             return Ok(Self::Heartbeat { nonce });
@@ -182,6 +201,10 @@ impl HubFrame {
             Self::Event(e) => serde_json::to_string(e),
             Self::Pong { nonce } => serde_json::to_string(&Pong { nonce: *nonce }),
             Self::Heartbeat { nonce } => serde_json::to_string(&Heartbeat { nonce: *nonce }),
+            Self::Welcome { seq, socket } => serde_json::to_string(&Welcome {
+                seq: *seq,
+                socket: *socket,
+            }),
         };
         text.unwrap_or_default()
     }

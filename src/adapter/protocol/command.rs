@@ -182,6 +182,27 @@ pub enum CommandKind {
 }
 
 impl CommandKind {
+    /// Every command, in protocol order.
+    pub const ALL: &'static [CommandKind] = &[
+        Self::Start,
+        Self::Logout,
+        Self::Kill,
+        Self::Background,
+        Self::Foreground,
+        Self::DeviceTokenChanged,
+        Self::ListConversations,
+        Self::OpenConversation,
+        Self::Release,
+        Self::FetchMessages,
+        Self::SendMessage,
+        Self::UpdateAttributes,
+        Self::ReadAttributes,
+        Self::GetCount,
+        Self::AdvanceTime,
+        Self::Settle,
+        Self::Inspect,
+    ];
+
     /// The wire name (`update_attributes`).
     pub fn name(self) -> &'static str {
         match self {

@@ -78,4 +78,16 @@ pub struct Capabilities {
     /// Further named features (`push`, `messages`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
+    /// The commands the adapter implements, when it lacks some (absent: all of them). A
+    /// scenario that needs a command the adapter lacks (`background` on a server-side SDK, say)
+    /// is N/A, never FAIL; so is one whose command the adapter answers `unsupported`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<super::command::CommandKind>>,
+}
+
+impl Capabilities {
+    /// Whether the adapter says it implements `command`.
+    pub fn implements(&self, command: super::command::CommandKind) -> bool {
+        self.commands.as_ref().is_none_or(|c| c.contains(&command))
+    }
 }

@@ -198,16 +198,27 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
             token: fingerprint.clone(),
         },
     );
+
+    // Frames of a connection that did not name its instance carry its token instead.
+    let anonymous = instance.is_none().then_some(fingerprint).flatten();
+    let (mut sink, mut stream) = ws.split();
     // However the connection ends (the client, a violation, an outage cutting it), its close is
-    // journaled.
+    // journaled; declared after the socket's halves, so it is dropped (journaled) before they
+    // are (closed): the close is in the journal before the client can see it.
     let _open = OpenSocket {
         service: service.clone(),
         instance: instance.clone(),
         socket,
     };
-    // Frames of a connection that did not name its instance carry its token instead.
-    let anonymous = instance.is_none().then_some(fingerprint).flatten();
-    let (mut sink, mut stream) = ws.split();
+    // The first frame says where this socket starts in the event log: a client that has
+    // received nothing yet resumes from here after a reconnect.
+    let welcome = HubFrame::Welcome {
+        seq: cursor,
+        socket,
+    };
+    if sink.send(Message::text(welcome.encode())).await.is_err() {
+        return;
+    }
     'socket: loop {
         // Deliver everything published so far, then wait for more or for the client. A silenced
         // socket delivers nothing, ever again.
@@ -215,6 +226,7 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
         if !silent
             && !send_due(
                 &service,
+                socket,
                 (&instance, &anonymous),
                 &identity,
                 &mut cursor,
@@ -256,7 +268,7 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
                     // The pong goes after every event already published (on a silenced socket
                     // it is the settle barrier alone: nothing else will come).
                     if !service.is_silenced(socket)
-                        && !send_due(&service, (&instance, &anonymous), &identity, &mut cursor, &mut sink).await
+                        && !send_due(&service, socket, (&instance, &anonymous), &identity, &mut cursor, &mut sink).await
                     {
                         break 'socket;
                     }
@@ -307,6 +319,7 @@ type Sink = futures::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStr
 /// gone.
 async fn send_due(
     service: &Service,
+    socket: u64,
     (instance, token): (&Option<InstanceId>, &Option<TokenFingerprint>),
     identity: &str,
     cursor: &mut u64,
@@ -319,6 +332,7 @@ async fn send_due(
     });
     for p in due {
         let mut fact = frame_fact(&p);
+        fact.socket = Some(socket);
         fact.token.clone_from(token);
         service.recorder.record(instance.clone(), Fact::Frame(fact));
         if sink.send(Message::text(p.text.clone())).await.is_err() {
@@ -337,5 +351,6 @@ fn frame_fact(p: &Published) -> FrameFact {
         attributes: p.frame.attributes(),
         index: p.frame.index,
         token: None,
+        socket: None,
     }
 }

@@ -114,12 +114,13 @@ impl Engine {
         // Dropping the sender closes the socket.
         s.link.state = LinkState::Reconnecting;
         s.link.heartbeat = None;
+        self.forget_pings();
         self.observe(Observation::ConnectionState {
             state: ConnectionState::Disconnected,
         });
         if !self.policy.survive_connection_loss {
             // Fault `shutdown-on-error`: the loss ends the client.
-            self.shut_down();
+            let _ = self.shut_down();
             return;
         }
         if !self.policy.keep_instance_on_reconnect {
@@ -216,7 +217,7 @@ impl Engine {
             Err(_) => {
                 s.link.failures = s.link.failures.saturating_add(1);
                 if !self.policy.survive_connection_loss {
-                    self.shut_down();
+                    let _ = self.shut_down();
                     return;
                 }
                 self.reconnect(true);
@@ -224,27 +225,28 @@ impl Engine {
         }
     }
 
-    /// The app went to the background: the socket closes and no attempts are made.
-    pub(super) fn park(&mut self) {
+    /// The app went to the background: the socket closes and no attempts are made. Returns
+    /// the number of the socket being closed, if one was open.
+    pub(super) fn park(&mut self) -> Option<u64> {
         let close = self.policy.close_socket_in_background;
-        let Some(s) = self.session.as_mut() else {
-            return;
-        };
+        let s = self.session.as_mut()?;
         s.background = true;
         if !close {
             // Fault `second-socket`: the socket stays open in the background.
-            return;
+            return None;
         }
-        let was_open = s.link.sender().is_some();
+        let was_open = s.link.sender().is_some().then_some(s.link.id);
         s.link.state = LinkState::Parked;
         s.link.heartbeat = None;
         // A socket number no answer can match: an attempt in flight is abandoned.
         s.link.id = 0;
-        if was_open {
+        self.forget_pings();
+        if was_open.is_some() {
             self.observe(Observation::ConnectionState {
                 state: ConnectionState::Disconnected,
             });
         }
+        was_open
     }
 
     /// The app came back: open a socket at once (fault `second-socket`: even if one is open).

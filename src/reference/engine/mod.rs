@@ -134,6 +134,10 @@ pub(crate) struct Engine {
     links: u64,
     /// The state of the seeded backoff jitter.
     jitter: u64,
+    /// The resume point the first socket of a client being created announced.
+    welcome: Option<u64>,
+    /// Commands (`background`, `logout`) waiting for a socket (numbered) to be closed.
+    closing: Vec<(u64, Responder)>,
     /// Handles made so far (ids are never reused).
     handles_made: u64,
     /// Handles of instances that are gone: using one is `client_shut_down`.
@@ -177,6 +181,8 @@ impl Engine {
             nonce: 0,
             links: 0,
             jitter: 0x5eed,
+            welcome: None,
+            closing: Vec::new(),
             handles_made: 0,
             retired: BTreeSet::new(),
             last_login: None,
@@ -241,21 +247,23 @@ impl Engine {
                     events_url,
                 },
             ),
-            Command::Background => {
-                self.background();
-                responder.done();
-            }
+            Command::Background => self.background(responder),
             Command::Foreground => {
                 self.foreground();
                 responder.done();
             }
             Command::Logout => {
-                self.shut_down();
-                responder.done();
+                let closing = self.shut_down();
+                self.when_closed(closing, responder);
             }
             Command::Kill => {
+                // The process dies: its socket goes with it (answered once it is gone).
+                let closing = self
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.link.sender().is_some().then_some(s.link.id));
                 self.drop_session();
-                responder.done();
+                self.when_closed(closing, responder);
             }
             Command::UpdateAttributes { target, attributes } => {
                 self.submit(responder, Op::Update { target, attributes })
@@ -345,13 +353,29 @@ impl Engine {
         let current = self.session.as_ref().map(|s| s.link.id);
         if pending != Some(link) && current != Some(link) {
             // A socket the client gave up (or left open: fault `second-socket`); a pong on it
-            // still ends a settle, the rest is stale.
-            if let SocketEvent::Frame(HubFrame::Pong { nonce }) = event {
-                self.ponged(nonce);
+            // still ends a settle, its close answers a `background` waiting for it, the rest
+            // is stale.
+            match event {
+                SocketEvent::Frame(HubFrame::Pong { nonce }) => self.ponged(nonce),
+                SocketEvent::Closed => {
+                    let (done, waiting) = std::mem::take(&mut self.closing)
+                        .into_iter()
+                        .partition(|(l, _)| *l == link);
+                    self.closing = waiting;
+                    for (_, responder) in done {
+                        responder.done();
+                    }
+                }
+                SocketEvent::Frame(_) => {}
             }
             return;
         }
         match event {
+            SocketEvent::Frame(HubFrame::Welcome { seq, .. }) => match self.session.as_mut() {
+                // A socket opened without a resume point starts at the log's end.
+                Some(s) => s.link.last_seq = s.link.last_seq.max(Some(seq)),
+                None => self.welcome = Some(seq),
+            },
             SocketEvent::Frame(HubFrame::Pong { nonce }) => self.ponged(nonce),
             SocketEvent::Frame(HubFrame::Heartbeat { nonce }) => self.heartbeat_echoed(link, nonce),
             SocketEvent::Frame(HubFrame::Event(frame)) => {

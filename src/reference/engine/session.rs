@@ -37,7 +37,9 @@ impl Engine {
                     "a client is already started for this identity; log out first",
                 );
             }
-            Some(_) => self.shut_down(),
+            Some(_) => {
+                self.shut_down();
+            }
             None => {}
         }
         self.create(Some(responder), login);
@@ -57,6 +59,7 @@ impl Engine {
         };
         self.last_login = Some(login.clone());
         self.early_frames.clear();
+        self.welcome = None;
         let http = self.http.clone();
         let link = self.next_link();
         let deliver = self.deliver_to(link);
@@ -84,6 +87,7 @@ impl Engine {
         responder: Option<Responder>,
         result: Result<(String, mpsc::UnboundedSender<String>), CommandError>,
     ) {
+        let welcome = self.welcome.take();
         let Some(PendingStart {
             instance,
             login,
@@ -117,7 +121,7 @@ impl Engine {
             instance: instance.clone(),
             login,
             rest,
-            link: Link::open(link, events),
+            link: Link::open(link, events, welcome),
             background: false,
             sync: ClientSyncStatus::Started,
             list_done: false,
@@ -169,11 +173,9 @@ impl Engine {
     }
 
     /// Logout (or a switch of login): fail what is pending, release every handle, then shut
-    /// the client down and close its socket.
-    pub(super) fn shut_down(&mut self) {
-        let Some(mut s) = self.session.take() else {
-            return;
-        };
+    /// the client down and close its socket. Returns the number of the socket being closed.
+    pub(super) fn shut_down(&mut self) -> Option<u64> {
+        let mut s = self.session.take()?;
         let shut = || Outcome::error(ErrorKind::ClientShutDown, "the client was shut down");
         for (responder, _) in std::mem::take(&mut s.waiting_ops) {
             responder.answer(shut());
@@ -208,37 +210,49 @@ impl Engine {
             self.reused = Some(s.instance.clone());
             self.carried_handles = std::mem::take(&mut s.handles);
         }
-        if s.link.sender().is_some() {
+        let closing = s.link.sender().is_some().then_some(s.link.id);
+        if closing.is_some() {
             self.observe(Observation::ConnectionState {
                 state: ConnectionState::Disconnected,
             });
         }
         self.session = Some(s);
         self.drop_session();
+        closing
     }
 
     /// Fault `recreate-on-reconnect`: the instance is shut down and a new one created for the
     /// same login.
     pub(super) fn recreate(&mut self) {
         let login = self.session.as_ref().map(|s| s.login.clone());
-        self.shut_down();
+        let _ = self.shut_down();
         if let Some(login) = login {
             self.create(None, login);
         }
     }
 
-    /// The app went to the background.
-    pub(super) fn background(&mut self) {
+    /// The app went to the background. Answered once the socket is closed (the backend saw
+    /// it go), so nothing published afterwards is written to it.
+    pub(super) fn background(&mut self, responder: Responder) {
         if self.session.is_none() {
-            return;
+            return responder.done();
         }
         if !self.policy.survive_background {
             // Fault `shutdown-on-background`: the client is shut down, and made again later.
-            self.shut_down();
+            let closing = self.shut_down();
             self.in_background = true;
-            return;
+            return self.when_closed(closing, responder);
         }
-        self.park();
+        let closing = self.park();
+        self.when_closed(closing, responder);
+    }
+
+    /// Answers `responder` once socket `closing` is closed (at once if there is none).
+    pub(super) fn when_closed(&mut self, closing: Option<u64>, responder: Responder) {
+        match closing {
+            Some(link) => self.closing.push((link, responder)),
+            None => responder.done(),
+        }
     }
 
     /// The app came back to the foreground.

@@ -24,6 +24,14 @@ impl Engine {
         });
     }
 
+    /// The socket the pings went out on is gone: their pongs will never come (the next round
+    /// pings again, on the next socket if there is one).
+    pub(super) fn forget_pings(&mut self) {
+        for w in &mut self.settling {
+            w.nonce = None;
+        }
+    }
+
     /// A pong came back: every frame sent before its ping has been handled.
     pub(super) fn ponged(&mut self, nonce: u64) {
         for w in &mut self.settling {

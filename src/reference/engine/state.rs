@@ -75,11 +75,11 @@ pub(super) enum LinkState {
 }
 
 impl Link {
-    pub(super) fn open(id: u64, events: mpsc::UnboundedSender<String>) -> Self {
+    pub(super) fn open(id: u64, events: mpsc::UnboundedSender<String>, at: Option<u64>) -> Self {
         Self {
             id,
             state: LinkState::Open(events),
-            last_seq: None,
+            last_seq: at,
             failures: 0,
             heartbeat: None,
             leaked: Vec::new(),

@@ -1,7 +1,8 @@
 //! Step definitions, one file per domain: [`setup`] (backend contents, starting clients,
 //! settling, time), [`sync`] (gates, operations issued early, SYNC assertions), [`updates`]
 //! (holds, other writers, stale replays, UPD assertions), [`lists`] (pages, list changes at exact
-//! points, LIST assertions) and [`messages`] (MSG assertions).
+//! points, LIST assertions), [`messages`] (MSG assertions) and [`lifecycle`] (outages, background,
+//! logout, kill; LIFE and REL assertions).
 //!
 //! Steps are registered explicitly into one [`Collection`] (no link-time inventory), so the
 //! binary and the tests see the same set. Patterns are Cucumber Expressions over the typed
@@ -9,6 +10,7 @@
 //! actor. `Then` steps assert catalog checks (`TckWorld::expect`); every rule is judged again on
 //! the whole journal when the scenario ends.
 
+mod lifecycle;
 mod lists;
 mod messages;
 mod setup;
@@ -26,6 +28,7 @@ pub(crate) fn collection() -> Collection<TckWorld> {
     let c = sync::register(c);
     let c = lists::register(c);
     let c = messages::register(c);
+    let c = lifecycle::register(c);
     updates::register(c)
 }
 

@@ -35,6 +35,8 @@ pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
         )
         .when(None, expr("the client settles"), settle)
         .when(None, expr("{count} second(s) pass(es)"), seconds_pass)
+        .when(None, expr("{count} minute(s) pass(es)"), minutes_pass)
+        .when(None, expr("{count} hour(s) pass(es)"), hours_pass)
 }
 
 step!(fixture, |w, name: Text| {
@@ -135,4 +137,14 @@ step!(settle, |w| { w.settle().await });
 
 step!(seconds_pass, |w, secs: Count| {
     w.advance(Duration::from_secs(secs.0)).await
+});
+
+step!(minutes_pass, |w, minutes: Count| {
+    w.advance(Duration::from_secs(minutes.0.saturating_mul(60)))
+        .await
+});
+
+step!(hours_pass, |w, hours: Count| {
+    w.advance(Duration::from_secs(hours.0.saturating_mul(3600)))
+        .await
 });
