@@ -25,6 +25,15 @@
 //   fetched messages; every new message is reported (MSG-1, MSG-2).
 // - `settle`: ping on the socket, wait for the pong and for every request in flight (sleeps on
 //   the virtual clock count as quiet), repeat until a round passes with nothing new.
+// - One client instance lives through outages and background spells (LIFE-1, LIFE-2, LIFE-5):
+//   the event socket is probed with a heartbeat every 30 s of virtual time and given up when a
+//   probe goes unechoed; a lost socket is replaced by the same instance after a seeded,
+//   exponential backoff, resuming after the last event received (or the socket's welcome);
+//   `background` closes the socket and makes no attempts until `foreground` reopens it.
+// - A client is shut down only on `logout` or a login as another identity (LIFE-3): its handles
+//   are released first (REL-1); afterwards nothing of it works (its handles and the commands
+//   answer `client_shut_down`) and it never reaches the backend again (LIFE-4). `kill` drops the
+//   client with no shutdown at all.
 'use strict';
 
 const readline = require('node:readline');
@@ -34,6 +43,17 @@ const PROTOCOL = 1;
 const TOKEN_TTL_S = 4 * 3600;
 const PAGE_SIZE = 50;
 const MAX_ATTEMPTS = 100;
+// The event socket's liveness probe, and the reconnect backoff (virtual milliseconds).
+const HEARTBEAT_EVERY_MS = 30_000;
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 60_000;
+const JITTER_SEED = 0x5eed;
+// The commands this adapter implements (hello `capabilities.commands`): push and counts are not.
+const COMMANDS = [
+  'start', 'logout', 'kill', 'background', 'foreground', 'list_conversations',
+  'open_conversation', 'release', 'fetch_messages', 'send_message', 'update_attributes',
+  'read_attributes', 'advance_time', 'settle', 'inspect',
+];
 
 // ---------------------------------------------------------------- output
 
@@ -103,10 +123,12 @@ const clock = {
   },
 };
 
-// Background work in flight, and how much of it only waits for virtual time.
+// Background work in flight, and how much of it only waits for virtual time; and the sockets
+// still closing (whatever client they belonged to: the backend has not seen them go yet).
 const activity = {
   inflight: 0,
   sleeping: 0,
+  closing: new Set(),
   begin() {
     this.inflight += 1;
   },
@@ -118,7 +140,7 @@ const activity = {
     this.sleeping = 0;
   },
   quiet() {
-    return this.inflight === this.sleeping;
+    return this.inflight === this.sleeping && this.closing.size === 0;
   },
   // Sleeps on the virtual clock, counted as quiet; `gen` guards against a reset in between.
   sleep(ms, gen) {
@@ -149,19 +171,25 @@ function revisionOf(headers) {
   return Number.isFinite(n) ? n : null;
 }
 
-function isConnectError(e) {
+// Whether a failed request never got its answer for a reason of the network (refused, reset,
+// closed before the answer): worth trying again later.
+function isTransportError(e) {
   const code = e && e.cause && e.cause.code;
-  return ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET'].includes(code);
+  return [
+    'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH',
+    'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT',
+  ].includes(code);
 }
 
 // REST access for one client instance: retries 503/429 after Retry-After (or a backoff) and
-// unreachable answers after a backoff, on virtual time.
+// transport failures (the network refused or cut the request) after a backoff, on virtual time.
 class Rest {
-  constructor(base, token, instance, gen) {
+  constructor(base, token, instance, gen, signal) {
     this.base = base.replace(/\/+$/, '');
     this.token = token;
     this.instance = instance;
     this.gen = gen;
+    this.signal = signal; // aborted when the client ends: its requests in flight go with it
   }
 
   async call(method, path, form) {
@@ -177,17 +205,20 @@ class Rest {
         body = new URLSearchParams(form).toString();
       }
       let resp;
+      let text;
       try {
-        resp = await fetch(url, { method, headers, body });
+        resp = await fetch(url, { method, headers, body, signal: this.signal });
+        text = await resp.text();
       } catch (e) {
+        if (!isTransportError(e)) throw new CommandError('backend', `${method} ${url}: ${e.message}`);
+        // Unreachable, refused, or cut before the answer (a half-open network): the request
+        // is tried again later, on virtual time; the client does not fail for it.
         await activity.sleep(backoff, this.gen);
         backoff = Math.min(backoff * 2, 30000);
-        if (isConnectError(e)) continue;
-        throw new CommandError('backend', `${method} ${url}: ${e.message}`);
+        continue;
       }
       const revision = revisionOf(resp.headers);
       const retryAfter = Number.parseInt(resp.headers.get('retry-after') || '', 10);
-      const text = await resp.text().catch(() => '');
       if (resp.ok) {
         try {
           return { body: JSON.parse(text), revision };
@@ -212,10 +243,11 @@ class Rest {
   }
 }
 
-async function fetchToken(tokenUrl, identity, instance) {
+async function fetchToken(tokenUrl, identity, instance, signal) {
   let resp;
   try {
     resp = await fetch(tokenUrl, {
+      signal,
       method: 'POST',
       headers: {
         'X-Convo-Client': instance,
@@ -238,15 +270,30 @@ async function fetchToken(tokenUrl, identity, instance) {
   );
 }
 
-// Opens the event socket; resolves once it is open. Frames and the close go to the engine.
-function connectEvents(eventsUrl, token, instance, gen) {
+// The event channel's URL, resuming after event `since` when there is one.
+function eventsUrlSince(eventsUrl, since) {
+  if (since === null || since === undefined) return eventsUrl;
+  const url = new URL(eventsUrl);
+  url.searchParams.set('since', String(since));
+  return url.toString();
+}
+
+// Event sockets still opening: a client that ends cuts them off.
+const connecting = new Set();
+
+// Opens event socket number `link`; resolves once it is open. Its frames and its close go to the
+// engine, tagged with `link`, so the engine can tell the current socket from ones it let go.
+function connectEvents(url, token, instance, link) {
   return new Promise((resolve, reject) => {
     let settled = false;
-    const ws = new WebSocket(eventsUrl, {
+    const ws = new WebSocket(url, {
       headers: { 'X-Convo-Client': instance, 'X-Twilio-Token': token },
       perMessageDeflate: false,
     });
+    connecting.add(ws);
+    ws.once('close', () => connecting.delete(ws));
     ws.on('open', () => {
+      connecting.delete(ws);
       settled = true;
       resolve(ws);
     });
@@ -271,12 +318,40 @@ function connectEvents(eventsUrl, token, instance, gen) {
       } catch {
         return;
       }
-      engine.socketFrame(gen, frame);
+      if (frame && typeof frame === 'object') engine.socketFrame(link, frame);
     });
     ws.on('close', () => {
-      if (settled) engine.socketClosed(gen);
+      if (settled) engine.socketClosed(link);
     });
   });
+}
+
+// Closes `ws` with the close handshake; `then` runs once it is fully closed (the backend saw it
+// go). Counted as activity meanwhile, so a settle never answers with a socket half closed.
+// A socket known dead (it missed its heartbeat) is terminated instead: no handshake to wait for.
+function closeSocket(ws, then = () => {}, { dead = false } = {}) {
+  if (!ws || ws.readyState === WebSocket.CLOSED) return then();
+  activity.closing.add(ws);
+  ws.once('close', () => {
+    activity.closing.delete(ws);
+    then();
+    schedule();
+  });
+  if (dead || ws.readyState === WebSocket.CONNECTING) ws.terminate();
+  else if (ws.readyState === WebSocket.OPEN) ws.close(1000);
+  // (A socket already closing is only waited for.)
+}
+
+// A seeded generator of numbers in [0, 1) (mulberry32): the backoff jitter repeats run to run.
+function seededRandom(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 const segment = (s) => encodeURIComponent(s);
@@ -299,11 +374,16 @@ const engine = {
   generation: 0,
   instances: 0,
   session: null,
-  pendingStart: null,
+  pendingStart: null, // { instance, identity, restUrl, eventsUrl, link }
   earlyFrames: [],
+  welcome: null, // the resume point the starting client's first socket announced
   settling: [], // { responder, nonce, epoch }
   epoch: 0,
   nonce: 0,
+  links: 0, // event sockets numbered so far
+  random: seededRandom(JITTER_SEED),
+  handleOwners: new Map(), // handle -> the instance that issued it (ids are never reused)
+  lifetime: new AbortController(), // the current client's: aborted when it ends
 
   // Runs `work` in the background, counted as activity; `then` handles its outcome if the
   // session that spawned it is still the current one.
@@ -338,10 +418,15 @@ const engine = {
         case 'start':
           return this.start(r, req);
         case 'logout':
-          this.shutDown();
-          return r.done();
+          // Answered once the socket is closed: nothing published afterwards reaches it.
+          return closeSocket(this.shutDown(), () => r.done());
         case 'kill':
-          this.dropSession();
+          // The process dies: no shutdown, and its socket goes with it.
+          return closeSocket(this.dropSession(), () => r.done());
+        case 'background':
+          return this.background(r);
+        case 'foreground':
+          this.foreground();
           return r.done();
         case 'update_attributes':
           return this.submit(r, { kind: 'update', target: req.target, attributes: req.attributes });
@@ -364,6 +449,10 @@ const engine = {
           }
           return this.fetchMessages(r, req.conversation, req.count);
         }
+        case 'get_count':
+          // Counts are not implemented; without a client there is nothing to count anyway.
+          if (!this.session) return r.error('client_shut_down', 'no client');
+          return r.error('unsupported', 'the node adapter does not implement `get_count`');
         case 'advance_time':
           clock.advance(Number(req.ms) || 0);
           return r.done();
@@ -387,7 +476,7 @@ const engine = {
     if (!s) return { instance: null, connection: null, sync: null, conversations: [], handles: [] };
     return {
       instance: s.instance,
-      connection: s.connected ? 'connected' : 'disconnected',
+      connection: s.link.state === 'open' ? 'connected' : 'disconnected',
       sync: s.sync,
       conversations: [...s.conversations.entries()]
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -398,21 +487,33 @@ const engine = {
 
   // ------------------------------------------------------------ lifecycle
 
+  // Creates a client. A client of another identity is shut down first (a switch of login, with
+  // its handles released); starting the same identity twice is refused.
   start(r, { identity, token_url, rest_url, events_url }) {
-    if (this.session || this.pendingStart) {
-      return r.error('invalid_command', 'a client is already started; log out first');
-    }
+    if (this.pendingStart) return r.error('invalid_command', 'a client is already starting');
     if (![identity, token_url, rest_url, events_url].every((v) => typeof v === 'string')) {
       return r.error('invalid_command', 'start needs identity, token_url, rest_url, events_url');
     }
+    if (this.session) {
+      if (this.session.identity === identity) {
+        return r.error('invalid_command', 'a client is already started for this identity; log out first');
+      }
+      closeSocket(this.shutDown());
+    }
     this.generation += 1;
+    this.lifetime = new AbortController();
     this.instances += 1;
     const instance = `node-${this.instances}`;
-    this.pendingStart = { instance, identity, restUrl: rest_url };
+    const link = ++this.links;
+    this.pendingStart = { instance, identity, restUrl: rest_url, eventsUrl: events_url, link };
+    this.earlyFrames = [];
+    this.welcome = null;
     this.spawn(
       async (gen) => {
-        const token = await fetchToken(token_url, identity, instance);
-        const ws = await connectEvents(events_url, token, instance, gen);
+        const token = await fetchToken(token_url, identity, instance, this.lifetime.signal);
+        const ws = await connectEvents(events_url, token, instance, link);
+        // Dropped before it was ready (a kill): its socket goes with it.
+        if (gen !== this.generation) closeSocket(ws);
         return { token, ws };
       },
       (result) => this.started(r, result),
@@ -423,17 +524,26 @@ const engine = {
     const pending = this.pendingStart;
     this.pendingStart = null;
     if (!pending) {
-      if (value) value.ws.close();
+      if (value) closeSocket(value.ws);
       return r.error('internal', 'the start was abandoned');
     }
     if (error) return r.fail(error);
-    const { instance, identity, restUrl } = pending;
+    const { instance, identity, restUrl, eventsUrl, link } = pending;
     this.session = {
       instance,
       identity,
-      rest: new Rest(restUrl, value.token, instance, this.generation),
-      ws: value.ws,
-      connected: true,
+      eventsUrl,
+      rest: new Rest(restUrl, value.token, instance, this.generation, this.lifetime.signal),
+      // The event connection: which socket is current, and where the event log resumes.
+      link: {
+        id: link,
+        ws: value.ws,
+        state: 'open', // 'open' | 'reconnecting' | 'parked' (in the background)
+        lastSeq: this.welcome, // the last event received, or the first socket's welcome
+        failures: 0, // failed attempts in a row
+        heartbeat: null, // the nonce of the probe not echoed yet
+      },
+      background: false,
       sync: 'started',
       listDone: false,
       user: { attributes: {}, revision: 0 },
@@ -448,64 +558,232 @@ const engine = {
       handles: new Map(), // handle -> sid
       nextHandle: 0,
     };
+    this.welcome = null;
     observe('client_created', { instance });
-    observe('connection_state', { state: 'connected' });
+    this.linked();
     observe('client_sync', { status: 'started' });
-    for (const frame of this.earlyFrames.splice(0)) this.frame(frame);
+    for (const frame of this.earlyFrames.splice(0)) this.event(frame);
     r.ok({ instance });
     this.beginSync();
   },
 
-  // The process died: no shutdown, nothing answered, storage (none here) survives.
+  // Ends the client without a shutdown (the process died, or after one): its work is forgotten
+  // and never reaches the backend again. Returns its socket, for the caller to close.
   dropSession() {
-    if (this.session && this.session.ws) this.session.ws.terminate();
-    // Work of the old generation never reports back: forget it.
+    const s = this.session;
+    // Requests and sockets still on their way to the backend are cut off; work of the old
+    // generation never reports back: forget it.
+    this.lifetime.abort();
+    for (const ws of connecting) closeSocket(ws);
     activity.reset();
     this.generation += 1;
     this.pendingStart = null;
     this.session = null;
     this.earlyFrames = [];
+    this.welcome = null;
+    this.forgetPings();
+    return s ? s.link.ws : null;
   },
 
+  // Logout (or a switch of login): fail what is pending, release every handle, report the
+  // shutdown, drop the client. Returns its socket, for the caller to close.
   shutDown() {
     const s = this.session;
-    if (!s) return;
+    if (!s) return this.dropSession();
     for (const [responder] of s.waitingOps) {
       responder.error('client_shut_down', 'the client was shut down');
     }
     for (const a of s.awaited) a.responder.error('client_shut_down', 'the client was shut down');
+    s.waitingOps = [];
+    s.awaited = [];
+    // Every handle goes before the client does (REL-1).
+    for (const handle of [...s.handles.keys()].sort()) observe('handle_released', { handle });
+    s.handles.clear();
     observe('client_shut_down', { instance: s.instance });
-    this.dropSession();
+    if (s.link.state === 'open') observe('connection_state', { state: 'disconnected' });
+    return this.dropSession();
+  },
+
+  // The app went to the background: close the socket and make no attempts until it is back.
+  // Answered once the socket is closed, so nothing published afterwards is written to it.
+  background(r) {
+    const s = this.session;
+    if (!s) return r.done();
+    s.background = true;
+    const ws = s.link.state === 'open' ? s.link.ws : null;
+    // Socket number 0 matches nothing: an attempt in flight or asleep is abandoned.
+    Object.assign(s.link, { id: 0, ws: null, state: 'parked', heartbeat: null });
+    this.forgetPings();
+    if (ws) observe('connection_state', { state: 'disconnected' });
+    closeSocket(ws, () => r.done());
+  },
+
+  // The app came back: open a socket at once (no backoff), resuming after the last event.
+  foreground() {
+    const s = this.session;
+    if (!s) return;
+    s.background = false;
+    s.link.failures = 0;
+    if (s.link.state !== 'parked') return;
+    observe('connection_state', { state: 'connecting' });
+    this.reconnect(false);
+  },
+
+  // ------------------------------------------------------------ the event connection
+
+  // A socket is open for the client: the backoff starts over, the heartbeat starts.
+  linked() {
+    const s = this.session;
+    s.link.failures = 0;
+    s.link.heartbeat = null;
+    observe('connection_state', { state: 'connected' });
+    this.armHeartbeat(s.link.id);
+  },
+
+  armHeartbeat(link) {
+    this.spawn(
+      (gen) => activity.sleep(HEARTBEAT_EVERY_MS, gen),
+      () => this.heartbeatDue(link),
+    );
+  },
+
+  // Socket `link` is due a probe: send one, or give the socket up if the last one was never
+  // echoed (it stays open but is silent: only this timer can tell).
+  heartbeatDue(link) {
+    const s = this.session;
+    if (!s || s.link.id !== link || s.link.state !== 'open') return;
+    if (s.link.heartbeat !== null) {
+      log(`event socket ${link} missed its heartbeat: replacing it`);
+      closeSocket(s.link.ws, undefined, { dead: true });
+      return this.lostLink();
+    }
+    this.nonce += 1;
+    s.link.heartbeat = this.nonce;
+    s.link.ws.send(JSON.stringify({ type: 'heartbeat', nonce: this.nonce }));
+    this.armHeartbeat(link);
+  },
+
+  // The current socket is gone (closed by the other side, or dead): replace it after a
+  // backoff, unless the app is in the background.
+  lostLink() {
+    const s = this.session;
+    Object.assign(s.link, { ws: null, state: 'reconnecting', heartbeat: null });
+    // Pongs will never come on it: settles ping again on the next socket, or answer when quiet.
+    this.forgetPings();
+    observe('connection_state', { state: 'disconnected' });
+    if (s.background) {
+      s.link.state = 'parked';
+      return;
+    }
+    observe('connection_state', { state: 'connecting' });
+    this.reconnect(true);
+  },
+
+  // The wait before attempt number `failures` (failed attempts in a row, from 0):
+  // min(1 s * 2^n, 60 s), stretched by a seeded jitter in [1, 1.5).
+  backoff(failures) {
+    const base = Math.min(BACKOFF_MIN_MS * 2 ** Math.min(failures, 16), BACKOFF_MAX_MS);
+    return Math.round(base * (1 + this.random() / 2));
+  },
+
+  // Opens a new socket for the client, after the backoff when `wait` is set, resuming after the
+  // last event received. The same instance, token and headers throughout.
+  reconnect(wait) {
+    const s = this.session;
+    const delay = wait ? this.backoff(s.link.failures) : 0;
+    const link = ++this.links;
+    Object.assign(s.link, { id: link, ws: null, state: 'reconnecting', heartbeat: null });
+    const current = (gen) => gen === this.generation && this.session && this.session.link.id === link;
+    this.spawn(
+      async (gen) => {
+        if (delay > 0) await activity.sleep(delay, gen);
+        // Abandoned while it waited (the app went to the background, the client ended).
+        if (!current(gen)) return null;
+        const url = eventsUrlSince(s.eventsUrl, s.link.lastSeq);
+        const ws = await connectEvents(url, s.rest.token, s.instance, link);
+        if (!current(gen)) {
+          closeSocket(ws);
+          return null;
+        }
+        return ws;
+      },
+      (result) => this.reconnected(link, result),
+    );
+  },
+
+  // Attempt `link` ended: the socket is the client's now, or the next attempt backs off more.
+  reconnected(link, { value, error }) {
+    const s = this.session;
+    if (!s || s.link.id !== link || s.link.state !== 'reconnecting') {
+      if (value) closeSocket(value);
+      return;
+    }
+    if (error) {
+      s.link.failures += 1;
+      return this.reconnect(true);
+    }
+    if (!value) return;
+    s.link.ws = value;
+    s.link.state = 'open';
+    this.linked();
   },
 
   // ------------------------------------------------------------ socket input
 
-  socketFrame(gen, frame) {
-    if (gen !== this.generation) return;
-    if (frame.type === 'pong') {
-      this.ponged(frame.nonce);
-    } else if (!this.session && this.pendingStart) {
-      // The socket is up before the client is: keep what arrives until it is.
-      this.earlyFrames.push(frame);
-    } else {
-      this.epoch += 1;
-      try {
-        this.frame(frame);
-      } catch (e) {
-        log('internal error:', e && e.stack ? e.stack : e);
-      }
+  socketFrame(link, frame) {
+    const pending = this.pendingStart ? this.pendingStart.link : null;
+    const current = this.session ? this.session.link.id : null;
+    if (link !== pending && link !== current) {
+      // A socket the client let go of: a pong on it still ends a settle; the rest is stale.
+      if (frame.type === 'pong') this.ponged(frame.nonce);
+      return schedule();
+    }
+    const s = this.session;
+    switch (frame.type) {
+      case 'welcome':
+        // Where this socket starts in the event log: the resume point of a client that has
+        // received nothing yet.
+        if (typeof frame.seq !== 'number') break;
+        if (!s) this.welcome = frame.seq;
+        else if (s.link.lastSeq === null || s.link.lastSeq < frame.seq) s.link.lastSeq = frame.seq;
+        break;
+      case 'pong':
+        this.ponged(frame.nonce);
+        break;
+      case 'heartbeat':
+        if (s && s.link.heartbeat === frame.nonce) s.link.heartbeat = null;
+        break;
+      default:
+        if (!s) {
+          // The socket is up before the client is: keep what arrives until it is.
+          this.earlyFrames.push(frame);
+          break;
+        }
+        this.epoch += 1;
+        try {
+          this.event(frame);
+        } catch (e) {
+          log('internal error:', e && e.stack ? e.stack : e);
+        }
     }
     schedule();
   },
 
-  socketClosed(gen) {
-    if (gen !== this.generation) return;
-    this.epoch += 1;
-    const s = this.session;
-    if (s && s.connected) {
-      s.connected = false;
-      observe('connection_state', { state: 'disconnected' });
+  // An event frame: handled once, in log order (a replay overlapping what arrived is skipped).
+  event(frame) {
+    const link = this.session.link;
+    if (typeof frame.seq === 'number') {
+      if (link.lastSeq !== null && frame.seq <= link.lastSeq) return;
+      link.lastSeq = frame.seq;
     }
+    this.frame(frame);
+  },
+
+  socketClosed(link) {
+    const s = this.session;
+    if (!s || s.link.id !== link || s.link.state !== 'open') return;
+    this.epoch += 1;
+    this.lostLink();
     schedule();
   },
 
@@ -841,15 +1119,21 @@ const engine = {
     if (!s) return r.error('client_shut_down', 'no client');
     if (!s.conversations.has(sid)) return r.error('not_found', `conversation ${sid} is unknown`);
     s.nextHandle += 1;
-    const handle = `h-${s.nextHandle}`;
+    // Prefixed with the instance: a handle id is never reused by a later client.
+    const handle = `${s.instance}/h-${s.nextHandle}`;
     s.handles.set(handle, sid);
+    this.handleOwners.set(handle, s.instance);
     observe('handle_acquired', { handle });
     r.ok({ handle });
   },
 
   release(r, handle) {
     const s = this.session;
-    if (s && s.handles.delete(handle)) {
+    const owner = this.handleOwners.get(handle);
+    if (!s || (owner !== undefined && owner !== s.instance)) {
+      return r.error('client_shut_down', `handle ${handle} belonged to a client that was shut down`);
+    }
+    if (s.handles.delete(handle)) {
       observe('handle_released', { handle });
       return r.done();
     }
@@ -880,9 +1164,9 @@ const engine = {
 
   ping() {
     const s = this.session;
-    if (!s || !s.connected || s.ws.readyState !== WebSocket.OPEN) return null;
+    if (!s || s.link.state !== 'open' || s.link.ws.readyState !== WebSocket.OPEN) return null;
     this.nonce += 1;
-    s.ws.send(JSON.stringify({ type: 'ping', nonce: this.nonce }));
+    s.link.ws.send(JSON.stringify({ type: 'ping', nonce: this.nonce }));
     return this.nonce;
   },
 
@@ -892,6 +1176,12 @@ const engine = {
 
   ponged(nonce) {
     for (const w of this.settling) if (w.nonce === nonce) w.nonce = null;
+  },
+
+  // The socket the pings went out on is gone: their pongs will never come (the next round
+  // pings again, on the next socket if there is one).
+  forgetPings() {
+    for (const w of this.settling) w.nonce = null;
   },
 
   // Answers every settle whose ping came back with nothing new happening and nothing but
@@ -942,7 +1232,7 @@ send({
   adapter: 'node-example',
   version: require('./package.json').version,
   profile: 'js',
-  capabilities: { virtual_time: true, settle: true, features: ['messages'] },
+  capabilities: { virtual_time: true, settle: true, features: ['messages'], commands: COMMANDS },
 });
 
 const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
@@ -962,6 +1252,7 @@ input.on('line', (line) => {
   engine.command(req);
 });
 input.on('close', () => {
-  engine.dropSession();
+  const ws = engine.dropSession();
+  if (ws) ws.terminate();
   process.exit(0);
 });
