@@ -17,7 +17,15 @@ It claims the `mobile` profile and behaves as those SDKs document:
 - messages are fetched only when the app asks, and changes are reported only for fetched ones;
 - its timers (Retry-After and backoff) run on a virtual clock moved by `advance_time`;
 - `settle` pings the event channel, waits for the pong and for requests in flight, and repeats
-  until a round passes with nothing new.
+  until a round passes with nothing new;
+- one client instance lives through outages and background spells: the event socket is probed
+  with a heartbeat every 30 s of virtual time and given up when a probe goes unechoed; a lost
+  socket is replaced by the same instance after a seeded, exponential backoff, resuming after
+  the last event received (or the socket's welcome); `background` closes the socket and makes no
+  attempts until `foreground` reopens it; REST calls the network refused or cut are retried;
+- a client is shut down only on `logout` or a login as another identity, its handles released
+  first; afterwards nothing of it works (its handles and the client commands answer
+  `client_shut_down`) and it never reaches the backend again; `kill` drops it with no shutdown.
 """
 
 import asyncio
@@ -28,6 +36,7 @@ import http.client
 import itertools
 import json
 import os
+import random
 import sys
 import threading
 import urllib.parse
@@ -42,6 +51,17 @@ TOKEN_TTL_SECS = 4 * 3600  # hours, at most a day
 PAGE_SIZE = 50
 MAX_ATTEMPTS = 100
 STDIN_LIMIT = 2 * 1024 * 1024
+# The event socket's liveness probe, and the reconnect backoff (virtual milliseconds).
+HEARTBEAT_EVERY_MS = 30_000
+BACKOFF_MIN_MS = 1_000
+BACKOFF_MAX_MS = 60_000
+JITTER_SEED = 0x5EED
+# The commands this adapter implements (hello `capabilities.commands`): push and counts are not.
+COMMANDS = [
+    "start", "logout", "kill", "background", "foreground", "list_conversations",
+    "open_conversation", "release", "fetch_messages", "send_message", "update_attributes",
+    "read_attributes", "advance_time", "settle", "inspect",
+]
 
 
 def log(text):
@@ -135,11 +155,13 @@ class VirtualClock:
 
 
 class Activity:
-    """Background work in flight, and which of it only waits for virtual time."""
+    """Background work in flight, and which of it only waits for virtual time; and the event
+    sockets still closing (whatever client they belonged to: the backend has not seen them go)."""
 
     def __init__(self, on_sleep):
         self.inflight = 0
-        self.sleeping = []
+        self.sleeping = {}  # one token per sleeper -> its deadline
+        self.closing = set()  # tasks closing a socket
         self._on_sleep = on_sleep
 
     def begin(self):
@@ -150,21 +172,22 @@ class Activity:
 
     def reset(self):
         self.inflight = 0
-        self.sleeping = []
+        self.sleeping = {}
 
     def is_quiet(self, now):
-        return self.inflight == sum(1 for d in self.sleeping if d > now)
+        asleep = sum(1 for d in self.sleeping.values() if d > now)
+        return self.inflight == asleep and not self.closing
 
     async def sleep(self, clock, ms):
         """Sleeps on the virtual clock, counted as quiet."""
         deadline = clock.now + ms
-        self.sleeping.append(deadline)
+        token = object()  # two sleepers may share a deadline: each forgets only its own
+        self.sleeping[token] = deadline
         self._on_sleep()
         try:
             await clock.sleep_until(deadline)
         finally:
-            if deadline in self.sleeping:
-                self.sleeping.remove(deadline)
+            self.sleeping.pop(token, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,8 +249,14 @@ def _error_message(data):
         return ""
 
 
+# A request that never got its answer for a reason of the network (refused, reset, closed before
+# the answer, timed out): worth trying again later.
+TRANSPORT_ERRORS = (OSError, http.client.BadStatusLine, http.client.IncompleteRead)
+
+
 class Rest:
-    """REST access for one client instance, retrying gated answers on virtual time."""
+    """REST access for one client instance, retrying gated answers and transport failures on
+    virtual time."""
 
     def __init__(self, base, token, instance, clock, activity):
         self.base = base.rstrip("/")
@@ -244,12 +273,14 @@ class Rest:
             headers = {"X-Convo-Client": self.instance, "X-Twilio-Token": self.token}
             try:
                 status, resp_headers, data = await http_request(method, url, headers, form)
-            except ConnectionRefusedError:
+            except TRANSPORT_ERRORS as e:
+                # Unreachable, refused, or cut before the answer (a half-open network): the
+                # request is tried again later, on virtual time; the client does not fail for it.
+                log(f"{method} {urllib.parse.urlsplit(url).path}: {type(e).__name__}; retrying")
                 await self.activity.sleep(self.clock, backoff)
                 backoff = min(backoff * 2, 30_000)
                 continue
-            except (OSError, http.client.HTTPException) as e:
-                await self.activity.sleep(self.clock, backoff)
+            except http.client.HTTPException as e:
                 raise CommandError("backend", f"{method} {url}: {e}") from None
             etag = resp_headers.get("etag", "").strip('"')
             revision = int(etag) if etag.isdigit() else None
@@ -289,11 +320,19 @@ async def fetch_token(token_url, identity, instance):
     )
 
 
-async def connect_events(events_url, token, instance):
+def events_url_since(events_url, since):
+    """The event channel's URL, resuming after event `since` when there is one."""
+    if since is None:
+        return events_url
+    separator = "&" if urllib.parse.urlsplit(events_url).query else "?"
+    return f"{events_url}{separator}since={since}"
+
+
+async def connect_events(url, token, instance):
     """Opens the event channel; the token travels in a header, never in the URL."""
     try:
         return await ws_connect(
-            events_url,
+            url,
             additional_headers={"X-Convo-Client": instance, "X-Twilio-Token": token},
             proxy=None,
             compression=None,
@@ -304,8 +343,8 @@ async def connect_events(events_url, token, instance):
     except websockets.exceptions.InvalidStatus as e:
         kind = "token_rejected" if e.response.status_code == 401 else "backend"
         raise CommandError(kind, f"event channel refused: {e.response.status_code}") from None
-    except (OSError, websockets.exceptions.WebSocketException, asyncio.TimeoutError) as e:
-        raise CommandError("backend", f"event channel refused: {e}") from None
+    except (OSError, EOFError, websockets.exceptions.WebSocketException, asyncio.TimeoutError) as e:
+        raise CommandError("backend", f"event channel refused: {type(e).__name__}: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,16 +365,28 @@ class Conversation:
         self.obj = Obj()
 
 
+class Link:
+    """A client's event connection: which socket is current, and where the event log resumes."""
+
+    def __init__(self, number, ws):
+        self.id = number  # the current socket's number (0 matches none: attempts are abandoned)
+        self.ws = ws
+        self.state = "open"  # "open" | "reconnecting" | "parked" (in the background)
+        self.last_seq = None  # the last event received, or the first socket's welcome
+        self.failures = 0  # failed attempts in a row
+        self.heartbeat = None  # the nonce of the probe not echoed yet
+
+
 class Session:
     """Everything one client instance holds."""
 
-    def __init__(self, instance, identity, rest, ws):
+    def __init__(self, instance, identity, rest, events_url, link):
         self.instance = instance
         self.identity = identity
         self.rest = rest
-        self.ws = ws
-        self.reader = None
-        self.connected = True
+        self.events_url = events_url
+        self.link = link
+        self.background = False
         self.sync = "started"
         self.list_done = False
         self.user = Obj()
@@ -371,10 +422,14 @@ class Engine:
         self.session = None
         self.pending_start = None
         self.tasks = set()
-        self.sends = set()  # pings on their way out
+        self.sends = set()  # pings and heartbeats on their way out
+        self.readers = set()  # one task reading each open socket
         self.settling = []  # [responder, nonce or None, epoch]
         self.epoch = 0
         self.nonce = 0
+        self.links = 0  # event sockets numbered so far
+        self.random = random.Random(JITTER_SEED)  # the backoff jitter repeats run to run
+        self.handle_owners = {}  # handle -> the instance that issued it (ids are never reused)
         self._nudge_scheduled = False
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -448,10 +503,15 @@ class Engine:
         if name == "start":
             self.start(r, q["identity"], q["token_url"], q["rest_url"], q["events_url"])
         elif name == "logout":
-            self.shut_down()
-            r.ok()
+            # Answered once the socket is closed: nothing published afterwards reaches it.
+            self.close_socket(self.shut_down(), r.ok)
         elif name == "kill":
-            self.drop_session()
+            # The process dies: no shutdown, and its socket goes with it.
+            self.close_socket(self.drop_session(), r.ok)
+        elif name == "background":
+            self.background(r)
+        elif name == "foreground":
+            self.foreground()
             r.ok()
         elif name == "update_attributes":
             target = q["target"]
@@ -477,6 +537,11 @@ class Engine:
             if sid not in s.conversations:
                 return r.error("not_found", f"conversation {sid} is unknown")
             self.fetch_messages(r, sid, count)
+        elif name == "get_count":
+            # Counts are not implemented; without a client there is nothing to count anyway.
+            if s is None:
+                return r.error("client_shut_down", "no client")
+            r.error("unsupported", "this adapter does not implement `get_count`")
         elif name == "advance_time":
             self.clock.advance(int(q["ms"]))
             r.ok()
@@ -494,7 +559,7 @@ class Engine:
                     "conversations": [], "handles": []}
         return {
             "instance": s.instance,
-            "connection": "connected" if s.connected else "disconnected",
+            "connection": "connected" if s.link.state == "open" else "disconnected",
             "sync": s.sync,
             "conversations": [[sid, s.conversations[sid].sync] for sid in sorted(s.conversations)],
             "handles": sorted(s.handles),
@@ -503,12 +568,20 @@ class Engine:
     # -- session lifecycle ---------------------------------------------------------------------
 
     def start(self, r, identity, token_url, rest_url, events_url):
-        if self.session is not None or self.pending_start is not None:
-            return r.error("invalid_command", "a client is already started; log out first")
+        """Creates a client. A client of another identity is shut down first (a switch of
+        login, with its handles released); starting the same identity twice is refused."""
+        if self.pending_start is not None:
+            return r.error("invalid_command", "a client is already starting")
+        if self.session is not None:
+            if self.session.identity == identity:
+                return r.error("invalid_command",
+                               "a client is already started for this identity; log out first")
+            self.close_socket(self.shut_down())
         self.generation += 1
         self.instances += 1
         instance = f"py-{self.instances}"
-        self.pending_start = (instance, identity, rest_url)
+        self.links += 1
+        self.pending_start = (instance, identity, rest_url, events_url, self.links)
 
         async def work():
             token = await fetch_token(token_url, identity, instance)
@@ -521,25 +594,28 @@ class Engine:
         pending, self.pending_start = self.pending_start, None
         if pending is None:
             if result is not None:
-                asyncio.ensure_future(result[1].close())
+                self.close_socket(result[1])
             return r.error("internal", "the start was abandoned")
         if error is not None:
             return r.fail(error)
-        instance, identity, rest_url = pending
+        instance, identity, rest_url, events_url, number = pending
         token, ws = result
         rest = Rest(rest_url, token, instance, self.clock, self.activity)
-        s = self.session = Session(instance, identity, rest, ws)
+        self.session = Session(instance, identity, rest, events_url, Link(number, ws))
         observe("client_created", instance=instance)
-        observe("connection_state", state="connected")
+        # The listener is attached before the list is requested; its first frame is the
+        # socket's welcome.
+        self.listen(number, ws)
+        self.linked()
         observe("client_sync", status="started")
-        # The listener is attached before the list is requested.
-        s.reader = asyncio.get_running_loop().create_task(self.read_events(s))
         # Client creation completes before the list is fetched.
         r.ok({"instance": instance})
         self.begin_sync()
 
     def drop_session(self):
-        """Ends the session without a shutdown (the process died)."""
+        """Ends the client without a shutdown (the process died, or after one): its work is
+        cancelled and never reaches the backend again. Returns its socket, for the caller to
+        close."""
         s = self.session
         for task in list(self.tasks):
             task.cancel()
@@ -547,31 +623,205 @@ class Engine:
         self.generation += 1
         self.pending_start = None
         self.session = None
-        if s is not None:
-            if s.reader is not None:
-                s.reader.cancel()
-            asyncio.ensure_future(s.ws.close())
+        self.forget_pings()
+        return s.link.ws if s is not None else None
 
     def shut_down(self):
-        """Logout: fail what is pending, release everything, shut the client down."""
+        """Logout (or a switch of login): fail what is pending, release every handle, report
+        the shutdown, drop the client. Returns its socket, for the caller to close."""
         s = self.session
         if s is None:
-            return
+            return self.drop_session()
         for responder, _ in s.waiting_ops:
             responder.error("client_shut_down", "the client was shut down")
         for awaited in s.awaited:
             awaited["responder"].error("client_shut_down", "the client was shut down")
         s.waiting_ops, s.awaited = [], []
+        # Every handle goes before the client does.
+        for handle in sorted(s.handles):
+            observe("handle_released", handle=handle)
+        s.handles.clear()
         observe("client_shut_down", instance=s.instance)
-        self.drop_session()
+        if s.link.state == "open":
+            observe("connection_state", state="disconnected")
+        return self.drop_session()
 
-    # -- the event channel ---------------------------------------------------------------------
+    def background(self, r):
+        """The app went to the background: close the socket and make no attempts until it is
+        back. Answered once the socket is closed, so nothing published afterwards is written to
+        it."""
+        s = self.session
+        if s is None:
+            return r.ok()
+        s.background = True
+        link = s.link
+        ws = link.ws if link.state == "open" else None
+        # Socket number 0 matches nothing: an attempt in flight or asleep is abandoned.
+        link.id, link.ws, link.state, link.heartbeat = 0, None, "parked", None
+        self.forget_pings()
+        if ws is not None:
+            observe("connection_state", state="disconnected")
+        self.close_socket(ws, r.ok)
 
-    async def read_events(self, s):
+    def foreground(self):
+        """The app came back: open a socket at once (no backoff), resuming after the last
+        event."""
+        s = self.session
+        if s is None:
+            return
+        s.background = False
+        s.link.failures = 0
+        if s.link.state == "parked":
+            observe("connection_state", state="connecting")
+            self.reconnect(wait=False)
+
+    # -- the event connection ------------------------------------------------------------------
+
+    def close_socket(self, ws, then=None, dead=False):
+        """Closes `ws` with the close handshake (at once, when it is known dead); `then()` runs
+        once it is closed (the backend saw it go). Counted as activity meanwhile, so a settle
+        never answers with a socket half closed."""
+        if ws is None:
+            if then is not None:
+                then()
+            return
+
+        async def close():
+            try:
+                if dead:
+                    ws.transport.abort()
+                else:
+                    await ws.close()
+                await ws.wait_closed()
+            except Exception as e:  # noqa: BLE001 - closed is closed
+                log(f"closing an event socket: {type(e).__name__}: {e}")
+            finally:
+                self.activity.closing.discard(task)
+                if then is not None:
+                    then()
+                self.step()
+
+        task = asyncio.get_running_loop().create_task(close())
+        self.activity.closing.add(task)
+
+    def listen(self, number, ws):
+        """Reads socket `number` until it closes; its frames go to the engine tagged with its
+        number, so the engine can tell the current socket from ones it let go of."""
+        task = asyncio.get_running_loop().create_task(self.read_events(number, ws))
+        self.readers.add(task)
+        task.add_done_callback(self.readers.discard)
+
+    def send_frame(self, ws, message):
+        """Writes `message` on `ws` (a ping or a heartbeat); a closed socket just drops it."""
+        text = json.dumps(message, separators=(",", ":"))
+
+        async def send():
+            try:
+                await ws.send(text)
+            except websockets.exceptions.ConnectionClosed:
+                pass
+
+        task = asyncio.get_running_loop().create_task(send())
+        self.sends.add(task)
+        task.add_done_callback(self.sends.discard)
+
+    def linked(self):
+        """A socket is open for the client: the backoff starts over, the heartbeat starts."""
+        link = self.session.link
+        link.failures = 0
+        link.heartbeat = None
+        observe("connection_state", state="connected")
+        self.arm_heartbeat(link.id)
+
+    def arm_heartbeat(self, number):
+        self.spawn(self.activity.sleep(self.clock, HEARTBEAT_EVERY_MS),
+                   lambda _res, _err: self.heartbeat_due(number))
+
+    def heartbeat_due(self, number):
+        """Socket `number` is due a probe: send one, or give the socket up if the last one was
+        never echoed (it stays open but is silent: only this timer can tell)."""
+        s = self.session
+        if s is None or s.link.id != number or s.link.state != "open":
+            return
+        if s.link.heartbeat is not None:
+            log(f"event socket {number} missed its heartbeat: replacing it")
+            self.close_socket(s.link.ws, dead=True)
+            return self.lost_link()
+        self.nonce += 1
+        s.link.heartbeat = self.nonce
+        self.send_frame(s.link.ws, {"type": "heartbeat", "nonce": self.nonce})
+        self.arm_heartbeat(number)
+
+    def lost_link(self):
+        """The current socket is gone (closed by the other side, or dead): replace it after a
+        backoff, unless the app is in the background."""
+        s = self.session
+        link = s.link
+        link.ws, link.state, link.heartbeat = None, "reconnecting", None
+        # Pongs will never come on it: settles ping again on the next socket, or answer when
+        # quiet.
+        self.forget_pings()
+        observe("connection_state", state="disconnected")
+        if s.background:
+            link.state = "parked"
+            return
+        observe("connection_state", state="connecting")
+        self.reconnect(wait=True)
+
+    def backoff(self, failures):
+        """The wait before attempt number `failures` (failed attempts in a row, from 0):
+        min(1 s * 2^n, 60 s), stretched by a seeded jitter in [1, 1.5)."""
+        base = min(BACKOFF_MIN_MS * 2 ** min(failures, 16), BACKOFF_MAX_MS)
+        return round(base * (1 + self.random.random() / 2))
+
+    def reconnect(self, wait):
+        """Opens a new socket for the client, after the backoff when `wait` is set, resuming
+        after the last event received. The same instance, token and headers throughout."""
+        s = self.session
+        link = s.link
+        delay = self.backoff(link.failures) if wait else 0
+        self.links += 1
+        number = self.links
+        link.id, link.ws, link.state, link.heartbeat = number, None, "reconnecting", None
+
+        def current():
+            return self.session is s and link.id == number
+
+        async def attempt():
+            if delay:
+                await self.activity.sleep(self.clock, delay)
+            if not current():
+                return None  # abandoned while it waited (the app went to the background)
+            url = events_url_since(s.events_url, link.last_seq)
+            ws = await connect_events(url, s.rest.token, s.instance)
+            if not current():
+                self.close_socket(ws)
+                return None
+            return ws
+
+        self.spawn(attempt(), lambda ws, err: self.reconnected(number, ws, err))
+
+    def reconnected(self, number, ws, error):
+        """Attempt `number` ended: the socket is the client's now, or the next attempt backs
+        off more."""
+        s = self.session
+        if s is None or s.link.id != number or s.link.state != "reconnecting":
+            self.close_socket(ws)
+            return
+        if error is not None:
+            s.link.failures += 1
+            return self.reconnect(wait=True)
+        if ws is None:
+            return
+        s.link.ws, s.link.state = ws, "open"
+        self.listen(number, ws)
+        self.linked()
+
+    # -- socket input ---------------------------------------------------------------------------
+
+    async def read_events(self, number, ws):
         try:
-            async for text in s.ws:
-                if self.session is not s:
-                    return
+            async for text in ws:
                 if not isinstance(text, str):
                     continue
                 try:
@@ -579,21 +829,55 @@ class Engine:
                 except ValueError:
                     log("an event frame that is not JSON was ignored")
                     continue
-                if not isinstance(frame, dict):
-                    continue
-                if frame.get("type") == "pong":
-                    self.ponged(frame.get("nonce"))
-                else:
-                    self.epoch += 1
-                    self.frame(frame)
-                self.step()
+                if isinstance(frame, dict):
+                    self.socket_frame(number, frame)
         except websockets.exceptions.ConnectionClosed:
             pass
-        if self.session is s:
+        self.socket_closed(number)
+
+    def socket_frame(self, number, frame):
+        s = self.session
+        kind = frame.get("type")
+        if s is None or s.link.id != number:
+            # A socket the client let go of: a pong on it still ends a settle; the rest is stale.
+            if kind == "pong":
+                self.ponged(frame.get("nonce"))
+                self.step()
+            return
+        if kind == "welcome":
+            # Where this socket starts in the event log: the resume point of a client that has
+            # received nothing yet.
+            seq = frame.get("seq")
+            if isinstance(seq, int) and (s.link.last_seq is None or seq > s.link.last_seq):
+                s.link.last_seq = seq
+        elif kind == "pong":
+            self.ponged(frame.get("nonce"))
+        elif kind == "heartbeat":
+            if frame.get("nonce") == s.link.heartbeat:
+                s.link.heartbeat = None
+        else:
             self.epoch += 1
-            s.connected = False
-            observe("connection_state", state="disconnected")
-            self.step()
+            self.event(frame)
+        self.step()
+
+    def event(self, frame):
+        """An event frame: handled once, in log order (a replay overlapping what arrived is
+        skipped)."""
+        link = self.session.link
+        seq = frame.get("seq")
+        if isinstance(seq, int):
+            if link.last_seq is not None and seq <= link.last_seq:
+                return
+            link.last_seq = seq
+        self.frame(frame)
+
+    def socket_closed(self, number):
+        s = self.session
+        if s is None or s.link.id != number or s.link.state != "open":
+            return
+        self.epoch += 1
+        self.lost_link()
+        self.step()
 
     def frame(self, f):
         kind = f.get("type")
@@ -642,20 +926,10 @@ class Engine:
 
     def ping(self):
         s = self.session
-        if s is None or not s.connected:
+        if s is None or s.link.state != "open":
             return None
         self.nonce += 1
-        text = json.dumps({"type": "ping", "nonce": self.nonce})
-
-        async def send():
-            try:
-                await s.ws.send(text)
-            except websockets.exceptions.ConnectionClosed:
-                pass
-
-        task = asyncio.get_running_loop().create_task(send())
-        self.sends.add(task)
-        task.add_done_callback(self.sends.discard)
+        self.send_frame(s.link.ws, {"type": "ping", "nonce": self.nonce})
         return self.nonce
 
     def begin_settle(self, r):
@@ -665,6 +939,12 @@ class Engine:
         for w in self.settling:
             if w[1] == nonce:
                 w[1] = None
+
+    def forget_pings(self):
+        """The socket the pings went out on is gone: their pongs will never come (the next
+        round pings again, on the next socket if there is one)."""
+        for w in self.settling:
+            w[1] = None
 
     def poll_settle(self):
         """Answers every settle whose last ping came back with nothing new happening and
@@ -973,14 +1253,20 @@ class Engine:
         if sid not in s.conversations:
             return r.error("not_found", f"conversation {sid} is unknown")
         s.next_handle += 1
-        handle = f"h-{s.next_handle}"
+        # Prefixed with the instance: a handle id is never reused by a later client.
+        handle = f"{s.instance}/h-{s.next_handle}"
         s.handles[handle] = sid
+        self.handle_owners[handle] = s.instance
         observe("handle_acquired", handle=handle)
         r.ok({"handle": handle})
 
     def release(self, r, handle):
         s = self.session
-        if s is not None and handle in s.handles:
+        owner = self.handle_owners.get(handle)
+        if s is None or (owner is not None and owner != s.instance):
+            return r.error("client_shut_down",
+                           f"handle {handle} belonged to a client that was shut down")
+        if handle in s.handles:
             del s.handles[handle]
             observe("handle_released", handle=handle)
             return r.ok()
@@ -1025,7 +1311,12 @@ async def main():
         "adapter": ADAPTER,
         "version": VERSION,
         "profile": "mobile",
-        "capabilities": {"virtual_time": True, "settle": True, "features": ["messages"]},
+        "capabilities": {
+            "virtual_time": True,
+            "settle": True,
+            "features": ["messages"],
+            "commands": COMMANDS,
+        },
     })
     engine = Engine()
     while True:
