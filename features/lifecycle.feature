@@ -82,7 +82,7 @@ Feature: One client instance lives through outages and background spells
   @LIFE-5 @LIFE-1
   Scenario: A flapping network: ten half-open outages in a row
     Given alice's client has started and synchronized
-    When the network flaps 10 times, half-open for 20 seconds and up for 30 seconds each time
+    When the network flaps 10 times, half-open for 10 seconds and up for 20 seconds each time
     And the network goes half-open
     And bob posts a message to "general"
     And 20 seconds pass
@@ -105,6 +105,6 @@ Feature: One client instance lives through outages and background spells
   @LIFE-2 @LIFE-5
   Scenario: Twenty background and foreground cycles keep one client and one socket
     Given alice's client has started and synchronized
-    When alice's app goes to the background and returns 20 times, 60 seconds each time, while bob posts a message to "general"
+    When alice's app goes to the background and returns 20 times, 10 seconds each time, while bob posts a message to "general"
     Then the same client resumed and received what it missed
     And the client kept one event socket

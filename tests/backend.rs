@@ -269,10 +269,19 @@ async fn connect(fx: &Fx, since: Option<u64>) -> impl futures::Stream<Item = Val
     req.headers_mut()
         .insert("x-convo-client", "test-1".parse().unwrap());
     let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.filter_map(|m| async move {
+    let mut frames = Box::pin(ws.filter_map(|m| async move {
         m.ok()
-            .and_then(|m| serde_json::from_str(m.to_text().ok()?).ok())
-    })
+            .and_then(|m| serde_json::from_str::<Value>(m.to_text().ok()?).ok())
+    }));
+    // Every socket opens with where it starts in the event log.
+    let welcome = frames.next().await.unwrap();
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    assert_eq!(
+        welcome["seq"].as_u64(),
+        Some(since.unwrap_or_else(|| fx.backend.events_published())),
+        "{welcome}"
+    );
+    frames
 }
 
 #[tokio::test]

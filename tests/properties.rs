@@ -1,5 +1,5 @@
 //! Property campaigns: the compliant reference client holds every rule over random lifecycles,
-//! and each planted SYNC and UPD bug is found and shrunk to a short lifecycle.
+//! and each planted SYNC, UPD, LIFE and REL bug is found and shrunk to a short lifecycle.
 //! Failing seeds of the fault campaigns are kept under `proptest-regressions/` and replayed first.
 
 use std::sync::Arc;
@@ -52,6 +52,16 @@ campaigns! {
     "UPD-1" property_finds_update_completes_on_ack => Fault::UpdateCompletesOnAck, "update-completes-on-ack";
     "UPD-2" property_finds_local_write_wins => Fault::LocalWriteWins, "local-write-wins";
     "UPD-3" property_finds_stale_event_overwrites => Fault::StaleEventOverwrites, "stale-event-overwrites";
+    "LIFE-1" property_finds_recreate_on_reconnect => Fault::RecreateOnReconnect, "recreate-on-reconnect";
+    "LIFE-1" property_finds_lose_outage_events => Fault::LoseOutageEvents, "lose-outage-events";
+    "LIFE-1" property_finds_no_heartbeat => Fault::NoHeartbeat, "no-heartbeat";
+    "LIFE-2" property_finds_shutdown_on_background => Fault::ShutdownOnBackground, "shutdown-on-background";
+    "LIFE-3" property_finds_shutdown_on_error => Fault::ShutdownOnError, "shutdown-on-error";
+    "LIFE-4" property_finds_reuse_after_shutdown => Fault::ReuseAfterShutdown, "reuse-after-shutdown";
+    "LIFE-5" property_finds_no_backoff => Fault::NoBackoff, "no-backoff";
+    "LIFE-5" property_finds_second_socket => Fault::SecondSocket, "second-socket";
+    "REL-1" property_finds_release_after_shutdown => Fault::ReleaseAfterShutdown, "release-after-shutdown";
+    "REL-1" property_finds_leak_handles => Fault::LeakHandles, "leak-handles";
 }
 
 #[test]

@@ -112,6 +112,7 @@ self_checks! {
     "MSG-2" msg_2_fails_under_drop_fetched_updates => Fault::DropFetchedUpdates,
     "LIFE-1" life_1_fails_under_recreate_on_reconnect => Fault::RecreateOnReconnect,
     "LIFE-1" life_1_fails_under_lose_outage_events => Fault::LoseOutageEvents,
+    "LIFE-1" life_1_fails_under_no_heartbeat => Fault::NoHeartbeat,
     "LIFE-2" life_2_fails_under_shutdown_on_background => Fault::ShutdownOnBackground,
     "LIFE-3" life_3_fails_under_shutdown_on_error => Fault::ShutdownOnError,
     "LIFE-4" life_4_fails_under_reuse_after_shutdown => Fault::ReuseAfterShutdown,

@@ -109,7 +109,7 @@ impl EpisodeKind {
             Self::Outage(Outage::Refuse) => "outage (refused)",
             Self::Outage(Outage::Drop) => "outage (half-open)",
             Self::Outage(Outage::Silence) => "outage (silent socket)",
-            Self::Background => "background spell",
+            Self::Background => "app background spell",
         }
     }
 }
@@ -149,9 +149,17 @@ fn episodes(h: &History<'_>) -> Vec<Episode> {
     out
 }
 
-/// Whether an episode begins after entry `after` and before entry `before`.
-fn next_episode_within(all: &[Episode], after: u64, before: u64) -> bool {
-    all.iter().any(|ep| ep.begin > after && ep.begin < before)
+/// Whether an episode other than `ep` (a silence aside: a silenced socket is replaced like any
+/// lost one) was in force at some point between entries `from` and `to`: then `ep`'s aftermath
+/// is that episode's to judge (a client in the background does not reconnect; a client facing
+/// another outage cannot).
+fn interfered(all: &[Episode], ep: &Episode, from: u64, to: u64) -> bool {
+    all.iter().any(|x| {
+        x.begin != ep.begin
+            && x.kind != EpisodeKind::Outage(Outage::Silence)
+            && x.begin < to
+            && x.end.unwrap_or(u64::MAX) > from
+    })
 }
 
 /// The socket facts of one instance: opened (socket number) and closed.
@@ -260,8 +268,9 @@ fn same_instance_through(
         else {
             continue;
         };
-        if next_episode_within(&all, end, settle.reply) {
-            // Another outage or spell began before the bound passed: it is judged instead.
+        if interfered(&all, &ep, end, settle.reply) {
+            // Another outage or spell was in force before the bound passed: it is judged
+            // instead.
             continue;
         }
         let what_ep = ep.kind.describe();
@@ -271,7 +280,7 @@ fn same_instance_through(
         {
             findings.push(Finding::violated(
                 format!(
-                    "instance {inst} was shut down during a {what_ep} (#{}) and nothing asked for it: #{seq} {}",
+                    "instance {inst} was shut down during an {what_ep} (#{}) and nothing asked for it: #{seq} {}",
                     ep.begin,
                     h.quote(&[*seq])
                 ),
@@ -285,7 +294,7 @@ fn same_instance_through(
         {
             findings.push(Finding::violated(
                 format!(
-                    "a new instance {inst} replaced {} during a {what_ep} (#{}): #{seq} {}",
+                    "a new instance {inst} replaced {} during an {what_ep} (#{}): #{seq} {}",
                     life.instance,
                     ep.begin,
                     h.quote(&[*seq])
@@ -298,7 +307,12 @@ fn same_instance_through(
             // Ended on purpose (a logout inside the window): nothing to judge.
             continue;
         }
-        let open = open_at(h, life.instance, settle.reply);
+        let mut open = open_at(h, life.instance, settle.reply);
+        if ep.kind == EpisodeKind::Outage(Outage::Silence) {
+            // A silenced socket is open but dead: only a replacement counts.
+            let silenced = open_at(h, life.instance, ep.begin);
+            open.retain(|s| !silenced.contains(s));
+        }
         if open.is_empty() {
             findings.push(Finding::violated(
                 format!(
@@ -312,7 +326,7 @@ fn same_instance_through(
             continue;
         }
         findings.push(Finding::held(format!(
-            "instance {} came through a {what_ep} (#{}..#{end}) and had socket {} open by #{}",
+            "instance {} came through an {what_ep} (#{}..#{end}) and had socket {} open by #{}",
             life.instance,
             ep.begin,
             open.iter()
@@ -329,32 +343,57 @@ fn same_instance_through(
 }
 
 /// Judges that the events published for an instance's identity while it was cut off (from the
-/// episode's start to its first socket opened after the episode) reached it exactly once.
-fn cut_off_events_once(h: &History<'_>, kinds: fn(EpisodeKind) -> bool, what: &str) -> Finding {
+/// episode's start to the first socket it opened after that) reached it exactly once: on that
+/// socket, or on a socket it kept through the episode (a client may keep its socket in the
+/// background; a silenced socket carries nothing). A client that never opened a new socket is
+/// judged at the first settle `grace` after the episode ended.
+fn cut_off_events_once(
+    h: &History<'_>,
+    kinds: fn(EpisodeKind) -> bool,
+    grace: Duration,
+    what: &str,
+) -> Finding {
     let lives = lives(h);
+    let all = episodes(h);
     let mut findings = Vec::new();
-    for ep in episodes(h).into_iter().filter(|ep| kinds(ep.kind)) {
+    for ep in all.iter().copied().filter(|ep| kinds(ep.kind)) {
         let Some(life) = life_at(&lives, ep.begin) else {
             continue;
         };
-        let end = ep.end.unwrap_or(u64::MAX);
         let Some(identity) = life.identity else {
             continue;
         };
+        let what_ep = ep.kind.describe();
         // The first socket the instance opened once the episode began (a silenced socket is
-        // replaced before the episode is called off).
-        let Some(back) = sockets(h, life.instance)
+        // replaced before the episode is called off), and the settle that covers its replay.
+        let back = sockets(h, life.instance)
             .into_iter()
             .find(|(e, opened, _)| *opened && e.seq > ep.begin)
-            .map(|(e, _, _)| e.seq)
-        else {
-            continue;
-        };
-        let _ = end;
-        // Sockets open when it began: what they carried may or may not have been read.
-        let old_sockets = open_at(h, life.instance, ep.begin);
-        let Some(settle) = h.settle_after(back) else {
-            continue;
+            .map(|(e, _, _)| e.seq);
+        let (until, settle) = match back {
+            Some(back) => match h.settle_after(back) {
+                Some(settle) => (back, settle),
+                None => continue,
+            },
+            None => {
+                // Never back: judged once the bound after the episode's end has passed.
+                let Some(end) = ep.end.and_then(|s| h.get(s)) else {
+                    continue;
+                };
+                let due = end.at.plus(grace);
+                let Some(settle) = h
+                    .settles()
+                    .iter()
+                    .find(|s| s.reply > end.seq && h.get(s.reply).is_some_and(|e| e.at >= due))
+                    .copied()
+                else {
+                    continue;
+                };
+                if interfered(&all, &ep, end.seq, settle.reply) {
+                    continue;
+                }
+                (settle.reply, settle)
+            }
         };
         if life.ended.is_some_and(|(s, _)| s <= settle.reply) {
             continue;
@@ -362,7 +401,7 @@ fn cut_off_events_once(h: &History<'_>, kinds: fn(EpisodeKind) -> bool, what: &s
         let missed: Vec<(u64, u64)> = h
             .entries()
             .iter()
-            .filter(|e| e.seq > ep.begin && e.seq < back)
+            .filter(|e| e.seq > ep.begin && e.seq < until)
             .filter_map(|e| e.published().map(|p| (e.seq, p)))
             .filter(|(_, p)| p.audience.iter().any(|a| a == identity))
             .map(|(seq, p)| (seq, p.event_seq))
@@ -370,7 +409,8 @@ fn cut_off_events_once(h: &History<'_>, kinds: fn(EpisodeKind) -> bool, what: &s
         if missed.is_empty() {
             continue;
         }
-        // Frames of each event to the instance, on new sockets and on the old ones.
+        // Sockets open when it began: what they carried may or may not have been read.
+        let old_sockets = open_at(h, life.instance, ep.begin);
         let mut fresh: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         let mut stale: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
         for e in h.entries().iter().filter(|e| e.seq <= settle.reply) {
@@ -382,29 +422,36 @@ fn cut_off_events_once(h: &History<'_>, kinds: fn(EpisodeKind) -> bool, what: &s
                 into.entry(f.event_seq).or_default().push(e.seq);
             }
         }
-        let what_ep = ep.kind.describe();
         let mut bad = None;
         for (published_at, event) in &missed {
             let frames = fresh.get(event).map_or(&[][..], Vec::as_slice);
             let on_old = stale.get(event).is_some_and(|v| !v.is_empty());
             match frames.len() {
                 1 => {}
-                // Written to a socket the client was letting go of: it may have read it.
+                // Written to a socket the client kept (or was letting go of): it may have
+                // read it there.
                 0 if on_old => {}
                 0 => {
+                    let how = match back {
+                        Some(b) => format!("after it reconnected (#{b})"),
+                        None => ": it never opened a new socket".to_owned(),
+                    };
                     bad = Some(Finding::violated(
                         format!(
-                            "event {event} (#{published_at}) was published for {identity} during a {what_ep} (#{}) and never reached instance {} after it reconnected (#{back}), by the settle #{}",
+                            "event {event} (#{published_at}) was published for {identity} during an {what_ep} (#{}) and never reached instance {} {how}, by the settle #{}",
                             ep.begin, life.instance, settle.reply
                         ),
-                        vec![*published_at, back, settle.reply],
+                        std::iter::once(*published_at)
+                            .chain(back)
+                            .chain([settle.reply])
+                            .collect(),
                     ));
                     break;
                 }
                 n => {
                     bad = Some(Finding::violated(
                         format!(
-                            "event {event} (#{published_at}), published during a {what_ep}, reached instance {} {n} times after it reconnected: {}",
+                            "event {event} (#{published_at}), published during an {what_ep}, reached instance {} {n} times after it reconnected: {}",
                             life.instance,
                             h.quote(frames)
                         ),
@@ -416,10 +463,11 @@ fn cut_off_events_once(h: &History<'_>, kinds: fn(EpisodeKind) -> bool, what: &s
         }
         findings.push(bad.unwrap_or_else(|| {
             Finding::held(format!(
-                "{} event(s) published during a {what_ep} (#{}..#{end}) reached instance {} once each after socket #{back}",
+                "{} event(s) published during an {what_ep} (#{}) reached instance {} once each by #{}",
                 missed.len(),
                 ep.begin,
-                life.instance
+                life.instance,
+                settle.reply
             ))
         }));
     }
@@ -448,7 +496,7 @@ pub(crate) static SAME_INSTANCE_AFTER_OUTAGE: Check = Check {
 pub(crate) static OUTAGE_EVENTS_ONCE: Check = Check {
     name: "events published during an outage are delivered exactly once after it",
     fails_when: "an event published for the client while it was cut off never reaches it after the reconnect, or reaches it twice",
-    judge: |h| cut_off_events_once(h, is_outage, "an outage"),
+    judge: |h| cut_off_events_once(h, is_outage, RECONNECT_WITHIN, "an outage"),
 };
 
 /// LIFE-2: back from the background, the same instance is connected again.
@@ -462,7 +510,7 @@ pub(crate) static SAME_INSTANCE_AFTER_BACKGROUND: Check = Check {
 pub(crate) static BACKGROUND_EVENTS_ONCE: Check = Check {
     name: "events published in the background are delivered exactly once after the foreground",
     fails_when: "an event published while the app was in the background never reaches the client after it came back, or reaches it twice",
-    judge: |h| cut_off_events_once(h, is_background, "a background spell"),
+    judge: |h| cut_off_events_once(h, is_background, Duration::ZERO, "a background spell"),
 };
 
 /// LIFE-3: shutdowns come only from a logout or a switch of login.
@@ -762,7 +810,7 @@ pub(crate) static BOUNDED_BACKOFF: Check = Check {
                 if let Some(inside) = crowded {
                     findings.push(Finding::violated(
                         format!(
-                            "instance {} tried the event channel {} times within {} s of virtual time during an {} (at most {MAX_ATTEMPTS_PER_WINDOW} allowed): {}",
+                            "instance {} tried the event channel {} times within {} s of virtual time during an outage ({}; at most {MAX_ATTEMPTS_PER_WINDOW} allowed): {}",
                             life.instance,
                             inside.len(),
                             RATE_WINDOW.as_secs(),
@@ -790,7 +838,7 @@ pub(crate) static BOUNDED_BACKOFF: Check = Check {
                     continue;
                 }
                 findings.push(Finding::held(format!(
-                    "instance {} made {} failed attempts during an {outage}, within the bounds",
+                    "instance {} made {} failed attempts during an outage ({outage}), within the bounds",
                     life.instance,
                     during.len()
                 )));
@@ -817,17 +865,12 @@ pub(crate) static BOUNDED_BACKOFF: Check = Check {
             let back = sockets(h, life.instance)
                 .into_iter()
                 .find(|(e, opened, _)| *opened && e.seq > end_entry.seq);
-            let next = all
-                .iter()
-                .find(|x| x.begin > end_entry.seq)
-                .map(|x| x.begin);
-            if next.is_some_and(|n| back.is_none_or(|(e, _, _)| e.seq > n)) {
-                // The next outage came before the client was back: that one is judged.
+            let back_at = back.map_or(late_settle.reply, |(e, _, _)| e.seq);
+            if interfered(&all, &ep, end_entry.seq, back_at) {
+                // Another outage or a background spell was in force before the client was
+                // back: that one is judged.
                 continue;
             }
-            let back = sockets(h, life.instance)
-                .into_iter()
-                .find(|(e, opened, _)| *opened && e.seq > end_entry.seq);
             match back {
                 Some((e, _, _)) if e.at <= due => findings.push(Finding::held(format!(
                     "instance {} reconnected {} s after the network came back (#{})",

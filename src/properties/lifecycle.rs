@@ -17,9 +17,9 @@ use proptest_state_machine::ReferenceStateMachine;
 use serde_json::json;
 
 use super::{CampaignResult, config};
-use crate::adapter::{Adapter, Command, Outcome, Target};
-use crate::backend::Gate;
+use crate::adapter::{Adapter, Command, HandleId, Outcome, ReplyBody, Target};
 use crate::backend::fixture::Fixture;
+use crate::backend::{Gate, Outage};
 use crate::harness::Harness;
 use crate::harness::panics::{assert_held, harness_panic, quiet_marked_panics, unmarked};
 use crate::rules;
@@ -54,6 +54,31 @@ pub enum Step {
     Stale,
     /// Let `n` seconds of virtual time pass.
     Advance(u8),
+    /// Let six minutes pass (past the reconnect bound).
+    LongWait,
+    /// The network fails: refused, half-open or silent sockets.
+    Outage(Outage),
+    /// The network comes back.
+    Restore,
+    /// Bob posts a message to "general" (an event for alice).
+    Post,
+    /// The app goes to the background.
+    Background,
+    /// The app returns to the foreground.
+    Foreground,
+    /// Open a handle on "general".
+    Open,
+    /// Release the newest live handle.
+    ReleaseHandle,
+    /// Log out.
+    Logout,
+    /// The app is killed.
+    Kill,
+    /// Start a client for the other identity (bob when alice was last, alice when bob was): a
+    /// switch of login when a client runs.
+    SwitchLogin,
+    /// Use the client after it ended (list the conversations).
+    UseEnded,
 }
 
 /// What the model knows.
@@ -61,6 +86,20 @@ pub enum Step {
 pub struct Model {
     started: bool,
     writes: u32,
+    /// Bob is the one logged in (or was, last).
+    bob: bool,
+    background: bool,
+    outage: Option<Outage>,
+    handles: u32,
+    /// A client ended (logout, switch or kill) at least once.
+    ended: bool,
+}
+
+impl Model {
+    /// Whether a client can be created now (the token generator is reachable).
+    fn reachable(&self) -> bool {
+        matches!(self.outage, None | Some(Outage::Silence))
+    }
 }
 
 /// The pure model of a lifecycle.
@@ -75,13 +114,22 @@ impl ReferenceStateMachine for Lifecycle {
     }
 
     fn transitions(state: &Model) -> BoxedStrategy<Step> {
+        let outage = prop_oneof![
+            Just(Outage::Refuse),
+            Just(Outage::Drop),
+            Just(Outage::Silence)
+        ];
         if !state.started {
             return prop_oneof![
                 4 => Just(Step::Start),
+                1 => Just(Step::SwitchLogin),
                 1 => Just(Step::GateLastPage),
                 1 => Just(Step::GateParticipants),
                 1 => Just(Step::Hold),
                 1 => (0u8..4).prop_map(Step::OtherWriter),
+                1 => outage.prop_map(Step::Outage),
+                1 => Just(Step::Restore),
+                1 => Just(Step::UseEnded),
             ]
             .boxed();
         }
@@ -97,18 +145,41 @@ impl ReferenceStateMachine for Lifecycle {
             2 => Just(Step::Release),
             2 => (0u8..4).prop_map(Step::OtherWriter),
             1 => Just(Step::Stale),
-            2 => (1u8..4).prop_map(Step::Advance),
+            2 => prop_oneof![1u8..4, Just(30u8)].prop_map(Step::Advance),
+            1 => Just(Step::LongWait),
+            2 => outage.prop_map(Step::Outage),
+            2 => Just(Step::Restore),
+            2 => Just(Step::Post),
+            2 => Just(Step::Background),
+            2 => Just(Step::Foreground),
+            2 => Just(Step::Open),
+            1 => Just(Step::ReleaseHandle),
+            1 => Just(Step::Logout),
+            1 => Just(Step::Kill),
+            1 => Just(Step::SwitchLogin),
         ]
         .boxed()
     }
 
     fn preconditions(state: &Model, step: &Step) -> bool {
         match step {
-            Step::Start => !state.started,
+            Step::Start => !state.started && state.reachable(),
+            Step::SwitchLogin => state.reachable(),
             Step::UpdateUser(_)
             | Step::UpdateConversation(_)
             | Step::ReadConversation
-            | Step::Advance(_) => state.started,
+            | Step::Advance(_)
+            | Step::LongWait
+            | Step::Post
+            | Step::Open
+            | Step::Logout
+            | Step::Kill => state.started,
+            Step::Background => state.started && !state.background,
+            Step::Foreground => state.started && state.background,
+            Step::ReleaseHandle => state.started && state.handles > 0,
+            Step::Outage(_) => state.outage.is_none(),
+            Step::Restore => state.outage.is_some(),
+            Step::UseEnded => !state.started && state.ended,
             Step::Stale => state.writes >= 1,
             _ => true,
         }
@@ -116,8 +187,31 @@ impl ReferenceStateMachine for Lifecycle {
 
     fn apply(mut state: Model, step: &Step) -> Model {
         match step {
-            Step::Start => state.started = true,
+            Step::Start => {
+                state.started = true;
+                state.bob = false;
+                state.background = false;
+            }
+            Step::SwitchLogin => {
+                state.ended |= state.started;
+                state.started = true;
+                state.bob = !state.bob;
+                state.background = false;
+                state.handles = 0;
+            }
+            Step::Logout | Step::Kill => {
+                state.started = false;
+                state.ended = true;
+                state.background = false;
+                state.handles = 0;
+            }
             Step::UpdateConversation(_) | Step::OtherWriter(_) => state.writes += 1,
+            Step::Outage(o) => state.outage = Some(*o),
+            Step::Restore => state.outage = None,
+            Step::Background => state.background = true,
+            Step::Foreground => state.background = false,
+            Step::Open => state.handles += 1,
+            Step::ReleaseHandle => state.handles = state.handles.saturating_sub(1),
             _ => {}
         }
         state
@@ -129,6 +223,8 @@ pub struct System {
     runtime: tokio::runtime::Runtime,
     harness: Option<Harness>,
     general: ConversationSid,
+    /// Handles the client handed out and the app has not released, newest last.
+    handles: Vec<HandleId>,
 }
 
 impl fmt::Debug for System {
@@ -163,6 +259,7 @@ impl System {
             runtime,
             harness: Some(harness),
             general,
+            handles: Vec::new(),
         }
     }
 
@@ -256,8 +353,68 @@ impl System {
             Step::Advance(s) => self
                 .drive(async |h| h.advance(Duration::from_secs(u64::from(s))).await)
                 .unwrap_or_else(|e| harness_panic(e)),
+            Step::LongWait => self
+                .drive(async |h| h.advance(Duration::from_secs(6 * 60)).await)
+                .unwrap_or_else(|e| harness_panic(e)),
+            Step::Outage(o) => self
+                .drive(async |h| h.backend.outage(o).await)
+                .unwrap_or_else(|e| harness_panic(e)),
+            Step::Restore => self
+                .drive(async |h| h.backend.restore().await)
+                .unwrap_or_else(|e| harness_panic(e)),
+            Step::Post => {
+                let general = self.general.clone();
+                self.harness()
+                    .backend
+                    .post_message(&general, "bob", "hello")
+                    .unwrap_or_else(|e| harness_panic(e));
+            }
+            Step::Background => {
+                self.call(Command::Background);
+            }
+            Step::Foreground => {
+                self.call(Command::Foreground);
+            }
+            Step::Open => {
+                let conversation = self.general.clone();
+                // A client still synchronizing may not know it yet: that is its answer to give.
+                if let Outcome::Ok(ReplyBody::Handle { handle }) =
+                    self.call(Command::OpenConversation { conversation })
+                {
+                    self.handles.push(handle);
+                }
+            }
+            Step::ReleaseHandle => {
+                if let Some(handle) = self.handles.pop() {
+                    self.call(Command::Release { handle });
+                }
+            }
+            Step::Logout | Step::Kill => {
+                self.call(if step == Step::Logout {
+                    Command::Logout
+                } else {
+                    Command::Kill
+                });
+                // The ended client's handles: using one is judged (LIFE-4).
+                let kept = std::mem::take(&mut self.handles);
+                if let Some(handle) = kept.into_iter().next() {
+                    self.call(Command::Release { handle });
+                }
+            }
+            Step::SwitchLogin => {
+                let who = if model.bob { "bob" } else { "alice" };
+                let command = self.harness().start_command(who);
+                match self.call(command) {
+                    Outcome::Ok(_) => {}
+                    other => harness_panic(format!("the switch to {who} failed: {other:?}")),
+                }
+                self.handles.clear();
+            }
+            Step::UseEnded => {
+                self.call(Command::ListConversations);
+            }
         }
-        if model.started {
+        if model.started || model.ended {
             self.settle();
         }
     }

@@ -61,6 +61,8 @@ pub enum Fault {
     /// Fails LIFE-1: a reconnect starts from the live end of the event log, so events
     /// published while the client was away are never delivered.
     LoseOutageEvents,
+    /// Fails LIFE-1: no heartbeat, so a socket that went silent is never noticed or replaced.
+    NoHeartbeat,
     /// Fails LIFE-2: going to the background shuts the client down; the foreground creates a
     /// new one.
     ShutdownOnBackground,
@@ -101,6 +103,7 @@ impl Fault {
         Fault::DropFetchedUpdates,
         Fault::RecreateOnReconnect,
         Fault::LoseOutageEvents,
+        Fault::NoHeartbeat,
         Fault::ShutdownOnBackground,
         Fault::ShutdownOnError,
         Fault::ReuseAfterShutdown,
@@ -132,6 +135,7 @@ impl Fault {
             Self::DropFetchedUpdates => "drop-fetched-updates",
             Self::RecreateOnReconnect => "recreate-on-reconnect",
             Self::LoseOutageEvents => "lose-outage-events",
+            Self::NoHeartbeat => "no-heartbeat",
             Self::ShutdownOnBackground => "shutdown-on-background",
             Self::ShutdownOnError => "shutdown-on-error",
             Self::ReuseAfterShutdown => "reuse-after-shutdown",
@@ -180,6 +184,7 @@ impl Fault {
             Self::LoseOutageEvents => {
                 "a reconnect does not resume after the last event, losing the outage's events"
             }
+            Self::NoHeartbeat => "no heartbeat: a silent socket is never noticed",
             Self::ShutdownOnBackground => {
                 "background shuts the client down; foreground creates a new one"
             }

@@ -44,6 +44,8 @@ pub(crate) struct Policy {
     pub(crate) report_fetched_changes: bool,
     /// A lost socket is replaced by the same instance (off: `recreate-on-reconnect`).
     pub(crate) keep_instance_on_reconnect: bool,
+    /// A heartbeat notices a socket that went silent (off: `no-heartbeat`).
+    pub(crate) heartbeat: bool,
     /// A reconnect resumes after the last event received (off: `lose-outage-events`).
     pub(crate) resume_after_last_event: bool,
     /// Going to the background keeps the client (off: `shutdown-on-background`).
@@ -85,6 +87,7 @@ impl From<&FaultSet> for Policy {
             changes_for_fetched_only: on(Fault::EventsForUnfetched),
             report_fetched_changes: on(Fault::DropFetchedUpdates),
             keep_instance_on_reconnect: on(Fault::RecreateOnReconnect),
+            heartbeat: on(Fault::NoHeartbeat),
             resume_after_last_event: on(Fault::LoseOutageEvents),
             survive_background: on(Fault::ShutdownOnBackground),
             survive_connection_loss: on(Fault::ShutdownOnError),

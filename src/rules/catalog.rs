@@ -46,7 +46,11 @@ pub static CATALOG: &[Rule] = &[
             &lifecycle::SAME_INSTANCE_AFTER_OUTAGE,
             &lifecycle::OUTAGE_EVENTS_ONCE,
         ],
-        faults: &[Fault::RecreateOnReconnect, Fault::LoseOutageEvents],
+        faults: &[
+            Fault::RecreateOnReconnect,
+            Fault::LoseOutageEvents,
+            Fault::NoHeartbeat,
+        ],
         // A client that dies of a lost connection does not come back either.
         collateral: &[Fault::ShutdownOnError],
         ..untested(

@@ -49,7 +49,9 @@ impl Engine {
         self.observe(Observation::ConnectionState {
             state: ConnectionState::Connected,
         });
-        self.arm_heartbeat(link);
+        if self.policy.heartbeat {
+            self.arm_heartbeat(link);
+        }
     }
 
     fn arm_heartbeat(&mut self, link: u64) {

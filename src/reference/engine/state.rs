@@ -15,6 +15,9 @@ use crate::wire::{ConversationSid, InstanceId};
 pub(super) struct Object {
     pub(super) attributes: Value,
     pub(super) revision: u64,
+    /// The newest revision the client knows exists (an acknowledgement told it): a snapshot
+    /// older than this is stale even if it is newer than what is shown.
+    pub(super) floor: u64,
 }
 
 impl Object {
@@ -22,6 +25,7 @@ impl Object {
         Self {
             attributes: json!({}),
             revision: 0,
+            floor: 0,
         }
     }
 }

@@ -55,6 +55,13 @@ impl Engine {
             Err(e) => return responder.answer(Outcome::Error(e)),
         };
         let revision = ok.revision.unwrap_or(0);
+        if self.policy.compare_revisions
+            && let Some(obj) = self.object_mut(&target)
+        {
+            // Whatever is older than this revision is stale from now on (a replay after an
+            // outage can bring an older snapshot after the acknowledgement).
+            obj.floor = obj.floor.max(revision);
+        }
         if !self.policy.updates_complete_on_event || revision == 0 {
             return responder.ok(ReplyBody::Attributes {
                 attributes: parse_attributes(&ok.body.attributes),
@@ -85,7 +92,7 @@ impl Engine {
             return false;
         };
         let newer = if compare {
-            revision > obj.revision
+            revision > obj.revision && revision >= obj.floor
         } else {
             revision != obj.revision
         };

@@ -105,9 +105,16 @@ async fn lifecycle(w: &mut TckWorld, command: Command) -> StepResult {
     }
 }
 
+/// Breaks the network, then lets the client notice (settled) before anything else happens, so
+/// its reaction starts at the same virtual instant in every run.
 async fn outage(w: &mut TckWorld, outage: Outage) -> StepResult {
     w.harness()?.backend.outage(outage).await?;
-    Ok(())
+    w.settle().await
+}
+
+async fn restore(w: &mut TckWorld) -> StepResult {
+    w.harness()?.backend.restore().await?;
+    w.settle().await
 }
 
 step!(network_down, |w| { outage(w, Outage::Refuse).await });
@@ -119,16 +126,13 @@ step!(socket_silent, |w, actor: Actor| {
     outage(w, Outage::Silence).await
 });
 
-step!(network_back, |w| {
-    w.harness()?.backend.restore().await?;
-    w.settle().await
-});
+step!(network_back, |w| { restore(w).await });
 
 step!(flap, |w, times: Count, down: Count, up: Count| {
     for _ in 0..times.small()? {
         outage(w, Outage::Drop).await?;
         w.advance(Duration::from_secs(down.0)).await?;
-        w.harness()?.backend.restore().await?;
+        restore(w).await?;
         w.advance(Duration::from_secs(up.0)).await?;
     }
     Ok(())
