@@ -21,9 +21,14 @@
 //!   they are installed (`npm ci` in examples/adapters/node, the venv of examples/adapters/python);
 //!   `CONVO_BENCH_NODE` / `CONVO_BENCH_PYTHON` override their command lines.
 //!
+//! - the lifecycle: every lifecycle scenario's virtual span and the longest's real time; the
+//!   cost of a reconnect (real time from the network's restore to the client holding the events
+//!   it missed, with the harness stepping virtual time as scenarios do, and the reconnect step
+//!   alone); the lifecycle property's cases per second.
+//!
 //! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it;
 //! `CONVO_BENCH_ONLY=overhead,requests,fuzz` (any of `overhead`, `suite`, `properties`, `pages`,
-//! `lists`, `mutants`, `requests`, `fuzz`, `stdio`) runs only those figures.
+//! `lists`, `mutants`, `requests`, `fuzz`, `stdio`, `lifecycle`) runs only those figures.
 
 #[path = "../tests/support/hostile.rs"]
 mod hostile;
@@ -251,6 +256,10 @@ fn main() {
             journals.iter().map(Vec::len).sum::<usize>(),
             stats(all)
         );
+    }
+
+    if wants("lifecycle") {
+        lifecycle_figures(&runtime, &adapter, quick);
     }
 
     if wants("properties") {
@@ -490,4 +499,117 @@ fn requests_and_fuzz(runtime: &tokio::runtime::Runtime, quick: bool, wants: &dyn
             );
         }
     }
+}
+
+/// Lifecycle figures: scenario spans, the reconnect's cost, the property's throughput.
+fn lifecycle_figures(runtime: &tokio::runtime::Runtime, adapter: &Arc<dyn Adapter>, quick: bool) {
+    use convo_tck::backend::{Fact, Outage};
+    use convo_tck::journal::EntryKind;
+    use convo_tck::rules::RuleId;
+
+    // Every lifecycle scenario, one at a time: its virtual span; the suite's wall time.
+    let rules: Vec<RuleId> = ["LIFE-1", "LIFE-2", "LIFE-3", "LIFE-4", "LIFE-5", "REL-1"]
+        .iter()
+        .map(|r| r.parse().expect("a rule id"))
+        .collect();
+    let t = Instant::now();
+    let run = runtime
+        .block_on(run_suite(
+            adapter.clone(),
+            &SuiteOptions {
+                rules,
+                concurrency: 1,
+                ..SuiteOptions::default()
+            },
+        ))
+        .expect("suite");
+    let wall = t.elapsed();
+    let mut spans: Vec<(u64, usize, String)> = run
+        .scenarios
+        .iter()
+        .map(|s| {
+            let span = match (s.journal.first(), s.journal.last()) {
+                (Some(a), Some(b)) => b.at.as_millis() - a.at.as_millis(),
+                _ => 0,
+            };
+            (span, s.journal.len(), s.scenario.clone())
+        })
+        .collect();
+    spans.sort();
+    println!(
+        "lifecycle scenarios ({}), one at a time: {:.2} s wall",
+        spans.len(),
+        wall.as_secs_f64()
+    );
+    for (span, entries, name) in spans.iter().rev().take(4) {
+        println!(
+            "  {:>8.1} min virtual, {entries:>5} journal entries: {name}",
+            *span as f64 / 60_000.0
+        );
+    }
+
+    // The longest outage scenario by hand: 3 hours refused, a post, restore, 5 minutes.
+    let samples = if quick { 3 } else { 10 };
+    let mut long = Vec::new();
+    let mut stepped = Vec::new();
+    let mut alone = Vec::new();
+    for _ in 0..samples {
+        runtime.block_on(async {
+            let mut h = Harness::builder(adapter.clone())
+                .start()
+                .await
+                .expect("harness");
+            let fixture = convo_tck::backend::fixture::Fixture::named("basic").expect("fixture");
+            h.backend.load_fixture("basic", &fixture);
+            let general = h.backend.conversation_sid("general").expect("general");
+            let start = h.start_command("alice");
+            h.driver.call(start).await.expect("start");
+            h.driver.settle().await.expect("settle");
+            let t = Instant::now();
+            h.backend.outage(Outage::Refuse).await.expect("outage");
+            h.driver.settle().await.expect("settle");
+            h.advance(Duration::from_secs(3 * 3600))
+                .await
+                .expect("advance");
+            h.backend
+                .post_message(&general, "bob", "missed")
+                .expect("post");
+            // Restore, then step time as a scenario does until the missed event is delivered.
+            let restored = Instant::now();
+            h.backend.restore().await.expect("restore");
+            h.driver.settle().await.expect("settle");
+            let delivered = |h: &Harness| {
+                h.journal.snapshot().iter().any(
+                    |e| matches!(&e.kind, EntryKind::Backend(Fact::Frame(f)) if f.index == Some(2)),
+                )
+            };
+            let mut last_step = Duration::ZERO;
+            for _ in 0..600 {
+                if delivered(&h) {
+                    break;
+                }
+                let s = Instant::now();
+                h.advance(Duration::from_secs(1)).await.expect("advance");
+                last_step = s.elapsed();
+            }
+            assert!(delivered(&h), "the client came back");
+            stepped.push(restored.elapsed());
+            alone.push(last_step);
+            h.advance(Duration::from_secs(300)).await.expect("advance");
+            long.push(t.elapsed());
+            let _ = h.close().await;
+        });
+    }
+    println!(
+        "3 h refused outage + restore + 5 min (the longest outage scenario's span, 3 h 5 min virtual): {}",
+        stats(long)
+    );
+    println!(
+        "reconnect, restore to missed event delivered (stepping 1 s of virtual time at a time through the backoff): {}",
+        stats(stepped)
+    );
+    println!(
+        "reconnect, the step that reconnects alone (advance 1 s, connect, replay, settle): {}",
+        stats(alone)
+    );
 }

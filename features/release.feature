@@ -38,6 +38,7 @@ Feature: Shutdown only on logout, handles released first, and nothing of the old
     And 10 seconds pass
     Then the closed client was never used again
     And nothing of the closed client was reachable
+    And bob's list matches the backend
 
   @LIFE-4
   Scenario: A killed app starts a new client and the old one is gone

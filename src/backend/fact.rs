@@ -272,6 +272,9 @@ pub struct DroppedFact {
     /// like every other journaled target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Fingerprint of the token it presented, if it sent one before the drop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenFingerprint>,
 }
 
 /// A change the harness made to the backend.

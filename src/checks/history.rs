@@ -29,13 +29,15 @@ fn token_of(e: &Entry) -> Option<&TokenFingerprint> {
             .or_else(|| r.issued.as_ref().map(|i| &i.token)),
         EntryKind::Backend(Fact::Connected { token, .. }) => token.as_ref(),
         EntryKind::Backend(Fact::Frame(f)) => f.token.as_ref(),
+        EntryKind::Backend(Fact::Dropped(d)) => d.token.as_ref(),
         _ => None,
     }
 }
 
 /// Who used each token: the instance that named itself on an entry carrying it; failing that,
-/// for a token minted for an identity that one `start` only was issued as, the instance it
-/// created, provided the token was minted while that instance was live.
+/// for a token minted for an identity, the instance created by the one `start` as that identity
+/// whose instance was live (from the command to its logout, kill or the next start) when the
+/// token was minted.
 fn token_owners(entries: &[Entry]) -> BTreeMap<&TokenFingerprint, &InstanceId> {
     let mut tokens: BTreeMap<&TokenFingerprint, &InstanceId> = BTreeMap::new();
     for e in entries {
@@ -71,14 +73,25 @@ fn token_owners(entries: &[Entry]) -> BTreeMap<&TokenFingerprint, &InstanceId> {
         let Some(issued) = e.request().and_then(|r| r.issued.as_ref()) else {
             continue;
         };
-        // Only one start as that identity, which created an instance, and the token minted
-        // while that instance was live; anything else stays unattributed and is reported.
-        let mut of_identity = starts.iter().filter(|s| s.1 == issued.identity);
-        if let (Some(&(_, _, command, Some(only))), None) = (of_identity.next(), of_identity.next())
-        {
-            if e.seq > command && e.seq < ended(only) {
-                tokens.entry(&issued.token).or_insert(only);
-            }
+        // The start as that identity whose instance was live when the token was minted (from
+        // its command to its logout or kill, or the next start), when exactly one was; a start
+        // that created no instance makes its window ambiguous. Anything else stays
+        // unattributed and is reported.
+        let windows: Vec<(u64, u64, Option<&InstanceId>)> = starts
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.1 == issued.identity)
+            .map(|(i, &(_, _, command, instance))| {
+                let next = starts.get(i + 1).map_or(u64::MAX, |n| n.2);
+                let end = instance.map_or(next, |inst| ended(inst).min(next));
+                (command, end, instance)
+            })
+            .collect();
+        let mut live = windows
+            .iter()
+            .filter(|(from, to, _)| e.seq > *from && e.seq < *to);
+        if let (Some(&(_, _, Some(only))), None) = (live.next(), live.next()) {
+            tokens.entry(&issued.token).or_insert(only);
         }
     }
     tokens
@@ -111,7 +124,7 @@ impl<'a> History<'a> {
         let mut published = BTreeMap::new();
         let mut opened = BTreeMap::new();
         let tokens = token_owners(entries);
-        let owners = entries
+        let mut owners: Vec<Option<&InstanceId>> = entries
             .iter()
             .map(|e| {
                 e.instance
@@ -119,6 +132,24 @@ impl<'a> History<'a> {
                     .or_else(|| token_of(e).and_then(|t| tokens.get(t).copied()))
             })
             .collect();
+        // A socket's close (and a frame written to it) belongs to whoever opened it.
+        let mut socket_owner = BTreeMap::new();
+        for (e, owner) in entries.iter().zip(owners.iter_mut()) {
+            match &e.kind {
+                EntryKind::Backend(Fact::Connected { socket, .. }) => {
+                    if let Some(o) = *owner {
+                        socket_owner.insert(*socket, o);
+                    }
+                }
+                EntryKind::Backend(Fact::Disconnected { socket }) if owner.is_none() => {
+                    *owner = socket_owner.get(socket).copied();
+                }
+                EntryKind::Backend(Fact::Frame(f)) if owner.is_none() => {
+                    *owner = f.socket.and_then(|s| socket_owner.get(&s).copied());
+                }
+                _ => {}
+            }
+        }
         for e in entries {
             if let Some((id, Command::Settle)) = e.command() {
                 settle_commands.insert(id, e.seq);

@@ -376,7 +376,15 @@ async fn relay(mut stream: tokio::net::TcpStream, upstream: Arc<Upstream>) {
                     }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    // Transparent: the client learns its socket is closed only once the backend
+                    // has let go of its side too (what it still sends is for nobody).
                     let _ = to_server.close().await;
+                    while let Some(Ok(m)) = from_server.next().await {
+                        if matches!(m, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                    let _ = to_client.close().await;
                     return;
                 }
                 Some(Ok(_)) => {}

@@ -82,7 +82,7 @@ impl<C: fmt::Debug> CampaignResult<C> {
                     .collect();
                 assert!(
                     rules.iter().any(|r| message.starts_with(r.as_str())),
-                    "fault `{fault}` was caught by the wrong invariant: {message}"
+                    "fault `{fault}` was caught by the wrong invariant: {message}\ncounterexample: {counterexample:?}"
                 );
                 eprintln!("{fault}: shrunk to {counterexample:?}\n  {message}");
                 counterexample

@@ -36,6 +36,9 @@ pub struct Config {
     pub faults: FaultSet,
     /// `PageSize` it asks the subscribed list for.
     pub page_size: u32,
+    /// Commands it claims not to have (like a server-side SDK without `background`): left out
+    /// of its capabilities and answered `unsupported`.
+    pub lacks: Vec<CommandKind>,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             profile: Profile::Mobile,
             faults: FaultSet::none(),
             page_size: 50,
+            lacks: Vec::new(),
         }
     }
 }

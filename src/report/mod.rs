@@ -167,9 +167,12 @@ fn row(rule: &'static Rule, run: &SuiteRun, profile: Profile) -> RuleRow {
     let tagged = |s: &ScenarioRecord| s.rules.contains(&rule.id);
     let mut unprovoked = Vec::new();
     for check in rule.checks {
+        // What held in a scenario that hit a harness or adapter error does not count: that
+        // scenario's run cannot be vouched for (its violations still do).
         let held: Vec<(&ScenarioRecord, &str)> = run
             .scenarios
             .iter()
+            .filter(|s| s.error.is_none())
             .flat_map(|s| {
                 s.judgements
                     .iter()

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::http1;
 use crate::backend::fact::{DroppedFact, Fact, Port, quoted};
 use crate::backend::service::Service;
-use crate::secrets::scrub;
+use crate::secrets::{TokenFingerprint, scrub};
 use crate::wire::InstanceId;
 
 /// Takes and drops connections on `listener` until `stop` fires.
@@ -37,9 +37,18 @@ async fn drop_connection(mut stream: TcpStream, port: Port, service: Arc<Service
         .as_ref()
         .and_then(|h| h.header("x-convo-client"))
         .map(|i| InstanceId::from(quoted(i)));
+    let token = head
+        .as_ref()
+        .and_then(|h| h.header("x-twilio-token"))
+        .map(TokenFingerprint::of);
     let target = head.map(|h| quoted(&scrub(&h.target)));
-    service
-        .recorder
-        .record(instance, Fact::Dropped(DroppedFact { port, target }));
+    service.recorder.record(
+        instance,
+        Fact::Dropped(DroppedFact {
+            port,
+            target,
+            token,
+        }),
+    );
     // Dropping the stream closes it without an answer.
 }

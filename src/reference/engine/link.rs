@@ -182,6 +182,10 @@ impl Engine {
             s.link.leaked.push(old);
         }
         s.link.id = link;
+        // An attempt still waiting out its backoff when the app parks the link (or the client
+        // ends) must not connect: it checks it is still the one wanted before it dials.
+        let wanted = self.wanted_link.clone();
+        wanted.store(link, std::sync::atomic::Ordering::SeqCst);
         let events_url = s.login.events_url.clone();
         let token = s
             .rest
@@ -193,6 +197,15 @@ impl Engine {
         self.spawn(async move {
             if let Some(d) = delay {
                 activity.sleep(&clock, d).await;
+            }
+            if wanted.load(std::sync::atomic::Ordering::SeqCst) != link {
+                return TaskResult::Reconnected {
+                    link,
+                    result: Err(crate::adapter::CommandError::new(
+                        crate::adapter::ErrorKind::Internal,
+                        "the attempt was abandoned",
+                    )),
+                };
             }
             let result = net::connect_events(&events_url, &token, &instance, since, deliver).await;
             TaskResult::Reconnected { link, result }
@@ -240,8 +253,11 @@ impl Engine {
         let was_open = s.link.sender().is_some().then_some(s.link.id);
         s.link.state = LinkState::Parked;
         s.link.heartbeat = None;
-        // A socket number no answer can match: an attempt in flight is abandoned.
+        // A socket number no answer can match: an attempt in flight is abandoned (one still
+        // waiting out its backoff does not even dial).
         s.link.id = 0;
+        self.wanted_link
+            .store(0, std::sync::atomic::Ordering::SeqCst);
         self.forget_pings();
         if was_open.is_some() {
             self.observe(Observation::ConnectionState {

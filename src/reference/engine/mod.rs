@@ -132,6 +132,8 @@ pub(crate) struct Engine {
     nonce: u64,
     /// Sockets numbered so far.
     links: u64,
+    /// The socket number a reconnect attempt may still dial for (0: none).
+    wanted_link: Arc<std::sync::atomic::AtomicU64>,
     /// The state of the seeded backoff jitter.
     jitter: u64,
     /// The resume point the first socket of a client being created announced.
@@ -180,6 +182,7 @@ impl Engine {
             epoch: 0,
             nonce: 0,
             links: 0,
+            wanted_link: Arc::default(),
             jitter: 0x5eed,
             welcome: None,
             closing: Vec::new(),
@@ -230,6 +233,12 @@ impl Engine {
     fn command(&mut self, command: Command, responder: Responder) {
         if !matches!(command, Command::Settle) {
             self.epoch += 1;
+        }
+        if self.config.lacks.contains(&command.kind()) {
+            return responder.error(
+                ErrorKind::Unsupported,
+                format!("this client has no `{}`", command.name()),
+            );
         }
         match command {
             Command::Start {

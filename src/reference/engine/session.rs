@@ -163,6 +163,8 @@ impl Engine {
     /// Ends the session without a shutdown (the process died): its handles die with it.
     pub(super) fn drop_session(&mut self) {
         self.tasks.abort_all();
+        self.wanted_link
+            .store(0, std::sync::atomic::Ordering::SeqCst);
         // Aborted tasks never report: forget them.
         self.activity.reset();
         self.generation += 1;
