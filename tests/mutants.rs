@@ -70,7 +70,7 @@ campaign! {
     write_unserved_path "write-unserved-path" ["SYNC-2"];
     lazy_socket "lazy-socket" ["LIST-2"];
     drop_every_fifth_event "drop-every-fifth-event" ["MSG-1"];
-    duplicate_events "duplicate-events" ["MSG-1"];
+    duplicate_events "duplicate-events" [];
     drop_removals "drop-removals" ["LIST-4"];
     drop_added_during_fetch "drop-added-during-fetch" ["LIST-2"];
     drop_message_changes "drop-message-changes" ["MSG-2"];

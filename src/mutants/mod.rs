@@ -133,7 +133,7 @@ mutants! {
     WriteUnservedPath "write-unserved-path" Transport ["SYNC-2"] "an app that sends a typing indicator to a conversation as soon as it loads it";
     LazySocket "lazy-socket" Transport ["LIST-2"] "an SDK that opens its event socket only after the first page of the list";
     DropEveryFifthEvent "drop-every-fifth-event" Transport ["MSG-1"] "a transport that loses one event frame in five";
-    DuplicateEvents "duplicate-events" Transport ["MSG-1"] "a transport that delivers every event frame twice";
+    DuplicateEvents "duplicate-events" Transport [] "a transport that delivers every event frame twice (transparent: the client drops a frame whose seq it already has)";
     DropRemovals "drop-removals" Transport ["LIST-4"] "an event layer that ignores conversation removals";
     DropAddedDuringFetch "drop-added-during-fetch" Transport ["LIST-2"] "an event layer that drops conversation-added events while the list is loading";
     DropMessageChanges "drop-message-changes" Transport ["MSG-2"] "an event layer that ignores message edits and removals";
