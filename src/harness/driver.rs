@@ -298,13 +298,25 @@ impl Driver {
         backend_clock: &VirtualClock,
         d: Duration,
     ) -> Result<(), AdapterError> {
+        let step = (d / 60).max(Duration::from_secs(1));
+        self.advance_in_steps(backend_clock, d, step).await
+    }
+
+    /// Moves both clocks forward by `d` in steps of `step` (the last may be shorter), settling
+    /// after each; for spans where nothing finer than `step` matters (a wait past a bound).
+    pub async fn advance_in_steps(
+        &mut self,
+        backend_clock: &VirtualClock,
+        d: Duration,
+        step: Duration,
+    ) -> Result<(), AdapterError> {
         self.journal.note(
             None,
             HarnessEntry::TimePassed {
                 ms: d.as_millis() as u64,
             },
         );
-        let step = (d / 60).max(Duration::from_secs(1));
+        let step = step.max(Duration::from_millis(1));
         let mut left = d;
         while !left.is_zero() {
             let now = left.min(step);

@@ -353,8 +353,18 @@ impl System {
             Step::Advance(s) => self
                 .drive(async |h| h.advance(Duration::from_secs(u64::from(s))).await)
                 .unwrap_or_else(|e| harness_panic(e)),
+            // Past the reconnect bound; minute steps are fine enough for it (the backoff
+            // ceiling is 90 s) and keep the case cheap.
             Step::LongWait => self
-                .drive(async |h| h.advance(Duration::from_secs(6 * 60)).await)
+                .drive(async |h| {
+                    h.driver
+                        .advance_in_steps(
+                            &h.clock,
+                            Duration::from_secs(6 * 60),
+                            Duration::from_secs(60),
+                        )
+                        .await
+                })
                 .unwrap_or_else(|e| harness_panic(e)),
             Step::Outage(o) => self
                 .drive(async |h| h.backend.outage(o).await)
