@@ -14,7 +14,9 @@ Feature: One client instance lives through outages and background spells
   @LIFE-1 @LIFE-3
   Scenario Outline: The same client comes back after the network refused it for <span>
     Given alice's client has started and synchronized
-    When the network goes down
+    When bob posts a message to "general"
+    And the client settles
+    And the network goes down
     And <span> pass
     And bob posts a message to "general"
     And 1 second passes

@@ -77,6 +77,9 @@ campaign! {
     corrupt_attributes "corrupt-attributes" ["UPD-2"];
     drop_first_page_item "drop-first-page-item" ["LIST-4"];
     stop_after_second_page "stop-after-second-page" ["LIST-4"];
+    resume_inclusive "resume-inclusive" ["LIFE-1", "LIFE-2"];
+    linger_after_logout "linger-after-logout" ["LIFE-4"];
+    zombie_presence_timer "zombie-presence-timer" ["LIFE-4"];
 }
 
 #[test]

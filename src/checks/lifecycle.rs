@@ -162,14 +162,21 @@ fn interfered(all: &[Episode], ep: &Episode, from: u64, to: u64) -> bool {
     })
 }
 
-/// The socket facts of one instance: opened (socket number) and closed.
+/// The socket facts of one instance: opened (socket number) and closed. A close is the
+/// instance's when the socket it closes is: the backend journals it with the instance the
+/// socket named, which is none for a socket attributed by its token alone.
 fn sockets<'a>(h: &History<'a>, instance: &InstanceId) -> Vec<(&'a Entry, bool, u64)> {
+    let mut mine = BTreeSet::new();
     h.entries()
         .iter()
-        .filter(|e| h.owner(e) == Some(instance))
         .filter_map(|e| match &e.kind {
-            EntryKind::Backend(Fact::Connected { socket, .. }) => Some((e, true, *socket)),
-            EntryKind::Backend(Fact::Disconnected { socket }) => Some((e, false, *socket)),
+            EntryKind::Backend(Fact::Connected { socket, .. }) if h.owner(e) == Some(instance) => {
+                mine.insert(*socket);
+                Some((e, true, *socket))
+            }
+            EntryKind::Backend(Fact::Disconnected { socket }) if mine.contains(socket) => {
+                Some((e, false, *socket))
+            }
             _ => None,
         })
         .collect()
@@ -398,6 +405,22 @@ fn cut_off_events_once(
         if life.ended.is_some_and(|(s, _)| s <= settle.reply) {
             continue;
         }
+        // What the instance had processed before the episode began (a settle covered its frame
+        // before then) must not be written to it again on a socket opened since: a reconnect
+        // resumes after the last event received, so it gets what it had once, not twice.
+        if let Some(again) = replayed(h, life.instance, ep.begin, settle.reply) {
+            let (event, first, covered, frame) = again;
+            findings.push(Finding::violated(
+                format!(
+                    "event {event} reached instance {} before the {what_ep} (#{first}, processed by the settle #{covered}) and was written to it again on a socket it opened after the {what_ep} began (#{}): #{frame} {}",
+                    life.instance,
+                    ep.begin,
+                    h.quote(&[frame])
+                ),
+                vec![first, ep.begin, frame],
+            ));
+            continue;
+        }
         let missed: Vec<(u64, u64)> = h
             .entries()
             .iter()
@@ -475,6 +498,43 @@ fn cut_off_events_once(
         findings,
         &format!("no event was published for a client while it was cut off by {what}"),
     )
+}
+
+/// An event `instance` had processed before entry `begin` (its frame on a socket opened before
+/// then, covered by a settle answered before then) that was written to it again, by entry
+/// `until`, on a socket it opened after `begin`: (event seq, first frame, covering settle's
+/// reply, repeated frame).
+fn replayed(
+    h: &History<'_>,
+    instance: &InstanceId,
+    begin: u64,
+    until: u64,
+) -> Option<(u64, u64, u64, u64)> {
+    let fresh: BTreeSet<u64> = sockets(h, instance)
+        .into_iter()
+        .filter(|(e, opened, _)| *opened && e.seq > begin && e.seq <= until)
+        .map(|(_, _, socket)| socket)
+        .collect();
+    if fresh.is_empty() {
+        return None;
+    }
+    let mut had: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for e in h.entries().iter().filter(|e| e.seq <= until) {
+        let Some(f) = e.frame() else { continue };
+        if h.owner(e) != Some(instance) {
+            continue;
+        }
+        if f.socket.is_some_and(|s| fresh.contains(&s)) {
+            if let Some((first, covered)) = had.get(&f.event_seq) {
+                return Some((f.event_seq, *first, *covered, e.seq));
+            }
+        } else if e.seq < begin
+            && let Some(settle) = h.settle_after_frame(e).filter(|s| s.reply < begin)
+        {
+            had.entry(f.event_seq).or_insert((e.seq, settle.reply));
+        }
+    }
+    None
 }
 
 fn is_outage(k: EpisodeKind) -> bool {
@@ -600,6 +660,40 @@ pub(crate) static OLD_INSTANCE_RETIRED: Check = Check {
                     std::iter::once(end).chain(later).collect(),
                 ));
                 continue;
+            }
+            // Its event socket goes with it: one still open once virtual time has passed since
+            // the end (a settle later than the end's instant) is the old instance still in use.
+            let ended_at = h.get(end).map(|e| e.at);
+            if let Some(later_settle) = h.settles().iter().copied().find(|s| {
+                s.reply > end
+                    && h.get(s.reply)
+                        .is_some_and(|e| ended_at.is_some_and(|at| e.at > at))
+            }) {
+                let open = open_at(h, l.instance, later_settle.reply);
+                if !open.is_empty() {
+                    let opened: Vec<u64> = sockets(h, l.instance)
+                        .into_iter()
+                        .filter(|(_, o, s)| *o && open.contains(s))
+                        .map(|(e, _, _)| e.seq)
+                        .collect();
+                    findings.push(Finding::violated(
+                        format!(
+                            "instance {} ended at #{end} but its event socket {} was still open at the settle #{}, after virtual time had passed: {}",
+                            l.instance,
+                            open.iter()
+                                .map(u64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            later_settle.reply,
+                            h.quote(&opened)
+                        ),
+                        std::iter::once(end)
+                            .chain(opened)
+                            .chain([later_settle.reply])
+                            .collect(),
+                    ));
+                    continue;
+                }
             }
             // Provoked only when the scenario went on long enough to show it: virtual time
             // passed (the old instance's timers had their turn), or the backend served on.

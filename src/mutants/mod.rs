@@ -78,6 +78,9 @@ pub(crate) enum Kind {
     CorruptAttributes,
     DropFirstPageItem,
     StopAfterSecondPage,
+    ResumeInclusive,
+    LingerAfterLogout,
+    ZombiePresenceTimer,
 }
 
 /// One mutant: a realistic client bug and the rules that must catch it.
@@ -140,6 +143,9 @@ mutants! {
     CorruptAttributes "corrupt-attributes" Transport ["UPD-2"] "a decoder that garbles the attributes of Updated events";
     DropFirstPageItem "drop-first-page-item" Transport ["LIST-4"] "a pagination layer that skips the first item of every page";
     StopAfterSecondPage "stop-after-second-page" Transport ["LIST-4"] "a pagination layer that stops following next-page links after two pages";
+    ResumeInclusive "resume-inclusive" Transport ["LIFE-1", "LIFE-2"] "an event layer that reconnects with since = the last seq received minus one (an inclusive resume point), so the last event it had is written again on every new socket";
+    LingerAfterLogout "linger-after-logout" Transport ["LIFE-4"] "an SDK whose logout abandons its event connection instead of closing it: the backend keeps the old instance's socket open and writing to it";
+    ZombiePresenceTimer "zombie-presence-timer" App ["LIFE-4"] "an app that refreshes its user's presence every 60 s of virtual time with the token and instance id of the client it was armed for, and never cancels the timer on logout";
 }
 
 /// What the proxy tells the app layer.
@@ -173,6 +179,8 @@ pub(crate) struct Shared {
     credentials: Option<(String, Option<String>)>,
     injected: bool,
     injected_for: Vec<String>,
+    /// A logout was asked for and no client was started since.
+    logged_out: bool,
 }
 
 pub(crate) fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -373,6 +381,7 @@ impl Adapter for MutantAdapter {
                 credentials: None,
                 injected: false,
                 injected_for: Vec::new(),
+                logged_out: false,
             }));
             let wrapper = wrapper::Wrapper {
                 mutant,
@@ -388,6 +397,7 @@ impl Adapter for MutantAdapter {
                 held: Vec::new(),
                 settle_ids: Vec::new(),
                 synced: false,
+                timers: Vec::new(),
             };
             let task = tokio::spawn(wrapper.run(from_harness, from_stack));
             let closer = async move {

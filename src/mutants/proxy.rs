@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request a
 use tokio_tungstenite::tungstenite::http::{HeaderName, StatusCode};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{Kind, Mutant, Shared};
+use super::{Kind, Mutant, Shared, lock};
 
 /// One request on its way upstream.
 #[derive(Clone, Debug)]
@@ -60,6 +60,7 @@ impl Outgoing {
 pub(crate) struct Proxy {
     pub(crate) http_url: String,
     pub(crate) events_url: String,
+    upstream: Arc<Upstream>,
     tasks: JoinSet<()>,
 }
 
@@ -111,12 +112,21 @@ impl Proxy {
         });
         let mut tasks = JoinSet::new();
         tasks.spawn(serve_http(http_listener, upstream.clone()));
-        tasks.spawn(serve_events(ws_listener, upstream));
+        tasks.spawn(serve_events(ws_listener, upstream.clone()));
         Ok(Self {
             http_url: format!("http://{http_addr}"),
             events_url: format!("ws://{ws_addr}/v1/events"),
+            upstream,
             tasks,
         })
+    }
+
+    /// Sends a request of the app's own upstream and waits for its answer's status.
+    pub(crate) async fn inject(&self, out: &Outgoing) -> Option<u16> {
+        send(&self.upstream, out)
+            .await
+            .ok()
+            .map(|(status, _, _)| status)
     }
 }
 
@@ -328,6 +338,20 @@ async fn relay(mut stream: tokio::net::TcpStream, upstream: Arc<Upstream>) {
     if upstream.mutant.kind == Kind::StripClientHeader {
         head.headers.retain(|(k, _)| k != "x-convo-client");
     }
+    if upstream.mutant.kind == Kind::ResumeInclusive {
+        // "Events from `since` on": the resume point is taken as inclusive.
+        head.query = head
+            .query
+            .split('&')
+            .map(
+                |kv| match kv.strip_prefix("since=").map(str::parse::<u64>) {
+                    Some(Ok(n)) if n > 0 => format!("since={}", n - 1),
+                    _ => kv.to_owned(),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("&");
+    }
     let (read, write) = stream.into_split();
     let replayed = tokio::io::join(std::io::Cursor::new(head.bytes.clone()).chain(read), write);
     let (client, server) = if upstream.mutant.kind == Kind::LazySocket {
@@ -353,6 +377,7 @@ async fn relay(mut stream: tokio::net::TcpStream, upstream: Arc<Upstream>) {
     };
     let (mut to_client, mut from_client) = client.split();
     let (mut to_server, mut from_server) = server.split();
+    // Left only when the mutant `linger-after-logout` abandons the connection.
     loop {
         tokio::select! {
             msg = from_server.next() => match msg {
@@ -376,6 +401,11 @@ async fn relay(mut stream: tokio::net::TcpStream, upstream: Arc<Upstream>) {
                     }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    if upstream.mutant.kind == Kind::LingerAfterLogout
+                        && lock(&upstream.shared).logged_out
+                    {
+                        break;
+                    }
                     // Transparent: the client learns its socket is closed only once the backend
                     // has let go of its side too (what it still sends is for nobody).
                     let _ = to_server.close().await;
@@ -391,4 +421,9 @@ async fn relay(mut stream: tokio::net::TcpStream, upstream: Arc<Upstream>) {
             },
         }
     }
+    // The logout dropped the connection object without closing it: the client's side is gone,
+    // the backend's stays open, and what it writes is read and ignored.
+    drop((to_client, from_client));
+    while let Some(Ok(_)) = from_server.next().await {}
+    drop(to_server);
 }

@@ -9,12 +9,26 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::proxy::Proxy;
+use super::proxy::{Outgoing, Proxy};
 use super::{Kind, Mutant, Pending, Shared, Signal, lock};
 use crate::adapter::{
     AdapterEvent, ClientSyncStatus, Command, Observation, Outcome, Reply, ReplyBody, Request,
     Target,
 };
+use crate::wire::InstanceId;
+
+/// How often the app refreshes its user's presence (mutant `zombie-presence-timer`).
+const PRESENCE_EVERY_MS: u64 = 60_000;
+
+/// An app timer armed for one client: what it captured of that client, and the virtual time
+/// it has seen pass.
+pub(super) struct PresenceTimer {
+    identity: String,
+    instance: InstanceId,
+    /// The token and instance header of the client, captured on its first request.
+    credentials: Option<(String, Option<String>)>,
+    elapsed_ms: u64,
+}
 
 /// Ids of the wrapper's own commands to the stack: far above the harness's.
 const OWN_IDS: u64 = 1 << 40;
@@ -37,6 +51,8 @@ pub(super) struct Wrapper {
     pub(super) held: Vec<Observation>,
     pub(super) settle_ids: Vec<u64>,
     pub(super) synced: bool,
+    /// The app's presence timers, one armed per client created, none ever cancelled.
+    pub(super) timers: Vec<PresenceTimer>,
 }
 
 impl Wrapper {
@@ -95,6 +111,7 @@ impl Wrapper {
                     st.identity.clone_from(&identity);
                     st.list_done = false;
                     st.pages = 0;
+                    st.logged_out = false;
                 }
                 // One proxy per session: a later start (refused or not) must not cut the
                 // connections of a client that is still running.
@@ -124,6 +141,12 @@ impl Wrapper {
             other => other,
         };
         match (&self.mutant.kind, &command) {
+            (_, Command::Logout) => lock(&self.shared).logged_out = true,
+            // The process dies, and its timers with it.
+            (Kind::ZombiePresenceTimer, Command::Kill) => self.timers.clear(),
+            (Kind::ZombiePresenceTimer, Command::AdvanceTime { ms }) => {
+                self.presence(*ms).await;
+            }
             (Kind::ReplyBeforeUpdate, Command::UpdateAttributes { attributes, .. }) => {
                 let written = attributes.clone();
                 self.answer(
@@ -205,6 +228,50 @@ impl Wrapper {
         let _ = self.to_stack.send(Request { id, command });
     }
 
+    /// `ms` of virtual time pass for the app's presence timers: each that comes due sends the
+    /// presence refresh of the client it was armed for, as that client.
+    async fn presence(&mut self, ms: u64) {
+        self.capture();
+        let mut due = Vec::new();
+        for t in &mut self.timers {
+            let before = t.elapsed_ms / PRESENCE_EVERY_MS;
+            t.elapsed_ms += ms;
+            if t.elapsed_ms / PRESENCE_EVERY_MS > before
+                && let Some((token, client)) = &t.credentials
+            {
+                let mut headers = vec![("x-twilio-token".to_owned(), token.clone())];
+                headers.extend(client.clone().map(|c| ("x-convo-client".to_owned(), c)));
+                due.push(Outgoing {
+                    method: reqwest::Method::GET,
+                    target: format!("/v1/Users/{}", t.identity),
+                    headers,
+                    body: bytes::Bytes::new(),
+                });
+            }
+        }
+        if let Some(proxy) = &self.proxy {
+            for out in due {
+                let _ = proxy.inject(&out).await;
+            }
+        }
+    }
+
+    /// Timers that have not yet seen their client's credentials take them from its requests.
+    fn capture(&mut self) {
+        if self.timers.iter().all(|t| t.credentials.is_some()) {
+            return;
+        }
+        let current = lock(&self.shared).credentials.clone();
+        for t in self.timers.iter_mut().filter(|t| t.credentials.is_none()) {
+            if current
+                .as_ref()
+                .is_some_and(|(_, c)| c.as_deref() == Some(t.instance.as_str()))
+            {
+                t.credentials.clone_from(&current);
+            }
+        }
+    }
+
     fn event(&mut self, ev: AdapterEvent) {
         match ev {
             AdapterEvent::Reply(reply) => self.reply(reply),
@@ -263,6 +330,19 @@ impl Wrapper {
     }
 
     fn observation(&mut self, o: Observation) {
+        if let (Kind::ZombiePresenceTimer, Observation::ClientCreated { instance }) =
+            (&self.mutant.kind, &o)
+        {
+            self.timers.push(PresenceTimer {
+                identity: lock(&self.shared).identity.clone(),
+                instance: instance.clone(),
+                credentials: None,
+                elapsed_ms: 0,
+            });
+        }
+        if self.mutant.kind == Kind::ZombiePresenceTimer {
+            self.capture();
+        }
         match (&self.mutant.kind, &o) {
             (Kind::DoubleMessageReport, Observation::MessageAdded { .. }) => {
                 self.observe(o.clone());
