@@ -722,19 +722,35 @@ pub(crate) static OLD_INSTANCE_RETIRED: Check = Check {
 /// LIFE-4: using an ended client or its handles gets the typed `client_shut_down` error.
 pub(crate) static ENDED_CLIENT_REFUSES: Check = Check {
     name: "commands on an ended client or its handles answer client_shut_down",
-    fails_when: "a command on a client that was shut down, or on a handle it held, is answered with anything but the client_shut_down error",
+    fails_when: "a command on a client that was shut down, or on a handle it held, is answered with anything but the client_shut_down error, or a later client hands out a handle id an ended one held",
     judge: |h| {
         let lives = lives(h);
-        // Which instance held each handle: the newest live one when it was acquired.
-        let mut holder: BTreeMap<&HandleId, &InstanceId> = BTreeMap::new();
+        // Which instance held each handle: the newest live one when it was acquired. A handle
+        // id handed out twice makes the old client's handle indistinguishable from the new one.
+        let mut holder: BTreeMap<&HandleId, (&InstanceId, u64)> = BTreeMap::new();
+        let mut findings = Vec::new();
         for e in h.entries() {
             if let Some(Observation::HandleAcquired { handle }) = e.observation()
                 && let Some(l) = life_at(&lives, e.seq)
             {
-                holder.insert(handle, l.instance);
+                if let Some((first, at)) = holder.get(handle)
+                    && *first != l.instance
+                {
+                    findings.push(Finding::violated(
+                        format!(
+                            "handle {handle} of instance {first} (#{at}) was handed out again by instance {}: #{} {}",
+                            l.instance,
+                            e.seq,
+                            h.quote(&[e.seq])
+                        ),
+                        vec![*at, e.seq],
+                    ));
+                }
+                holder.entry(handle).or_insert((l.instance, e.seq));
             }
         }
-        let mut findings = Vec::new();
+        let holder: BTreeMap<&HandleId, &InstanceId> =
+            holder.into_iter().map(|(k, (i, _))| (k, i)).collect();
         for (e, id, c) in h.commands() {
             let stale = match c {
                 Command::Release { handle } => holder.get(handle).and_then(|inst| {

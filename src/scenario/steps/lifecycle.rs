@@ -11,7 +11,7 @@ use std::time::Duration;
 use cucumber::step::Collection;
 
 use super::step;
-use crate::adapter::{Command, CommandKind, ErrorKind, HandleId, Observation, Outcome};
+use crate::adapter::{Command, CommandKind, ErrorKind, HandleId, Observation, Outcome, Target};
 use crate::backend::Outage;
 use crate::checks::lifecycle as checks;
 use crate::scenario::params::{Actor, Count, Named, expr};
@@ -187,8 +187,35 @@ step!(kill, |w, actor: Actor| {
 
 step!(use_closed_client, |w, actor: Actor| {
     w.client_of(&actor)?;
-    // The answer is judged (LIFE-4): any answer is the client's to give.
-    w.harness()?.driver.call(Command::ListConversations).await?;
+    // Each answer is judged (LIFE-4): any answer is the client's to give. Several kinds of
+    // command, so a client that refuses only some of them is seen.
+    let general = w.harness()?.backend.conversation_sid("general")?;
+    for command in [
+        Command::ListConversations,
+        Command::ReadAttributes {
+            target: Target::User,
+        },
+        Command::UpdateAttributes {
+            target: Target::User,
+            attributes: serde_json::json!({"after": "logout"}),
+        },
+        Command::OpenConversation {
+            conversation: general.clone(),
+        },
+        Command::FetchMessages {
+            conversation: general,
+            count: 1,
+        },
+    ] {
+        if w.harness()?
+            .driver
+            .hello()
+            .capabilities
+            .implements(command.kind())
+        {
+            w.harness()?.driver.call(command).await?;
+        }
+    }
     w.settle().await
 });
 
