@@ -149,6 +149,23 @@ fn episodes(h: &History<'_>) -> Vec<Episode> {
     out
 }
 
+/// The entry that ended `ep` and the first settle answered after it at least `grace` of virtual
+/// time later: the point by which the client had to be back.
+fn settled_past<'a>(
+    h: &History<'a>,
+    ep: &Episode,
+    grace: Duration,
+) -> Option<(&'a Entry, crate::checks::Settle)> {
+    let end = h.get(ep.end?)?;
+    let due = end.at.plus(grace);
+    let settle = h
+        .settles()
+        .iter()
+        .find(|s| s.reply > end.seq && h.get(s.reply).is_some_and(|e| e.at >= due))
+        .copied()?;
+    Some((end, settle))
+}
+
 /// Whether an episode other than `ep` (a silence aside: a silenced socket is replaced like any
 /// lost one) was in force at some point between entries `from` and `to`: then `ep`'s aftermath
 /// is that episode's to judge (a client in the background does not reconnect; a client facing
@@ -262,19 +279,10 @@ fn same_instance_through(
         let Some(life) = life_at(&lives, ep.begin) else {
             continue;
         };
-        let Some(end) = ep.end else { continue };
-        let Some(end_entry) = h.get(end) else {
+        let Some((end_entry, settle)) = settled_past(h, &ep, grace) else {
             continue;
         };
-        let due = end_entry.at.plus(grace);
-        let Some(settle) = h
-            .settles()
-            .iter()
-            .find(|s| s.reply > end && h.get(s.reply).is_some_and(|e| e.at >= due))
-            .copied()
-        else {
-            continue;
-        };
+        let end = end_entry.seq;
         if interfered(&all, &ep, end, settle.reply) {
             // Another outage or spell was in force before the bound passed: it is judged
             // instead.
@@ -384,16 +392,7 @@ fn cut_off_events_once(
             },
             None => {
                 // Never back: judged once the bound after the episode's end has passed.
-                let Some(end) = ep.end.and_then(|s| h.get(s)) else {
-                    continue;
-                };
-                let due = end.at.plus(grace);
-                let Some(settle) = h
-                    .settles()
-                    .iter()
-                    .find(|s| s.reply > end.seq && h.get(s.reply).is_some_and(|e| e.at >= due))
-                    .copied()
-                else {
+                let Some((end, settle)) = settled_past(h, &ep, grace) else {
                     continue;
                 };
                 if interfered(&all, &ep, end.seq, settle.reply) {
@@ -957,18 +956,10 @@ pub(crate) static BOUNDED_BACKOFF: Check = Check {
             if outage == Outage::Silence {
                 continue;
             }
-            let Some(end_entry) = ep.end.and_then(|s| h.get(s)) else {
+            let Some((end_entry, late_settle)) = settled_past(h, &ep, RECONNECT_WITHIN) else {
                 continue;
             };
             let due = end_entry.at.plus(RECONNECT_WITHIN);
-            let Some(late_settle) = h
-                .settles()
-                .iter()
-                .find(|s| s.reply > end_entry.seq && h.get(s.reply).is_some_and(|e| e.at >= due))
-                .copied()
-            else {
-                continue;
-            };
             if life.ended.is_some_and(|(s, _)| s <= late_settle.reply) {
                 continue;
             }
