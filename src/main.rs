@@ -76,7 +76,8 @@ enum Cmd {
         /// Scenarios run at once (default: 1 with --adapter, 16 with the reference client).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         jobs: Option<u16>,
-        /// Real-time bound on every wait for the adapter, in milliseconds (default 10000);
+        /// Real-time bound on every wait for the adapter, in milliseconds (default 10000),
+        /// extended up to five times while the adapter or backend keeps doing something;
         /// independent of the virtual time scenarios move.
         #[arg(long, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
         timeout_ms: Option<u64>,

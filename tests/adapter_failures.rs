@@ -154,3 +154,44 @@ async fn a_client_that_is_never_quiet_is_journaled_as_restless() {
         .collect();
     assert_eq!(restless, vec![8], "one note after the maximum rounds");
 }
+
+/// The real-time bound detects a stack that stopped making progress, not a slow one: a settle
+/// answered after three bounds' worth of time is waited for while the client keeps reporting
+/// (a sync of a thousand conversations on a loaded machine); a stack that only logs is hung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_stack_is_waited_for_and_one_that_only_logs_is_hung() {
+    use convo_tck::adapter::{ClientSyncStatus, Command, Observation};
+    use convo_tck::clock::VirtualClock;
+    use convo_tck::harness::Driver;
+    use convo_tck::journal::Journal;
+
+    let safety = Duration::from_millis(500);
+    for progress in [true, false] {
+        let session = AdapterSession::serve(hello(), move |mut commands, observer| async move {
+            while let Some((_, responder)) = commands.next().await {
+                // 75 ticks of 20 ms: three times the bound, reporting (or only logging) on each.
+                for _ in 0..75 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if progress {
+                        observer.observe(Observation::ClientSync {
+                            status: ClientSyncStatus::Started,
+                        });
+                    } else {
+                        observer.log("working on it");
+                    }
+                }
+                responder.done();
+            }
+        });
+        let journal = Journal::new(VirtualClock::new(), convo_tck::Secrets::default());
+        let mut driver = Driver::new(session, journal, safety);
+        let outcome = driver.call(Command::Settle).await;
+        if progress {
+            assert!(outcome.is_ok(), "a busy stack is waited for: {outcome:?}");
+        } else {
+            let err = outcome.expect_err("a stack that only logs is hung");
+            assert!(err.to_string().contains("did not answer"), "{err}");
+        }
+        let _ = driver.close().await;
+    }
+}

@@ -18,7 +18,7 @@ use crate::adapter::{
     Request,
 };
 use crate::clock::VirtualClock;
-use crate::journal::{HarnessEntry, Journal, ReplyRecord};
+use crate::journal::{EntryKind, HarnessEntry, Journal, ReplyRecord};
 use crate::wire::InstanceId;
 
 /// How many `settle` rounds one settle step may take before it goes on regardless (a client
@@ -125,6 +125,9 @@ fn record(shared: &Shared, journal: &Journal, ev: AdapterEvent) {
     }
 }
 
+/// How many times a wait is extended by the safety bound while the journal keeps growing.
+pub(crate) const MAX_EXTENSIONS: u32 = 5;
+
 impl Driver {
     /// Takes over an opened session; `safety` bounds every wait in real time.
     pub fn new(session: AdapterSession, journal: Journal, safety: Duration) -> Self {
@@ -201,9 +204,14 @@ impl Driver {
         self.shared.inbox().replies.get(&id.0).cloned()
     }
 
-    /// Waits (boundedly, in real time) for the reply to request `id`.
+    /// Waits (boundedly, in real time) for the reply to request `id`. The bound detects a
+    /// stack that stopped making progress: while the journal keeps growing (a synchronization
+    /// of a thousand conversations on a loaded machine), the wait is extended, up to five
+    /// more times the safety bound. Log lines alone are not progress.
     pub async fn wait(&self, id: RequestId) -> Result<Outcome, AdapterError> {
-        let deadline = tokio::time::Instant::now() + self.safety;
+        let mut deadline = tokio::time::Instant::now() + self.safety;
+        let mut progress = self.journal.last_seq();
+        let mut extensions = 0;
         loop {
             let notified = self.shared.notify.notified();
             let command = {
@@ -221,6 +229,20 @@ impl Driver {
                 inbox.sent.get(&id.0).copied()
             };
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let now_at = self.journal.last_seq();
+                let busy = self
+                    .journal
+                    .since(progress)
+                    .iter()
+                    .any(|e| !matches!(e.kind, EntryKind::Harness(HarnessEntry::Log { .. })));
+                if busy && extensions < MAX_EXTENSIONS {
+                    // Busy, not hung: the client or the backend did something meanwhile.
+                    tracing::debug!(request = id.0, extensions, "still busy; waiting longer");
+                    progress = now_at;
+                    extensions += 1;
+                    deadline = tokio::time::Instant::now() + self.safety;
+                    continue;
+                }
                 if self.shared.inbox().refused {
                     tracing::warn!(request = id.0, "adapter session stopped taking requests");
                     return Err(AdapterError::Exited(
@@ -228,16 +250,18 @@ impl Driver {
                     ));
                 }
                 let command = command.map_or("?", CommandKind::name);
+                // The bounds waited out (not the clock: the message stays the same run to run).
+                let waited_ms = (self.safety * (extensions + 1)).as_millis() as u64;
                 tracing::warn!(
                     request = id.0,
                     command,
-                    waited_ms = self.safety.as_millis() as u64,
+                    waited_ms,
                     "adapter session did not answer in time"
                 );
                 return Err(AdapterError::Hung {
                     command,
                     id: id.0,
-                    waited_ms: self.safety.as_millis() as u64,
+                    waited_ms,
                 });
             }
         }
