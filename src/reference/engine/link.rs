@@ -74,6 +74,9 @@ impl Engine {
         if s.link.heartbeat.is_some() {
             // Silent for a whole period: the link is dead even though the socket is open.
             self.lost_link();
+            // After: a loss that ends the client resets its activity, and this socket is still
+            // closing either way.
+            self.letting_go(Some(link));
             return;
         }
         self.nonce += 1;
@@ -264,6 +267,7 @@ impl Engine {
                 state: ConnectionState::Disconnected,
             });
         }
+        self.letting_go(was_open);
         was_open
     }
 

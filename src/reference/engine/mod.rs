@@ -140,6 +140,9 @@ pub(crate) struct Engine {
     welcome: Option<u64>,
     /// Commands (`background`, `logout`) waiting for a socket (numbered) to be closed.
     closing: Vec<(u64, Responder)>,
+    /// Sockets the client let go of that have not closed yet: they keep it busy (a settle
+    /// waits for them), so a close is complete before the client says it is quiet.
+    closing_links: BTreeSet<u64>,
     /// Handles made so far (ids are never reused).
     handles_made: u64,
     /// Handles of instances that are gone: using one is `client_shut_down`.
@@ -186,6 +189,7 @@ impl Engine {
             jitter: 0x5eed,
             welcome: None,
             closing: Vec::new(),
+            closing_links: BTreeSet::new(),
             handles_made: 0,
             retired: BTreeSet::new(),
             last_login: None,
@@ -272,6 +276,7 @@ impl Engine {
                     .as_ref()
                     .and_then(|s| s.link.sender().is_some().then_some(s.link.id));
                 self.drop_session();
+                self.letting_go(closing);
                 self.when_closed(closing, responder);
             }
             Command::UpdateAttributes { target, attributes } => {
@@ -358,6 +363,10 @@ impl Engine {
 
     fn socket(&mut self, link: u64, event: SocketEvent) {
         use crate::wire::HubFrame;
+        if matches!(event, SocketEvent::Closed) && self.closing_links.remove(&link) {
+            // A socket the client let go of is gone at last: it no longer keeps it busy.
+            self.activity.end();
+        }
         let pending = self.pending_start.as_ref().map(|p| p.link);
         let current = self.session.as_ref().map(|s| s.link.id);
         if pending != Some(link) && current != Some(link) {

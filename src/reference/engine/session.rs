@@ -163,6 +163,9 @@ impl Engine {
     /// Ends the session without a shutdown (the process died): its handles die with it.
     pub(super) fn drop_session(&mut self) {
         self.tasks.abort_all();
+        // The activity ledger is reset below: sockets still closing are counted again by
+        // whoever let go of them.
+        self.closing_links.clear();
         self.wanted_link
             .store(0, std::sync::atomic::Ordering::SeqCst);
         // Aborted tasks never report: forget them.
@@ -220,7 +223,17 @@ impl Engine {
         }
         self.session = Some(s);
         self.drop_session();
+        self.letting_go(closing);
         closing
+    }
+
+    /// The client let go of socket `link` (if any): it is busy until the socket has closed.
+    pub(super) fn letting_go(&mut self, link: Option<u64>) {
+        if let Some(link) = link
+            && self.closing_links.insert(link)
+        {
+            self.activity.begin();
+        }
     }
 
     /// Fault `recreate-on-reconnect`: the instance is shut down and a new one created for the
