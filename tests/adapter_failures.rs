@@ -158,7 +158,8 @@ async fn a_client_that_is_never_quiet_is_journaled_as_restless() {
 /// The real-time bound detects a stack that stopped making progress, not a slow one: a settle
 /// answered after three bounds' worth of time is waited for while the client keeps reporting
 /// (a sync of a thousand conversations on a loaded machine); a stack that only logs is hung.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// In-process channels only, so tokio's paused clock stands in for real time: no sleeping.
+#[tokio::test(start_paused = true)]
 async fn a_busy_stack_is_waited_for_and_one_that_only_logs_is_hung() {
     use convo_tck::adapter::{ClientSyncStatus, Command, Observation};
     use convo_tck::clock::VirtualClock;
