@@ -41,6 +41,11 @@ impl VirtualInstant {
         Self(ms)
     }
 
+    /// The instant of a Unix time in whole seconds (a JWT claim).
+    pub fn from_unix_secs(secs: u64) -> Self {
+        Self(secs.saturating_sub(EPOCH_UNIX_SECS) * 1000)
+    }
+
     /// Unix time in whole seconds (for JWT claims).
     pub fn unix_secs(self) -> u64 {
         EPOCH_UNIX_SECS + self.0 / 1000

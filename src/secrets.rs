@@ -113,6 +113,17 @@ static AUTHORIZATION: LazyLock<Regex> = LazyLock::new(|| {
     .expect("a valid regex")
 });
 
+/// The first token-shaped value in `text` (a JWT, or the value of a credential-named
+/// parameter), for fingerprinting a token found where it must not be.
+pub(crate) fn find_token(text: &str) -> Option<&str> {
+    JWT.find(text).map(|m| m.as_str()).or_else(|| {
+        CREDENTIAL
+            .captures(text)
+            .and_then(|c| c.get(2))
+            .map(|m| m.as_str())
+    })
+}
+
 /// Whether `text` holds anything [`scrub`] would replace.
 pub fn has_token_shape(text: &str) -> bool {
     JWT.is_match(text) || CREDENTIAL.is_match(text) || AUTHORIZATION.is_match(text)

@@ -86,6 +86,7 @@ impl Scene {
                 token: None,
                 error: None,
                 issued: None,
+                token_in_url: false,
             })),
         );
     }
@@ -105,6 +106,7 @@ impl Scene {
                 token: None,
                 error: None,
                 issued: None,
+                token_in_url: false,
             })),
         );
     }
@@ -374,7 +376,11 @@ impl Mints {
                 issued: identity.map(|identity| convo_tck::backend::Issued {
                     identity: identity.into(),
                     token: fp,
+                    ttl_asked: Some(3600),
+                    ttl: 3600,
+                    expires_at: Default::default(),
                 }),
+                token_in_url: false,
             })),
         )
     }

@@ -433,4 +433,13 @@ impl Backend {
     pub fn mint_token(&self, identity: &str, ttl: Duration) -> Result<String, TokenError> {
         self.service.tokens.mint(identity, ttl)
     }
+
+    /// Makes the token generator mint tokens of lifetime `ttl` whatever it is asked for
+    /// (`None`: what it is asked for again). Journaled.
+    pub fn force_token_ttl(&self, ttl: Option<Duration>) {
+        self.service.quietly(|m| m.token_ttl = ttl);
+        self.service.control(Control::TokenTtl {
+            secs: ttl.map(|d| d.as_secs()),
+        });
+    }
 }

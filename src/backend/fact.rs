@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::endpoint::Endpoint;
 use super::model::{At, Gate, ListAction, ListOrder, Outage};
+use crate::clock::VirtualInstant;
 use crate::secrets::TokenFingerprint;
 use crate::wire::{ConversationSid, EventType, InstanceId, ObjectKey};
 
@@ -54,6 +55,10 @@ pub struct RequestFact {
     /// The token the answer minted, if it minted one (the token endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued: Option<Issued>,
+    /// The URL carried a token (in a credential-named parameter or a JWT-shaped value): the
+    /// request was refused, and the token is only its fingerprint here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_in_url: bool,
 }
 
 /// The most characters of raw input (a request line, a header, an error's text) a fact quotes.
@@ -190,6 +195,16 @@ pub struct Issued {
     pub identity: String,
     /// Fingerprint of the token.
     pub token: TokenFingerprint,
+    /// The TTL the request asked for (seconds; absent when it asked for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_asked: Option<u64>,
+    /// The lifetime the token was minted with (seconds): what was asked, unless the
+    /// generator's TTL was overridden (`Control::TokenTtl`).
+    #[serde(default)]
+    pub ttl: u64,
+    /// When it expires (virtual time).
+    #[serde(default)]
+    pub expires_at: VirtualInstant,
 }
 
 impl RequestFact {
@@ -385,6 +400,13 @@ pub enum Control {
     },
     /// The network works again: both ports listen on their old numbers.
     Restored,
+    /// The token generator mints tokens of this lifetime whatever it is asked for (`None`:
+    /// what it is asked for again).
+    TokenTtl {
+        /// Seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secs: Option<u64>,
+    },
     /// A list change was scheduled for a point of the page walk.
     ListChangeScheduled {
         /// The point.
@@ -482,6 +504,12 @@ impl fmt::Display for Control {
             ),
             Self::Outage { outage } => write!(f, "network outage: {outage}"),
             Self::Restored => f.write_str("network restored"),
+            Self::TokenTtl { secs: Some(s) } => {
+                write!(f, "the token generator mints {s}-second tokens")
+            }
+            Self::TokenTtl { secs: None } => {
+                f.write_str("the token generator mints the TTL it is asked for")
+            }
             Self::ListChangeScheduled { at, change } => write!(f, "scheduled {at}: {change}"),
             Self::ListChanged {
                 at,
@@ -539,4 +567,37 @@ pub enum Fact {
     Frame(FrameFact),
     /// The harness changed the backend.
     Control(Control),
+    /// The event channel's token lifecycle on one socket: a warning or an expiry the backend
+    /// sent, or a token the client handed over on the open channel.
+    Token(TokenFact),
+}
+
+/// What happened to the token of an open event channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenNotice {
+    /// `token_about_to_expire` was sent ([`crate::backend::EXPIRY_WARNING`] before expiry).
+    AboutToExpire,
+    /// `token_expired` was sent and the socket closed with code 4410.
+    Expired,
+    /// The client handed over a new token (`update_token`) and the channel took it.
+    Updated,
+    /// The client handed over a token the channel refused; the old one still governs.
+    Rejected,
+}
+
+/// One token notice on one socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFact {
+    /// Which socket.
+    pub socket: u64,
+    /// What happened.
+    pub notice: TokenNotice,
+    /// Fingerprint of the token concerned (the new one for `updated` and `rejected`).
+    pub token: TokenFingerprint,
+    /// When that token expires (virtual time).
+    pub expires_at: VirtualInstant,
+    /// The Twilio error code of a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u32>,
 }

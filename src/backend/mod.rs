@@ -38,10 +38,10 @@ pub use controls::{BackendState, ConversationState, UserState};
 pub use endpoint::{Endpoint, EndpointKind, OperationClass};
 pub use fact::{
     Control, DroppedFact, Fact, FrameFact, Issued, Layer, Port, PublishedFact, Recorder, Refusal,
-    RefusedFact, RequestFact,
+    RefusedFact, RequestFact, TokenFact, TokenNotice,
 };
 pub use model::{At, Gate, ListAction, ListOrder, Outage};
-pub use tokens::{MAX_TTL, MIN_TTL, TokenError};
+pub use tokens::{EXPIRY_WARNING, GENERATOR_MAX_TTL, MAX_TTL, MIN_TTL, TokenError};
 
 /// The backend could not start, or a control named something it does not have.
 #[derive(Debug, thiserror::Error)]

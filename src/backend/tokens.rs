@@ -13,10 +13,16 @@ use serde::{Deserialize, Serialize};
 use crate::clock::VirtualClock;
 use crate::secrets::Secrets;
 
-/// Shortest TTL the service accepts (three minutes).
+/// Shortest token lifetime the service accepts (three minutes).
 pub const MIN_TTL: Duration = Duration::from_secs(180);
-/// Longest TTL the service accepts (a day).
+/// Longest token lifetime the service accepts (a day).
 pub const MAX_TTL: Duration = Duration::from_secs(86_400);
+/// Longest TTL the token generator mints (a week): the generator is the app's, and mints what
+/// it is asked for within reason; the service refuses lifetimes outside [`MIN_TTL`]..=[`MAX_TTL`]
+/// where a token is used.
+pub const GENERATOR_MAX_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// How long before its expiry the event channel warns a client (`token_about_to_expire`).
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(180);
 
 /// The `grants` claim.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -54,8 +60,8 @@ pub(super) struct Claims {
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// TTL outside the accepted range.
-    #[error("token TTL of {0} s is outside the accepted 180..=86400 s")]
+    /// The generator was asked for a TTL it does not mint (0, or over a week).
+    #[error("token TTL of {0} s is outside the generator's 1..=604800 s")]
     BadTtl(u64),
     /// Not a token we signed.
     #[error("invalid access token")]
@@ -63,15 +69,30 @@ pub enum TokenError {
     /// Past its expiry on the virtual clock.
     #[error("access token expired")]
     Expired,
+    /// Its lifetime (`exp - iat`) is under three minutes: the service does not work with it.
+    #[error(
+        "access token expiration date invalid: a lifetime of {0} s is under the 3-minute minimum"
+    )]
+    TooShort(u64),
+    /// Its lifetime is over a day.
+    #[error("access token expiration time exceeds the maximum of 24 hours ({0} s)")]
+    TooLong(u64),
+    /// Handed to a channel of another identity.
+    #[error("access token is for another identity")]
+    OtherIdentity,
 }
 
 impl TokenError {
-    /// The Twilio error code for this refusal.
+    /// The Twilio error code for this refusal: 20101 invalid, 20104 expired or an invalid
+    /// expiration (a lifetime under 3 minutes), 20157 expiration beyond 24 hours, 20103 a
+    /// token of another subject, 20001 a request the generator does not serve.
     pub fn code(&self) -> u32 {
         match self {
-            Self::BadTtl(_) => 20_107,
+            Self::BadTtl(_) => 20_001,
             Self::Invalid => 20_101,
-            Self::Expired => 20_104,
+            Self::OtherIdentity => 20_103,
+            Self::Expired | Self::TooShort(_) => 20_104,
+            Self::TooLong(_) => 20_157,
         }
     }
 }
@@ -118,12 +139,30 @@ impl TokenAuthority {
         })
     }
 
-    /// Mints a token for `identity` living `ttl` from now.
+    /// Mints a token for `identity` living `ttl` from now, within the service's bounds.
     pub(super) fn mint(&self, identity: &str, ttl: Duration) -> Result<String, TokenError> {
-        if ttl < MIN_TTL || ttl > MAX_TTL {
+        if ttl < MIN_TTL {
+            return Err(TokenError::TooShort(ttl.as_secs()));
+        }
+        if ttl > MAX_TTL {
+            return Err(TokenError::TooLong(ttl.as_secs()));
+        }
+        Ok(self.mint_unchecked(identity, ttl))
+    }
+
+    /// Mints what the app's token generator is asked for: any whole number of seconds up to
+    /// [`GENERATOR_MAX_TTL`]. A lifetime the service refuses is minted all the same (a
+    /// generator does not know the service's bounds); the service refuses it where it is used.
+    pub(super) fn generate(&self, identity: &str, ttl: Duration) -> Result<String, TokenError> {
+        if ttl.is_zero() || ttl > GENERATOR_MAX_TTL {
             return Err(TokenError::BadTtl(ttl.as_secs()));
         }
         Ok(self.mint_unchecked(identity, ttl))
+    }
+
+    /// The clock tokens live on.
+    pub(super) fn clock(&self) -> &VirtualClock {
+        &self.clock
     }
 
     /// Mints a token without the TTL bounds (for scenarios that hand a client a bad token).
@@ -176,10 +215,18 @@ impl TokenAuthority {
         v.required_spec_claims.clear();
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
             .map_err(|_| TokenError::Invalid)?;
-        if data.claims.exp <= self.clock.now().unix_secs() {
+        let c = data.claims;
+        let lifetime = c.exp.saturating_sub(c.iat);
+        if lifetime > MAX_TTL.as_secs() {
+            return Err(TokenError::TooLong(lifetime));
+        }
+        if lifetime < MIN_TTL.as_secs() {
+            return Err(TokenError::TooShort(lifetime));
+        }
+        if c.exp <= self.clock.now().unix_secs() {
             return Err(TokenError::Expired);
         }
-        Ok(data.claims)
+        Ok(c)
     }
 }
 
@@ -228,10 +275,20 @@ mod tests {
         let a = authority(&VirtualClock::new());
         assert_eq!(
             a.mint("alice", Duration::from_secs(120)),
-            Err(TokenError::BadTtl(120))
+            Err(TokenError::TooShort(120))
         );
         assert!(a.mint("alice", Duration::from_secs(90_000)).is_err());
         assert!(a.mint("alice", Duration::from_secs(3600)).is_ok());
+        // The generator mints them all the same; the service refuses them where they are used.
+        let short = a.generate("alice", Duration::from_secs(120)).unwrap();
+        assert_eq!(a.validate(&short).unwrap_err(), TokenError::TooShort(120));
+        assert_eq!(a.validate(&short).unwrap_err().code(), 20_104);
+        let long = a.generate("alice", Duration::from_secs(90_000)).unwrap();
+        assert_eq!(a.validate(&long).unwrap_err().code(), 20_157);
+        assert_eq!(
+            a.generate("alice", Duration::ZERO),
+            Err(TokenError::BadTtl(0))
+        );
     }
 
     #[test]

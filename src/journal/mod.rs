@@ -315,6 +315,7 @@ mod tests {
                 token: None,
                 error: None,
                 issued: None,
+                token_in_url: false,
             })),
         );
         j.note(

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Checkpoint, Entry, EntryKind, HarnessEntry};
-use crate::backend::{Endpoint, Fact, FrameFact, Layer, RefusedFact, RequestFact};
+use crate::backend::{Endpoint, Fact, FrameFact, Layer, RefusedFact, RequestFact, TokenNotice};
 
 fn json(v: &impl Serialize) -> String {
     serde_json::to_string(v).unwrap_or_default()
@@ -114,6 +114,25 @@ impl Entry {
                     .unwrap_or_default()
             ),
             EntryKind::Backend(Fact::Control(c)) => format!("harness: {c}"),
+            EntryKind::Backend(Fact::Token(t)) => {
+                let socket = t.socket;
+                let (token, at) = (&t.token, t.expires_at);
+                match t.notice {
+                    TokenNotice::AboutToExpire => format!(
+                        "event socket {socket}: token {token} about to expire (at {at}) sent"
+                    ),
+                    TokenNotice::Expired => format!(
+                        "event socket {socket}: token {token} expired, socket closed (4410)"
+                    ),
+                    TokenNotice::Updated => format!(
+                        "event socket {socket}: client handed over token {token} (expires {at})"
+                    ),
+                    TokenNotice::Rejected => format!(
+                        "event socket {socket}: token {token} handed over and refused ({})",
+                        t.code.unwrap_or_default()
+                    ),
+                }
+            }
             EntryKind::Harness(HarnessEntry::Command { id, command }) => {
                 format!("command {id}: {}", json(command))
             }
@@ -181,6 +200,7 @@ mod tests {
                     token: None,
                     error: None,
                     issued: None,
+                    token_in_url: false,
                 })),
             );
         }

@@ -161,6 +161,54 @@ pub enum HubFrame {
         /// The ping's nonce.
         nonce: u64,
     },
+    /// The channel's token expires in three minutes: hand a new one over (`update_token`).
+    TokenAboutToExpire {
+        /// When it expires (RFC 3339, virtual time).
+        expires_at: String,
+    },
+    /// The channel's token expired; the socket closes with code [`TOKEN_EXPIRED_CLOSE`].
+    TokenExpired,
+    /// The token handed over with `update_token` governs the channel now.
+    TokenUpdated {
+        /// When it expires.
+        expires_at: String,
+    },
+    /// The token handed over with `update_token` was refused; the old one still governs.
+    TokenRejected {
+        /// The Twilio error code (20101 invalid, 20103 another identity, 20104 expired or a
+        /// lifetime under 3 minutes, 20157 a lifetime over 24 hours).
+        code: u32,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The WebSocket close code of a channel whose token expired (the twilsock 410, in the
+/// application range).
+pub const TOKEN_EXPIRED_CLOSE: u16 = 4410;
+
+/// A client handing a fresh token to its open channel (`{"type":"update_token","token":...}`),
+/// answered with `token_updated` or `token_rejected`, without reconnecting.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "update_token")]
+pub struct UpdateToken {
+    /// The new access token.
+    pub token: String,
+}
+
+impl fmt::Debug for UpdateToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UpdateToken { token: <redacted> }")
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum TokenFrame {
+    TokenAboutToExpire { expires_at: String },
+    TokenExpired {},
+    TokenUpdated { expires_at: String },
+    TokenRejected { code: u32, message: String },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -192,6 +240,21 @@ impl HubFrame {
             let Heartbeat { nonce } = serde_json::from_value(value)?;
             return Ok(Self::Heartbeat { nonce });
         }
+        if value["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("token_"))
+        {
+            return Ok(match serde_json::from_value(value)? {
+                TokenFrame::TokenAboutToExpire { expires_at } => {
+                    Self::TokenAboutToExpire { expires_at }
+                }
+                TokenFrame::TokenExpired {} => Self::TokenExpired,
+                TokenFrame::TokenUpdated { expires_at } => Self::TokenUpdated { expires_at },
+                TokenFrame::TokenRejected { code, message } => {
+                    Self::TokenRejected { code, message }
+                }
+            });
+        }
         serde_json::from_value(value).map(|e| Self::Event(Box::new(e)))
     }
 
@@ -205,6 +268,21 @@ impl HubFrame {
                 seq: *seq,
                 socket: *socket,
             }),
+            Self::TokenAboutToExpire { expires_at } => {
+                serde_json::to_string(&TokenFrame::TokenAboutToExpire {
+                    expires_at: expires_at.clone(),
+                })
+            }
+            Self::TokenExpired => serde_json::to_string(&TokenFrame::TokenExpired {}),
+            Self::TokenUpdated { expires_at } => serde_json::to_string(&TokenFrame::TokenUpdated {
+                expires_at: expires_at.clone(),
+            }),
+            Self::TokenRejected { code, message } => {
+                serde_json::to_string(&TokenFrame::TokenRejected {
+                    code: *code,
+                    message: message.clone(),
+                })
+            }
         };
         text.unwrap_or_default()
     }
@@ -223,6 +301,29 @@ mod tests {
         assert_eq!(
             HubFrame::decode(&pong).unwrap(),
             HubFrame::Pong { nonce: 3 }
+        );
+    }
+
+    #[test]
+    fn token_frames_round_trip() {
+        for f in [
+            HubFrame::TokenAboutToExpire {
+                expires_at: "2026-01-01T01:00:00Z".into(),
+            },
+            HubFrame::TokenExpired,
+            HubFrame::TokenUpdated {
+                expires_at: "2026-01-01T02:00:00Z".into(),
+            },
+            HubFrame::TokenRejected {
+                code: 20_104,
+                message: "expired".into(),
+            },
+        ] {
+            assert_eq!(HubFrame::decode(&f.encode()).unwrap(), f);
+        }
+        assert_eq!(
+            HubFrame::TokenExpired.encode(),
+            r#"{"type":"token_expired"}"#
         );
     }
 

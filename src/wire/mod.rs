@@ -17,7 +17,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use event::{EventFrame, EventType, Heartbeat, HubFrame, Ping};
+pub use event::{
+    EventFrame, EventType, Heartbeat, HubFrame, Ping, TOKEN_EXPIRED_CLOSE, UpdateToken,
+};
 pub use resources::TwilioError;
 
 /// Declares a newtype over `String` for an id: transparent in serde, `Display`, `as_str`.

@@ -70,6 +70,9 @@ pub struct Model {
     pub events: Events,
     /// List changes waiting for their point of the page walk.
     schedule: Vec<(At, ListAction)>,
+    /// The lifetime the token generator mints whatever it is asked for (`None`: what it is
+    /// asked for).
+    pub token_ttl: Option<std::time::Duration>,
 }
 
 impl Model {
@@ -90,6 +93,7 @@ impl Model {
             gates: Gates::default(),
             events: Events::default(),
             schedule: Vec::new(),
+            token_ttl: None,
         }
     }
 

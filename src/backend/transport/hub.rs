@@ -30,11 +30,15 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::http1::{self, Head, Refused};
 use crate::backend::endpoint::Endpoint;
-use crate::backend::fact::{Fact, FrameFact, Layer, Refusal, RefusedFact, RequestFact, quoted};
+use crate::backend::fact::{
+    Fact, FrameFact, Layer, Refusal, RefusedFact, RequestFact, TokenFact, TokenNotice, quoted,
+};
 use crate::backend::model::Published;
 use crate::backend::service::Service;
+use crate::backend::tokens::{EXPIRY_WARNING, TokenError};
+use crate::clock::VirtualInstant;
 use crate::secrets::TokenFingerprint;
-use crate::wire::{Heartbeat, HubFrame, InstanceId, Ping};
+use crate::wire::{Heartbeat, HubFrame, InstanceId, Ping, TOKEN_EXPIRED_CLOSE, UpdateToken};
 
 /// Accepts connections until `stop` fires (then closes every connection it took, each journaled
 /// as closed, before it returns) or the task is aborted.
@@ -148,12 +152,38 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
                 token: fingerprint.clone(),
                 error,
                 issued: None,
+                token_in_url: false,
             }),
         );
     };
     let refuse = |status: u16, code: u32, message: &str| {
         http1::error_response(status, code, message, &[], true)
     };
+    let decoded_query = percent_encoding::percent_decode_str(query).decode_utf8_lossy();
+    if let Some(in_url) = crate::secrets::find_token(&decoded_query) {
+        // A token in the URL ends up in logs along the way: refused, and journaled as such.
+        let message = "an access token in the URL: tokens travel in the X-Twilio-Token header only";
+        service.recorder.record(
+            instance.clone(),
+            Fact::Request(RequestFact {
+                method: "GET".into(),
+                path: quoted(path),
+                query: Some(quoted(query)),
+                endpoint: Endpoint::EventChannel,
+                status: 400,
+                revision: None,
+                attributes: None,
+                token: fingerprint
+                    .clone()
+                    .or_else(|| Some(TokenFingerprint::of(in_url))),
+                error: Some(message.into()),
+                issued: None,
+                token_in_url: true,
+            }),
+        );
+        let answer = refuse(400, 20_001, message);
+        return http1::answer_and_close(&mut stream, &answer).await;
+    }
     if path != "/v1/events" {
         record(404, Some("no such event channel".into()));
         let answer = refuse(404, 20_404, "no such event channel");
@@ -179,6 +209,7 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
     // can slip past the client.
     record(101, None);
     let identity = claims.grants.identity;
+    let mut lease = Lease::new(fingerprint.clone(), claims.exp);
     let mut cursor = since.unwrap_or_else(|| service.read(|m| m.events.last_seq()));
     let accept = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
@@ -200,7 +231,7 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
     );
 
     // Frames of a connection that did not name its instance carry its token instead.
-    let anonymous = instance.is_none().then_some(fingerprint).flatten();
+    let mut anonymous = instance.is_none().then_some(fingerprint).flatten();
     let (mut sink, mut stream) = ws.split();
     // However the connection ends (the client, a violation, an outage cutting it), its close is
     // journaled; declared after the socket's halves, so it is dropped (journaled) before they
@@ -219,12 +250,19 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
     if sink.send(Message::text(welcome.encode())).await.is_err() {
         return;
     }
+    let clock = service.tokens.clock().clone();
+    let mut deadline = Box::pin(clock.sleep_until(lease.next_deadline()));
     'socket: loop {
         // Deliver everything published so far, then wait for more or for the client. A silenced
-        // socket delivers nothing, ever again.
+        // socket delivers nothing, ever again (no token notices either).
         let silent = service.is_silenced(socket);
-        if !silent
-            && !send_due(
+        if !silent {
+            match lease.due(&service, socket, &instance, &mut sink).await {
+                Due::Nothing => {}
+                Due::Sent => deadline = Box::pin(clock.sleep_until(lease.next_deadline())),
+                Due::Closed => break,
+            }
+            if !send_due(
                 &service,
                 socket,
                 (&instance, &anonymous),
@@ -233,10 +271,12 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
                 &mut sink,
             )
             .await
-        {
-            break;
+            {
+                break;
+            }
         }
         tokio::select! {
+            () = &mut deadline, if !silent => {}
             changed = published.changed() => {
                 if changed.is_err() {
                     break;
@@ -261,16 +301,38 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
                         }
                         continue;
                     }
+                    if kind.as_deref() == Some("update_token")
+                        && let Ok(update) = serde_json::from_str::<UpdateToken>(t.as_str())
+                    {
+                        let answer = lease.update(&service, socket, &instance, &identity, &update.token);
+                        if matches!(answer, HubFrame::TokenUpdated { .. }) {
+                            anonymous = instance.is_none().then(|| lease.token.clone()).flatten();
+                            deadline = Box::pin(clock.sleep_until(lease.next_deadline()));
+                        }
+                        if service.is_silenced(socket) {
+                            continue;
+                        }
+                        if sink.send(Message::text(answer.encode())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     let Ok(ping) = serde_json::from_str::<Ping>(t.as_str()) else { continue };
                     if kind.as_deref() != Some("ping") {
                         continue;
                     }
-                    // The pong goes after every event already published (on a silenced socket
-                    // it is the settle barrier alone: nothing else will come).
-                    if !service.is_silenced(socket)
-                        && !send_due(&service, socket, (&instance, &anonymous), &identity, &mut cursor, &mut sink).await
-                    {
-                        break 'socket;
+                    // The pong goes after every token notice now due and every event already
+                    // published (on a silenced socket it is the settle barrier alone: nothing
+                    // else will come).
+                    if !service.is_silenced(socket) {
+                        match lease.due(&service, socket, &instance, &mut sink).await {
+                            Due::Nothing => {}
+                            Due::Sent => deadline = Box::pin(clock.sleep_until(lease.next_deadline())),
+                            Due::Closed => break 'socket,
+                        }
+                        if !send_due(&service, socket, (&instance, &anonymous), &identity, &mut cursor, &mut sink).await {
+                            break 'socket;
+                        }
                     }
                     let pong = HubFrame::Pong { nonce: ping.nonce }.encode();
                     if sink.send(Message::text(pong)).await.is_err() {
@@ -289,6 +351,151 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
                 }
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// The token that governs an open channel: when to warn, when to close.
+struct Lease {
+    token: Option<TokenFingerprint>,
+    expires_at: VirtualInstant,
+    warned: bool,
+}
+
+/// What [`Lease::due`] did.
+enum Due {
+    Nothing,
+    /// A warning went out.
+    Sent,
+    /// The token expired: the socket is closed.
+    Closed,
+}
+
+impl Lease {
+    fn new(token: Option<TokenFingerprint>, exp: u64) -> Self {
+        Self {
+            token,
+            expires_at: VirtualInstant::from_unix_secs(exp),
+            warned: false,
+        }
+    }
+
+    fn warn_at(&self) -> VirtualInstant {
+        VirtualInstant::from_millis(
+            self.expires_at
+                .as_millis()
+                .saturating_sub(EXPIRY_WARNING.as_millis() as u64),
+        )
+    }
+
+    /// The next instant something is due: the warning, then the expiry.
+    fn next_deadline(&self) -> VirtualInstant {
+        if self.warned {
+            self.expires_at
+        } else {
+            self.warn_at()
+        }
+    }
+
+    fn fact(&self, socket: u64, notice: TokenNotice) -> Fact {
+        Fact::Token(TokenFact {
+            socket,
+            notice,
+            token: self
+                .token
+                .clone()
+                .unwrap_or_else(|| TokenFingerprint::of("")),
+            expires_at: self.expires_at,
+            code: None,
+        })
+    }
+
+    /// Sends what the virtual clock made due: `token_about_to_expire` once per token, three
+    /// minutes before its expiry; at the expiry, `token_expired` and a close with code 4410.
+    /// Each is journaled before it is written.
+    async fn due(
+        &mut self,
+        service: &Service,
+        socket: u64,
+        instance: &Option<InstanceId>,
+        sink: &mut Sink,
+    ) -> Due {
+        let now = service.tokens.clock().now();
+        if now >= self.expires_at {
+            service
+                .recorder
+                .record(instance.clone(), self.fact(socket, TokenNotice::Expired));
+            let _ = sink
+                .send(Message::text(HubFrame::TokenExpired.encode()))
+                .await;
+            let close = CloseFrame {
+                code: CloseCode::from(TOKEN_EXPIRED_CLOSE),
+                reason: "token expired (20104)".into(),
+            };
+            let _ = sink.send(Message::Close(Some(close))).await;
+            return Due::Closed;
+        }
+        if !self.warned && now >= self.warn_at() {
+            self.warned = true;
+            service.recorder.record(
+                instance.clone(),
+                self.fact(socket, TokenNotice::AboutToExpire),
+            );
+            let frame = HubFrame::TokenAboutToExpire {
+                expires_at: self.expires_at.rfc3339(),
+            };
+            if sink.send(Message::text(frame.encode())).await.is_err() {
+                return Due::Closed;
+            }
+            return Due::Sent;
+        }
+        Due::Nothing
+    }
+
+    /// Takes a token handed over on the open channel, if the service accepts it and it is the
+    /// channel's identity's; journals either way and returns the answer to send.
+    fn update(
+        &mut self,
+        service: &Service,
+        socket: u64,
+        instance: &Option<InstanceId>,
+        identity: &str,
+        token: &str,
+    ) -> HubFrame {
+        let fingerprint = TokenFingerprint::of(token);
+        let checked = service.tokens.validate(token).and_then(|c| {
+            if c.grants.identity == identity {
+                Ok(c)
+            } else {
+                Err(TokenError::OtherIdentity)
+            }
+        });
+        match checked {
+            Ok(claims) => {
+                *self = Self::new(Some(fingerprint), claims.exp);
+                service
+                    .recorder
+                    .record(instance.clone(), self.fact(socket, TokenNotice::Updated));
+                HubFrame::TokenUpdated {
+                    expires_at: self.expires_at.rfc3339(),
+                }
+            }
+            Err(e) => {
+                service.recorder.record(
+                    instance.clone(),
+                    Fact::Token(TokenFact {
+                        socket,
+                        notice: TokenNotice::Rejected,
+                        token: fingerprint,
+                        expires_at: self.expires_at,
+                        code: Some(e.code()),
+                    }),
+                );
+                HubFrame::TokenRejected {
+                    code: e.code(),
+                    message: e.to_string(),
+                }
             }
         }
     }

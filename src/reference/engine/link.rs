@@ -290,4 +290,9 @@ impl Engine {
             self.reconnect(false);
         }
     }
+
+    /// A token frame from the hub (the token lifecycle lives in `tokens`).
+    pub(super) fn token_frame(&mut self, frame: crate::wire::HubFrame) {
+        let _ = frame;
+    }
 }

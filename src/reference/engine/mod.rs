@@ -396,6 +396,12 @@ impl Engine {
             },
             SocketEvent::Frame(HubFrame::Pong { nonce }) => self.ponged(nonce),
             SocketEvent::Frame(HubFrame::Heartbeat { nonce }) => self.heartbeat_echoed(link, nonce),
+            SocketEvent::Frame(
+                frame @ (HubFrame::TokenAboutToExpire { .. }
+                | HubFrame::TokenExpired
+                | HubFrame::TokenUpdated { .. }
+                | HubFrame::TokenRejected { .. }),
+            ) => self.token_frame(frame),
             SocketEvent::Frame(HubFrame::Event(frame)) => {
                 if self.session.is_none() {
                     // The socket is up before the client is: keep what arrives until it is.

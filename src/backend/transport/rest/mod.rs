@@ -349,7 +349,24 @@ impl Respond for Api {
         } else {
             pairs(&req.body)
         };
+        // An access token never travels in a URL (URLs end up in proxies' and servers' logs):
+        // a request that carries one there is refused, and journaled as such.
+        let raw_query = req.url.query().map(|q| {
+            percent_encoding::percent_decode_str(q)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+        let url_token = raw_query
+            .as_deref()
+            .and_then(crate::secrets::find_token)
+            .map(TokenFingerprint::of);
         let answer = match (query, form) {
+            _ if url_token.is_some() => Answer::error(
+                Endpoint::Unknown,
+                400,
+                20_001,
+                "an access token in the URL: tokens travel in the X-Twilio-Token header only",
+            ),
             (Ok(query), Ok(form)) => (self.handler)(&Call {
                 service: &self.service,
                 method: req.method.as_str(),
@@ -382,9 +399,11 @@ impl Respond for Api {
                 token: token
                     .as_deref()
                     .or(authorization.as_deref())
-                    .map(TokenFingerprint::of),
+                    .map(TokenFingerprint::of)
+                    .or_else(|| url_token.clone()),
                 error: answer.error.clone(),
                 issued: answer.issued.clone(),
+                token_in_url: url_token.is_some(),
             }),
         );
         if let (Endpoint::UserConversations { last: true, .. }, 200) =

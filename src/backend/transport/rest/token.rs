@@ -1,4 +1,9 @@
 //! `POST /token`: the app's token generator (form fields `identity`, `ttl` in seconds).
+//!
+//! It mints what it is asked for (any TTL from a second to a week; an hour when `ttl` is
+//! absent) and journals the TTL asked, the lifetime minted and the expiry. Like a real app's
+//! generator it does not know the service's bounds: a 2-minute token is minted, and refused
+//! where it is used (20104); a 2-day one too (20157).
 
 use std::time::Duration;
 
@@ -16,17 +21,33 @@ pub(super) fn mint(call: &Call<'_>) -> Answer {
     let Some(identity) = call.form.get("identity").filter(|s| !s.is_empty()) else {
         return Answer::error(ep, 400, 20_001, "missing form field `identity`");
     };
-    let ttl = match call.form.get("ttl").map(|s| s.parse::<u64>()) {
-        None => 3600,
-        Some(Ok(n)) => n,
+    let asked = match call.form.get("ttl").map(|s| s.parse::<u64>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
         Some(Err(_)) => return Answer::error(ep, 400, 20_001, "`ttl` must be a number of seconds"),
     };
-    match call.service.tokens.mint(identity, Duration::from_secs(ttl)) {
+    // The generator mints what it is asked for (an hour when not asked), unless a scenario
+    // made it mint a fixed lifetime.
+    let forced = call.service.read(|m| m.token_ttl);
+    let ttl = forced.map_or(asked.unwrap_or(3600), |d| d.as_secs());
+    match call
+        .service
+        .tokens
+        .generate(identity, Duration::from_secs(ttl))
+    {
         Ok(token) => {
             call.service.quietly(|m| m.ensure_user(identity));
             let issued = Issued {
                 identity: identity.clone(),
                 token: TokenFingerprint::of(&token),
+                ttl_asked: asked,
+                ttl,
+                expires_at: call
+                    .service
+                    .tokens
+                    .clock()
+                    .now()
+                    .plus(Duration::from_secs(ttl)),
             };
             let mut answer = Answer::ok(
                 ep,
