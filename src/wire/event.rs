@@ -205,10 +205,14 @@ impl fmt::Debug for UpdateToken {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum TokenFrame {
-    TokenAboutToExpire { expires_at: String },
-    TokenExpired {},
-    TokenUpdated { expires_at: String },
-    TokenRejected { code: u32, message: String },
+    #[serde(rename = "token_about_to_expire")]
+    AboutToExpire { expires_at: String },
+    #[serde(rename = "token_expired")]
+    Expired {},
+    #[serde(rename = "token_updated")]
+    Updated { expires_at: String },
+    #[serde(rename = "token_rejected")]
+    Rejected { code: u32, message: String },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -245,14 +249,10 @@ impl HubFrame {
             .is_some_and(|t| t.starts_with("token_"))
         {
             return Ok(match serde_json::from_value(value)? {
-                TokenFrame::TokenAboutToExpire { expires_at } => {
-                    Self::TokenAboutToExpire { expires_at }
-                }
-                TokenFrame::TokenExpired {} => Self::TokenExpired,
-                TokenFrame::TokenUpdated { expires_at } => Self::TokenUpdated { expires_at },
-                TokenFrame::TokenRejected { code, message } => {
-                    Self::TokenRejected { code, message }
-                }
+                TokenFrame::AboutToExpire { expires_at } => Self::TokenAboutToExpire { expires_at },
+                TokenFrame::Expired {} => Self::TokenExpired,
+                TokenFrame::Updated { expires_at } => Self::TokenUpdated { expires_at },
+                TokenFrame::Rejected { code, message } => Self::TokenRejected { code, message },
             });
         }
         serde_json::from_value(value).map(|e| Self::Event(Box::new(e)))
@@ -269,20 +269,18 @@ impl HubFrame {
                 socket: *socket,
             }),
             Self::TokenAboutToExpire { expires_at } => {
-                serde_json::to_string(&TokenFrame::TokenAboutToExpire {
+                serde_json::to_string(&TokenFrame::AboutToExpire {
                     expires_at: expires_at.clone(),
                 })
             }
-            Self::TokenExpired => serde_json::to_string(&TokenFrame::TokenExpired {}),
-            Self::TokenUpdated { expires_at } => serde_json::to_string(&TokenFrame::TokenUpdated {
+            Self::TokenExpired => serde_json::to_string(&TokenFrame::Expired {}),
+            Self::TokenUpdated { expires_at } => serde_json::to_string(&TokenFrame::Updated {
                 expires_at: expires_at.clone(),
             }),
-            Self::TokenRejected { code, message } => {
-                serde_json::to_string(&TokenFrame::TokenRejected {
-                    code: *code,
-                    message: message.clone(),
-                })
-            }
+            Self::TokenRejected { code, message } => serde_json::to_string(&TokenFrame::Rejected {
+                code: *code,
+                message: message.clone(),
+            }),
         };
         text.unwrap_or_default()
     }
