@@ -97,7 +97,7 @@ async fn get_user(backend: &Backend, token: &str) -> (u16, Value) {
 async fn the_generator_mints_any_lifetime_and_journals_it_and_the_service_refuses_out_of_range() {
     let (backend, journal, _) = scene::journaled_backend().await;
     let short = generate(&backend, "alice", 120).await;
-    let long = generate(&backend, "alice", 2 * 86_400).await;
+    let capped = generate(&backend, "alice", 2 * 86_400).await;
     let good = generate(&backend, "alice", 4 * 3600).await;
     let issued: Vec<(Option<u64>, u64)> = journal
         .snapshot()
@@ -111,7 +111,7 @@ async fn the_generator_mints_any_lifetime_and_journals_it_and_the_service_refuse
         issued,
         [
             (Some(120), 120),
-            (Some(172_800), 172_800),
+            (Some(172_800), 86_400),
             (Some(14_400), 14_400)
         ]
     );
@@ -125,13 +125,17 @@ async fn the_generator_mints_any_lifetime_and_journals_it_and_the_service_refuse
         body["message"].as_str().unwrap().contains("3-minute"),
         "{body}"
     );
+    assert_eq!(get_user(&backend, &capped).await.0, 200);
+    assert_eq!(get_user(&backend, &good).await.0, 200);
+    backend.force_token_ttl(Some(Duration::from_secs(2 * 86_400)));
+    let long = generate(&backend, "alice", 3600).await;
     let (status, body) = get_user(&backend, &long).await;
     assert_eq!(
         (status, body["code"].as_u64()),
         (401, Some(20_157)),
         "{body}"
     );
-    assert_eq!(get_user(&backend, &good).await.0, 200);
+    backend.force_token_ttl(None);
     let refused = open(&backend, &short).await.unwrap_err();
     assert!(refused.contains("401"), "{refused}");
 

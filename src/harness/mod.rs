@@ -31,6 +31,9 @@ pub enum HarnessError {
     /// The adapter did not start.
     #[error(transparent)]
     Adapter(#[from] AdapterError),
+    /// The scene's storage directory could not be made.
+    #[error("could not make the scene's storage directory: {0}")]
+    Storage(std::io::Error),
 }
 
 /// How to set a scene up.
@@ -74,11 +77,17 @@ impl HarnessBuilder {
             .into());
         }
         let driver = Driver::new(session, journal.clone(), self.safety);
+        let storage = tempfile::Builder::new()
+            .prefix("convo-tck-storage-")
+            .tempdir()
+            .map_err(HarnessError::Storage)?;
         Ok(Harness {
             clock,
             journal,
             backend,
             driver,
+            storage,
+            device_token: None,
         })
     }
 }
@@ -93,6 +102,11 @@ pub struct Harness {
     pub backend: Backend,
     /// The adapter session.
     pub driver: Driver,
+    /// The app's persistent storage (`start`'s `storage_dir`): it survives `kill` and is
+    /// removed with the scene.
+    storage: tempfile::TempDir,
+    /// The push device token the OS has handed the app (sent with every `start`).
+    pub device_token: Option<String>,
 }
 
 impl Harness {
@@ -112,8 +126,8 @@ impl Harness {
             token_url: self.backend.token_url(),
             rest_url: self.backend.rest_url().to_owned(),
             events_url: self.backend.events_url().to_owned(),
-            storage_dir: None,
-            device_token: None,
+            storage_dir: Some(self.storage.path().display().to_string()),
+            device_token: self.device_token.clone(),
         }
     }
 

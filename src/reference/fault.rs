@@ -79,6 +79,36 @@ pub enum Fault {
     ReleaseAfterShutdown,
     /// Fails REL-1: on logout the handles are never released.
     LeakHandles,
+    /// Fails TOKEN-1: a token the generator issued living under 3 minutes is fetched again every 10 s instead of being reported as a typed error.
+    RetryShortToken,
+    /// Fails TOKEN-2: the app asks its generator for 10-minute tokens (under an hour).
+    TtlTooShort,
+    /// Fails TOKEN-2: the app asks its generator for 48-hour tokens (over 24 hours; the generator caps them at 24 h).
+    TtlTooLong,
+    /// Fails TOKEN-3: the about-to-expire warning is reported, but nothing is refreshed until the token expired and the socket closed.
+    IgnoreAboutToExpire,
+    /// Fails TOKEN-4: an expired token (noticed after a sleep, or announced by the channel) shuts the instance down and creates a new one.
+    RecreateOnExpired,
+    /// Fails TOKEN-5: every start waits for the token generator, even with a valid token in storage.
+    WaitForGenerator,
+    /// Fails TOKEN-6: after start the client prefetches its user with `?token=` in the URL (refused, and ignored).
+    TokenInUrl,
+    /// Fails TOKEN-6: every token fetched is written to the log.
+    LogToken,
+    /// Fails PUSH-1: a start never registers the device for push; only a rotation of the device token does.
+    NoRegisterOnStart,
+    /// Fails PUSH-2: every start writes the registration again, even when the stored device token is unchanged.
+    RegisterEveryStart,
+    /// Fails PUSH-3: `device_token_changed` is ignored: the stale binding stays and the new token is never registered.
+    IgnoreTokenRotation,
+    /// Fails PUSH-4: relaunched as another identity, the client registers the new one and leaves the previous identity's binding for the device.
+    KeepOldIdentityBinding,
+    /// Fails COUNT-1: every count read goes to the backend, with no cache.
+    UncachedCounts,
+    /// Fails COUNT-2: a count read once is served from the cache for good.
+    CacheForever,
+    /// Fails COUNT-3: an unread count the backend does not know (no read horizon) is reported as 0.
+    ZeroUnread,
 }
 
 impl Fault {
@@ -111,6 +141,21 @@ impl Fault {
         Fault::SecondSocket,
         Fault::ReleaseAfterShutdown,
         Fault::LeakHandles,
+        Fault::RetryShortToken,
+        Fault::TtlTooShort,
+        Fault::TtlTooLong,
+        Fault::IgnoreAboutToExpire,
+        Fault::RecreateOnExpired,
+        Fault::WaitForGenerator,
+        Fault::TokenInUrl,
+        Fault::LogToken,
+        Fault::NoRegisterOnStart,
+        Fault::RegisterEveryStart,
+        Fault::IgnoreTokenRotation,
+        Fault::KeepOldIdentityBinding,
+        Fault::UncachedCounts,
+        Fault::CacheForever,
+        Fault::ZeroUnread,
     ];
 
     /// The `--fault` name.
@@ -143,6 +188,21 @@ impl Fault {
             Self::SecondSocket => "second-socket",
             Self::ReleaseAfterShutdown => "release-after-shutdown",
             Self::LeakHandles => "leak-handles",
+            Self::RetryShortToken => "retry-short-token",
+            Self::TtlTooShort => "ttl-too-short",
+            Self::TtlTooLong => "ttl-too-long",
+            Self::IgnoreAboutToExpire => "ignore-about-to-expire",
+            Self::RecreateOnExpired => "recreate-on-expired",
+            Self::WaitForGenerator => "wait-for-generator",
+            Self::TokenInUrl => "token-in-url",
+            Self::LogToken => "log-token",
+            Self::NoRegisterOnStart => "no-register-on-start",
+            Self::RegisterEveryStart => "register-every-start",
+            Self::IgnoreTokenRotation => "ignore-token-rotation",
+            Self::KeepOldIdentityBinding => "keep-old-identity-binding",
+            Self::UncachedCounts => "uncached-counts",
+            Self::CacheForever => "cache-forever",
+            Self::ZeroUnread => "zero-unread",
         }
     }
 
@@ -198,6 +258,37 @@ impl Fault {
             }
             Self::ReleaseAfterShutdown => "handles are released after the client shut down",
             Self::LeakHandles => "handles are never released on logout",
+            Self::RetryShortToken => {
+                "a token living under 3 minutes is fetched again and again (every 10 s), never reported as an error"
+            }
+            Self::TtlTooShort => "the app asks its token generator for 10-minute tokens",
+            Self::TtlTooLong => "the app asks its token generator for 48-hour tokens",
+            Self::IgnoreAboutToExpire => {
+                "token_about_to_expire is reported but no new token is fetched until the old one expired"
+            }
+            Self::RecreateOnExpired => {
+                "an expired token shuts the client down and creates a new instance"
+            }
+            Self::WaitForGenerator => {
+                "every start fetches a token first, even with a valid one stored"
+            }
+            Self::TokenInUrl => {
+                "after start the client prefetches its user with the token in the URL"
+            }
+            Self::LogToken => "every token fetched is written to the adapter's log",
+            Self::NoRegisterOnStart => {
+                "starting never registers the device for push (only a rotation does)"
+            }
+            Self::RegisterEveryStart => {
+                "every start registers again, even with the same device token stored"
+            }
+            Self::IgnoreTokenRotation => "a new device token from the OS is ignored",
+            Self::KeepOldIdentityBinding => {
+                "relaunching as another identity leaves the previous identity's binding"
+            }
+            Self::UncachedCounts => "every count read goes to the backend",
+            Self::CacheForever => "a count, once read, is cached for good",
+            Self::ZeroUnread => "an unknown unread count (no read horizon) is reported as 0",
         }
     }
 }

@@ -14,6 +14,7 @@ mod engine;
 mod fault;
 mod net;
 mod policy;
+mod storage;
 
 use std::sync::Arc;
 
@@ -39,6 +40,10 @@ pub struct Config {
     /// Commands it claims not to have (like a server-side SDK without `background`): left out
     /// of its capabilities and answered `unsupported`.
     pub lacks: Vec<CommandKind>,
+    /// The token lifetime it asks its generator for (hours; at most a day).
+    pub token_ttl: std::time::Duration,
+    /// How long a count read is served from its cache (the documented 5 s by default).
+    pub count_cache: std::time::Duration,
 }
 
 impl Default for Config {
@@ -48,6 +53,8 @@ impl Default for Config {
             faults: FaultSet::none(),
             page_size: 50,
             lacks: Vec::new(),
+            token_ttl: std::time::Duration::from_secs(4 * 3600),
+            count_cache: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -202,7 +202,7 @@ pub(crate) async fn fetch_token(
     identity: &str,
     instance: &InstanceId,
     ttl: Duration,
-) -> Result<String, CommandError> {
+) -> Result<IssuedToken, CommandError> {
     let resp = http
         .post(token_url)
         .header("X-Convo-Client", instance.as_str())
@@ -221,7 +221,7 @@ pub(crate) async fn fetch_token(
     let status = resp.status();
     let bytes = resp.bytes().await.unwrap_or_default();
     match serde_json::from_slice::<IssuedToken>(&bytes) {
-        Ok(issued) if status.is_success() => Ok(issued.token),
+        Ok(issued) if status.is_success() => Ok(issued),
         _ => Err(CommandError::new(
             ErrorKind::TokenRejected,
             format!(

@@ -182,9 +182,22 @@ impl TckWorld {
     ) -> ScenarioRecord {
         let (journal, secrets, closing) = match self.harness.take() {
             Some(h) => {
-                let journal = h.journal.snapshot();
+                let recorded = h.journal.clone();
+                let mut journal = recorded.snapshot();
                 let secrets = h.journal.secrets().clone();
                 let closing = h.close().await;
+                // What the adapter logged while it closed (its last stderr lines) is kept:
+                // TOKEN-6 reads the log. Nothing else recorded after the scene ended is judged.
+                let seen = journal.last().map_or(0, |e| e.seq + 1);
+                journal.extend(recorded.snapshot().into_iter().filter(|e| {
+                    e.seq >= seen
+                        && matches!(
+                            e.kind,
+                            crate::journal::EntryKind::Harness(
+                                crate::journal::HarnessEntry::Log { .. }
+                            )
+                        )
+                }));
                 (journal, secrets, closing)
             }
             None => (Vec::new(), Secrets::default(), None),

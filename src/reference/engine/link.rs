@@ -197,6 +197,9 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let instance = s.instance.clone();
+        let (token_url, identity) = (s.login.token_url.clone(), s.login.identity.clone());
+        let expires = s.token_expires;
+        let generator = self.generator(&token_url, &identity, &instance);
         self.spawn(async move {
             if let Some(d) = delay {
                 activity.sleep(&clock, d).await;
@@ -210,7 +213,25 @@ impl Engine {
                     )),
                 };
             }
-            let result = net::connect_events(&events_url, &token, &instance, since, deliver).await;
+            // A token that expired (or is about to) while the client was away is replaced
+            // before the attempt: the same instance goes on with a fresh one.
+            let fresh = if expires <= clock.now().plus(super::tokens::MARGIN) {
+                match generator.fetch().await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        return TaskResult::Reconnected {
+                            link,
+                            result: Err(e),
+                        };
+                    }
+                }
+            } else {
+                None
+            };
+            let token = fresh.as_ref().map_or(token, |c| c.token.clone());
+            let result = net::connect_events(&events_url, &token, &instance, since, deliver)
+                .await
+                .map(|events| (fresh, events));
             TaskResult::Reconnected { link, result }
         });
     }
@@ -219,7 +240,13 @@ impl Engine {
     pub(super) fn reconnected(
         &mut self,
         link: u64,
-        result: Result<tokio::sync::mpsc::UnboundedSender<String>, crate::adapter::CommandError>,
+        result: Result<
+            (
+                Option<super::state::Credential>,
+                tokio::sync::mpsc::UnboundedSender<String>,
+            ),
+            crate::adapter::CommandError,
+        >,
     ) {
         let Some(s) = self.session.as_mut() else {
             return;
@@ -228,11 +255,18 @@ impl Engine {
             return;
         }
         match result {
-            Ok(events) => {
+            Ok((fresh, events)) => {
                 s.link.state = LinkState::Open(events);
+                if let Some(credential) = fresh {
+                    self.adopt(&credential);
+                }
                 self.linked();
             }
-            Err(_) => {
+            Err(e) => {
+                if e.kind == crate::adapter::ErrorKind::TokenRejected {
+                    // The channel refused the token: the next attempt fetches one first.
+                    s.token_expires = s.token_expires.min(self.clock.now());
+                }
                 s.link.failures = s.link.failures.saturating_add(1);
                 if !self.policy.survive_connection_loss {
                     let _ = self.shut_down();
@@ -273,6 +307,11 @@ impl Engine {
 
     /// The app came back: open a socket at once (fault `second-socket`: even if one is open).
     pub(super) fn unpark(&mut self) {
+        // A token that expired while the app slept is refreshed by the reconnect (fault
+        // `recreate-on-expired`: a new instance instead).
+        if !self.notice_expiry() {
+            return;
+        }
         let Some(s) = self.session.as_mut() else {
             return;
         };
@@ -289,10 +328,5 @@ impl Engine {
             });
             self.reconnect(false);
         }
-    }
-
-    /// A token frame from the hub (the token lifecycle lives in `tokens`).
-    pub(super) fn token_frame(&mut self, frame: crate::wire::HubFrame) {
-        let _ = frame;
     }
 }

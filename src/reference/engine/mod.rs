@@ -17,6 +17,7 @@ mod session;
 mod settle;
 mod state;
 mod sync;
+mod tokens;
 mod updates;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,12 +71,18 @@ pub(super) enum TaskResult {
     Started {
         /// The app's `start`, or `None` when the client re-created itself.
         responder: Option<Responder>,
-        result: Result<(String, mpsc::UnboundedSender<String>), CommandError>,
+        result: Result<(state::Credential, mpsc::UnboundedSender<String>), CommandError>,
     },
     Reconnected {
         link: u64,
-        result: Result<mpsc::UnboundedSender<String>, CommandError>,
+        /// A token fetched first (the old one had expired), and the socket.
+        result: Result<(Option<state::Credential>, mpsc::UnboundedSender<String>), CommandError>,
     },
+    Refreshed {
+        result: Result<state::Credential, CommandError>,
+    },
+    /// Work whose result does not matter (fault `token-in-url`'s prefetch).
+    Nothing,
     HeartbeatDue {
         link: u64,
     },
@@ -250,7 +257,8 @@ impl Engine {
                 token_url,
                 events_url,
                 rest_url,
-                ..
+                storage_dir,
+                device_token,
             } => self.start(
                 responder,
                 Login {
@@ -258,6 +266,8 @@ impl Engine {
                     token_url,
                     rest_url,
                     events_url,
+                    storage: crate::reference::storage::Storage::new(storage_dir.as_deref()),
+                    device_token,
                 },
             ),
             Command::Background => self.background(responder),
@@ -266,6 +276,10 @@ impl Engine {
                 responder.done();
             }
             Command::Logout => {
+                // A user who logged out leaves no credential behind.
+                if let Some(s) = &self.session {
+                    s.login.storage.update(|stored| stored.token = None);
+                }
                 let closing = self.shut_down();
                 self.when_closed(closing, responder);
             }
@@ -429,6 +443,8 @@ impl Engine {
         match result {
             TaskResult::Started { responder, result } => self.started(responder, result),
             TaskResult::Reconnected { link, result } => self.reconnected(link, result),
+            TaskResult::Refreshed { result } => self.refreshed(result),
+            TaskResult::Nothing => {}
             TaskResult::HeartbeatDue { link } => self.heartbeat_due(link),
             TaskResult::ListPage { result } => {
                 self.lane_done();

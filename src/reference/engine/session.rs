@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -19,9 +18,6 @@ use crate::adapter::{
 };
 use crate::reference::net::{self, Rest};
 use crate::wire::InstanceId;
-
-/// TTL the reference client asks its token generator for (four hours).
-const TOKEN_TTL: Duration = Duration::from_secs(4 * 3600);
 
 impl Engine {
     /// The `start` command: creates a client for `login`. A client of another identity is shut
@@ -60,16 +56,24 @@ impl Engine {
         self.last_login = Some(login.clone());
         self.early_frames.clear();
         self.welcome = None;
-        let http = self.http.clone();
         let link = self.next_link();
         let deliver = self.deliver_to(link);
-        let (inst, ident) = (instance.clone(), login.identity.clone());
-        let (token_url, events_url) = (login.token_url.clone(), login.events_url.clone());
+        let inst = instance.clone();
+        let events_url = login.events_url.clone();
+        // A valid token kept from an earlier run starts the client without waiting for the
+        // generator (the documented pre-fetch).
+        let stored = self.stored_token(&login.storage, &login.identity);
+        let generator = self.generator(&login.token_url, &login.identity, &instance);
         self.spawn(async move {
             let result = async {
-                let token = net::fetch_token(&http, &token_url, &ident, &inst, TOKEN_TTL).await?;
-                let events = net::connect_events(&events_url, &token, &inst, None, deliver).await?;
-                Ok((token, events))
+                let credential = match stored {
+                    Some(c) => c,
+                    None => generator.fetch().await?,
+                };
+                let events =
+                    net::connect_events(&events_url, &credential.token, &inst, None, deliver)
+                        .await?;
+                Ok((credential, events))
             }
             .await;
             TaskResult::Started { responder, result }
@@ -85,7 +89,7 @@ impl Engine {
     pub(super) fn started(
         &mut self,
         responder: Option<Responder>,
-        result: Result<(String, mpsc::UnboundedSender<String>), CommandError>,
+        result: Result<(super::state::Credential, mpsc::UnboundedSender<String>), CommandError>,
     ) {
         let welcome = self.welcome.take();
         let Some(PendingStart {
@@ -99,15 +103,23 @@ impl Engine {
             }
             return;
         };
-        let (token, events) = match result {
+        let (credential, events) = match result {
             Ok(parts) => parts,
             Err(e) => {
+                // Reported as well as answered: a client the app did not start itself (a
+                // re-creation) has no one else to tell.
+                self.observe(Observation::Error {
+                    kind: e.kind,
+                    message: e.message.clone(),
+                });
                 if let Some(r) = responder {
                     r.answer(Outcome::Error(e));
                 }
                 return;
             }
         };
+        self.keep(&login.storage, &login.identity, &credential);
+        let token = credential.token.clone();
         let rest = Rest {
             http: self.http.clone(),
             base: login.rest_url.trim_end_matches('/').to_owned(),
@@ -136,6 +148,9 @@ impl Engine {
             fetched: BTreeMap::new(),
             handles: std::mem::take(&mut self.carried_handles),
             start_reply: None,
+            token_expires: credential.expires_at,
+            refreshing: false,
+            expiry_seen: false,
         });
         self.observe(Observation::ClientCreated {
             instance: instance.clone(),
@@ -158,6 +173,7 @@ impl Engine {
             }
         }
         self.begin_sync(&identity);
+        self.prefetch_with_token_in_url();
     }
 
     /// Ends the session without a shutdown (the process died): its handles die with it.

@@ -43,6 +43,20 @@ pub(super) struct Login {
     pub(super) token_url: String,
     pub(super) rest_url: String,
     pub(super) events_url: String,
+    /// The app's persistent storage.
+    pub(super) storage: crate::reference::storage::Storage,
+    /// The push device token the OS handed the app.
+    #[expect(dead_code, reason = "push registration lands next")]
+    pub(super) device_token: Option<String>,
+}
+
+/// An access token the client holds, and when it expires.
+#[derive(Clone)]
+pub(crate) struct Credential {
+    pub(crate) token: String,
+    pub(crate) expires_at: crate::clock::VirtualInstant,
+    /// Fetched from the generator just now (not taken from storage).
+    pub(crate) fetched: bool,
 }
 
 /// A `start` whose client does not exist yet: its token and socket are being set up.
@@ -126,6 +140,12 @@ pub(super) struct Session {
     pub(super) handles: BTreeMap<HandleId, ConversationSid>,
     /// A `start` whose reply waits for the whole list (policy `start_before_list` off).
     pub(super) start_reply: Option<(Responder, InstanceId)>,
+    /// When the token in use expires.
+    pub(super) token_expires: crate::clock::VirtualInstant,
+    /// A token refresh is in flight.
+    pub(super) refreshing: bool,
+    /// The client noticed (and reported) that its token expired.
+    pub(super) expiry_seen: bool,
 }
 
 /// An operation that must wait for synchronization.

@@ -1,15 +1,17 @@
 //! `POST /token`: the app's token generator (form fields `identity`, `ttl` in seconds).
 //!
-//! It mints what it is asked for (any TTL from a second to a week; an hour when `ttl` is
-//! absent) and journals the TTL asked, the lifetime minted and the expiry. Like a real app's
-//! generator it does not know the service's bounds: a 2-minute token is minted, and refused
-//! where it is used (20104); a 2-day one too (20157).
+//! It mints what it is asked for (an hour when `ttl` is absent; more than a day is capped at a
+//! day, as app servers built on Twilio's helper libraries do) and journals the TTL asked, the
+//! lifetime minted and the expiry. It does not refuse short lifetimes: a 2-minute token is
+//! minted, and refused where it is used (20104). A scenario can force the lifetime it mints
+//! (`Backend::force_token_ttl`), a 2-day token included (refused where used: 20157).
 
 use std::time::Duration;
 
 use super::{Answer, Call};
 use crate::backend::endpoint::Endpoint;
 use crate::backend::fact::Issued;
+use crate::backend::tokens::MAX_TTL;
 use crate::secrets::TokenFingerprint;
 use crate::wire::resources::IssuedToken;
 
@@ -26,10 +28,12 @@ pub(super) fn mint(call: &Call<'_>) -> Answer {
         Some(Ok(n)) => Some(n),
         Some(Err(_)) => return Answer::error(ep, 400, 20_001, "`ttl` must be a number of seconds"),
     };
-    // The generator mints what it is asked for (an hour when not asked), unless a scenario
-    // made it mint a fixed lifetime.
+    // The generator mints what it is asked for (an hour when not asked), capped at the
+    // service's day, unless a scenario made it mint a fixed lifetime.
     let forced = call.service.read(|m| m.token_ttl);
-    let ttl = forced.map_or(asked.unwrap_or(3600), |d| d.as_secs());
+    let ttl = forced.map_or(asked.unwrap_or(3600).min(MAX_TTL.as_secs()), |d| {
+        d.as_secs()
+    });
     match call
         .service
         .tokens
