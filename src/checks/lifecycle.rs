@@ -28,7 +28,7 @@ pub(crate) const MIN_ATTEMPT_GAP: Duration = Duration::from_millis(500);
 
 /// How an instance's life ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
+pub(super) enum End {
     /// The client reported its shutdown.
     ShutDown,
     /// The harness killed the app.
@@ -37,22 +37,22 @@ enum End {
 
 /// One client instance's life, by journal entries.
 #[derive(Clone, Debug)]
-struct Life<'a> {
-    instance: &'a InstanceId,
-    created: u64,
+pub(super) struct Life<'a> {
+    pub(super) instance: &'a InstanceId,
+    pub(super) created: u64,
     /// The identity the `start` before its creation named.
-    identity: Option<&'a str>,
-    ended: Option<(u64, End)>,
+    pub(super) identity: Option<&'a str>,
+    pub(super) ended: Option<(u64, End)>,
 }
 
 impl Life<'_> {
-    fn alive_at(&self, seq: u64) -> bool {
+    pub(super) fn alive_at(&self, seq: u64) -> bool {
         self.created < seq && self.ended.is_none_or(|(end, _)| end > seq)
     }
 }
 
 /// Every instance's life, in order of creation.
-fn lives<'a>(h: &History<'a>) -> Vec<Life<'a>> {
+pub(super) fn lives<'a>(h: &History<'a>) -> Vec<Life<'a>> {
     let mut lives: Vec<Life<'a>> = Vec::new();
     let mut identity = None;
     for e in h.entries() {
@@ -221,7 +221,10 @@ fn is_shutdown_cause(command: &Command) -> bool {
 }
 
 /// Shutdowns no logout or switch of login asked for: (shutdown entry, instance).
-fn uncaused_shutdowns<'a>(h: &History<'a>, lives: &[Life<'a>]) -> Vec<(u64, &'a InstanceId)> {
+pub(super) fn uncaused_shutdowns<'a>(
+    h: &History<'a>,
+    lives: &[Life<'a>],
+) -> Vec<(u64, &'a InstanceId)> {
     let mut out = Vec::new();
     for l in lives {
         let Some((end, End::ShutDown)) = l.ended else {
@@ -238,7 +241,10 @@ fn uncaused_shutdowns<'a>(h: &History<'a>, lives: &[Life<'a>]) -> Vec<(u64, &'a 
 }
 
 /// Instances created with no `start` asking for them (the client re-created itself).
-fn uncommanded_creations<'a>(h: &History<'a>, lives: &[Life<'a>]) -> Vec<(u64, &'a InstanceId)> {
+pub(super) fn uncommanded_creations<'a>(
+    h: &History<'a>,
+    lives: &[Life<'a>],
+) -> Vec<(u64, &'a InstanceId)> {
     let mut last_start_used = 0;
     let mut out = Vec::new();
     for l in lives {

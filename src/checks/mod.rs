@@ -9,7 +9,7 @@
 //! Jepsen checker judges a whole history.
 //!
 //! Files by rule family: [`sync`], [`updates`], [`lists`], [`messages`], [`lifecycle`] (LIFE and
-//! REL); [`history`] holds the shared queries.
+//! REL), [`tokens`]; [`history`] holds the shared queries.
 //!
 //! Must not import: the rules, the harness, the scenario runner, the report, the reference
 //! client, the backend's internals (only its facts, through the journal).
@@ -19,6 +19,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod lists;
 pub(crate) mod messages;
 pub(crate) mod sync;
+pub(crate) mod tokens;
 pub(crate) mod updates;
 
 use std::fmt;

@@ -5,7 +5,7 @@
 use super::Level::{Info, Must, Should};
 use super::RuleProfile::{All, Js, Mobile};
 use super::{Level, Rule, RuleId, RuleProfile, rule};
-use crate::checks::{lifecycle, lists, messages, sync, updates};
+use crate::checks::{lifecycle, lists, messages, sync, tokens, updates};
 use crate::reference::Fault;
 
 const LIFECYCLE: &str = "The SDK lifecycle";
@@ -159,48 +159,78 @@ pub static CATALOG: &[Rule] = &[
             "nothing to check",
         )
     },
-    untested(
-        rule!("TOKEN-1"),
-        (All, Must, TOKEN),
-        "A token with a TTL under three minutes is refused: the client reports it and does not loop.",
-        "hand the client a two-minute token",
-        "surface token errors instead of retrying them",
-    ),
-    untested(
-        rule!("TOKEN-2"),
-        (All, Should, TOKEN),
-        "The app asks for tokens lasting hours, at most a day.",
-        "the token endpoint sees the requested TTL",
-        "request a TTL between 1 h and 24 h",
-    ),
-    untested(
-        rule!("TOKEN-3"),
-        (All, Must, TOKEN),
-        "On about-to-expire the app fetches a new token and hands it to the running client.",
-        "advance past expiry minus three minutes",
-        "implement the token-about-to-expire handler with updateToken",
-    ),
-    untested(
-        rule!("TOKEN-4"),
-        (All, Must, TOKEN),
-        "On expiry (e.g. after sleeping) the app refreshes the token and the client resumes.",
-        "advance past expiry while in the background",
-        "implement the token-expired handler",
-    ),
-    untested(
-        rule!("TOKEN-5"),
-        (All, Should, TOKEN),
-        "A cached token that is still valid is used at start, without waiting for the generator.",
-        "kill, start",
-        "keep the last token in temporary storage and use it first",
-    ),
-    untested(
-        rule!("TOKEN-6"),
-        (All, Should, TOKEN),
-        "The token is confidential: never in a URL, never in logs.",
-        "every scenario",
-        "send the token in a header and scrub it from logs",
-    ),
+    Rule {
+        sees: "Sees every token the generator issued (the lifetime it minted), the token requests after a short one until the generator is changed or the app starts anew, and the errors the client reported by the settle a minute later.",
+        checks: &[&tokens::SHORT_TOKEN_REFUSED],
+        faults: &[Fault::RetryShortToken],
+        ..untested(
+            rule!("TOKEN-1"),
+            (All, Must, TOKEN),
+            "A token with a TTL under three minutes is refused: the client reports it and does not loop.",
+            "hand the client a two-minute token",
+            "surface token errors instead of retrying them",
+        )
+    },
+    Rule {
+        sees: "Sees the TTL every token request asked the generator for (the `ttl` field); cannot see what an app's own server would ask on its behalf.",
+        checks: &[&tokens::TTL_IN_HOURS],
+        faults: &[Fault::TtlTooShort, Fault::TtlTooLong],
+        ..untested(
+            rule!("TOKEN-2"),
+            (All, Should, TOKEN),
+            "The app asks for tokens lasting hours, at most a day.",
+            "the token endpoint sees the requested TTL",
+            "request a TTL between 1 h and 24 h",
+        )
+    },
+    Rule {
+        sees: "Sees every token_about_to_expire the event channel sent, the tokens handed over on that instance's channels, expiry closes, and the instance's life up to the first settle past the expiry.",
+        checks: &[&tokens::REFRESH_ON_WARNING],
+        faults: &[Fault::IgnoreAboutToExpire],
+        ..untested(
+            rule!("TOKEN-3"),
+            (All, Must, TOKEN),
+            "On about-to-expire the app fetches a new token and hands it to the running client.",
+            "advance past expiry minus three minutes",
+            "implement the token-about-to-expire handler with updateToken",
+        )
+    },
+    Rule {
+        sees: "Sees foregrounds while the token last presented had expired, and channels closed at expiry; then the instance's life, its refused handshakes and the token of its next channel, up to the first settle a minute later.",
+        checks: &[&tokens::RESUME_AFTER_EXPIRY],
+        faults: &[Fault::RecreateOnExpired],
+        ..untested(
+            rule!("TOKEN-4"),
+            (All, Must, TOKEN),
+            "On expiry (e.g. after sleeping) the app refreshes the token and the client resumes.",
+            "advance past expiry while in the background",
+            "implement the token-expired handler",
+        )
+    },
+    Rule {
+        sees: "Sees starts after a kill of the same identity (with a storage directory), the newest token issued for it and its expiry, and the first thing the backend heard after the start; cannot see a cache the client keeps elsewhere.",
+        checks: &[&tokens::STORED_TOKEN_AT_START],
+        faults: &[Fault::WaitForGenerator],
+        ..untested(
+            rule!("TOKEN-5"),
+            (All, Should, TOKEN),
+            "A cached token that is still valid is used at start, without waiting for the generator.",
+            "kill, start",
+            "keep the last token in temporary storage and use it first",
+        )
+    },
+    Rule {
+        sees: "Sees every URL the backend was asked for (REST and the event channel), and every line the adapter logged (its stderr, in-process logs), against every token the journal knows; cannot see a token written somewhere the kit does not read.",
+        checks: &[&tokens::TOKEN_CONFIDENTIAL],
+        faults: &[Fault::TokenInUrl, Fault::LogToken],
+        ..untested(
+            rule!("TOKEN-6"),
+            (All, Should, TOKEN),
+            "The token is confidential: never in a URL, never in logs.",
+            "every scenario",
+            "send the token in a header and scrub it from logs",
+        )
+    },
     Rule {
         sees: "Sees when `start` is answered against a page of the list the backend refused and the client's next settle; cannot see a client that answers `start` but keeps the app waiting some other way.",
         checks: &[&lists::CREATED_BEFORE_FULL_LIST],
