@@ -4,12 +4,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::fact::Control;
 use super::fixture::Fixture;
-use super::model::{At, ConversationRecord, Gate, ListAction, ListOrder, Outage};
+use super::model::{
+    At, BindingRecord, BindingType, ConversationRecord, Gate, ListAction, ListOrder, Outage,
+};
+use super::service::binding_fact;
 use super::tokens::TokenError;
 use super::{Backend, BackendError};
 use crate::clock::VirtualInstant;
@@ -42,6 +45,70 @@ pub struct BackendState {
     pub events_held: usize,
     /// Events published so far.
     pub events_published: u64,
+    /// Live push bindings, in registration order.
+    pub bindings: Vec<BindingState>,
+}
+
+/// A push binding as the backend holds it now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingState {
+    /// `BS...`
+    pub sid: String,
+    /// Chat identity.
+    pub identity: String,
+    /// The device token.
+    pub address: String,
+    /// Push technology.
+    pub binding_type: BindingType,
+    /// The message types it is subscribed to.
+    pub message_types: Vec<String>,
+    /// Created at.
+    pub date_created: VirtualInstant,
+    /// The last registration write.
+    pub date_updated: VirtualInstant,
+    /// The last activity: a registration write or an event-channel connection of its identity.
+    pub last_active: VirtualInstant,
+    /// When it expires if nothing happens meanwhile (a year after `last_active`).
+    pub expires_at: VirtualInstant,
+}
+
+impl BindingState {
+    fn of(b: &BindingRecord) -> Self {
+        Self {
+            sid: b.sid.clone(),
+            identity: b.identity.clone(),
+            address: b.address.clone(),
+            binding_type: b.binding_type,
+            message_types: b.message_types.clone(),
+            date_created: b.created,
+            date_updated: b.updated,
+            last_active: b.last_active,
+            expires_at: b.expires_at(),
+        }
+    }
+}
+
+/// The counts of one conversation as one participant sees them now, and when each last changed
+/// (the truth a client's counts are judged against).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountsTruth {
+    /// The conversation.
+    pub conversation: ConversationSid,
+    /// Whose unread count.
+    pub identity: String,
+    /// How many participants it has.
+    pub participants: u64,
+    /// When that last changed.
+    pub participants_changed: VirtualInstant,
+    /// How many messages it has.
+    pub messages: u64,
+    /// When that last changed (a message added or removed).
+    pub messages_changed: VirtualInstant,
+    /// `identity`'s unread messages: null until it has a read horizon, exactly as its
+    /// user-conversation resource answers.
+    pub unread: Option<u64>,
+    /// When that last changed (joining, or a message or read-horizon write that moved it).
+    pub unread_changed: VirtualInstant,
 }
 
 /// A user as [`BackendState`] shows it.
@@ -91,6 +158,12 @@ impl ConversationState {
             messages: c.messages.len(),
         }
     }
+}
+
+fn bindings_in_order<'a>(all: impl Iterator<Item = &'a BindingRecord>) -> Vec<BindingState> {
+    let mut v: Vec<&BindingRecord> = all.collect();
+    v.sort_by_key(|b| b.seq);
+    v.into_iter().map(BindingState::of).collect()
 }
 
 impl Backend {
@@ -390,6 +463,7 @@ impl Backend {
 
     /// Everything the backend holds now, for a person to look at.
     pub fn state(&self) -> BackendState {
+        self.service.sweep_bindings();
         self.service.read(|m| {
             let (holding, events_held) = m.events.holding();
             BackendState {
@@ -420,7 +494,66 @@ impl Backend {
                 holding,
                 events_held,
                 events_published: m.events.last_seq(),
+                bindings: bindings_in_order(m.bindings()),
             }
+        })
+    }
+
+    /// The push bindings now, in registration order (bindings idle for a year expire first,
+    /// journaled).
+    pub fn bindings(&self) -> Vec<BindingState> {
+        self.service
+            .bindings(|m| (bindings_in_order(m.bindings()), Vec::new()))
+    }
+
+    /// Registers a push binding for `identity`'s device `address` now, as the client's
+    /// registration write would (scenario setup: "carol registered device D2 a year ago", then
+    /// let time pass). Journals the control, and the binding's creation or refresh.
+    pub fn register_binding(
+        &self,
+        identity: &str,
+        address: &str,
+        binding_type: BindingType,
+    ) -> BindingState {
+        let state = self.service.bindings(|m| {
+            let (b, change) = m.register_binding(identity, address, binding_type, None);
+            (BindingState::of(&b), vec![binding_fact(change, &b)])
+        });
+        self.service.control(Control::BindingRegistered {
+            identity: identity.to_owned(),
+            address: address.to_owned(),
+            binding_type,
+        });
+        state
+    }
+
+    /// The counts of `conversation` as `identity` (a participant) sees them now.
+    pub fn counts(
+        &self,
+        conversation: &ConversationSid,
+        identity: &str,
+    ) -> Result<CountsTruth, BackendError> {
+        self.service.read(|m| {
+            let c = m
+                .conversation(conversation)
+                .ok_or_else(|| Self::missing(format!("no conversation {conversation}")))?;
+            let p = c
+                .participants
+                .iter()
+                .find(|p| p.identity == identity)
+                .ok_or_else(|| {
+                    Self::missing(format!("{identity} is not a participant of {conversation}"))
+                })?;
+            Ok(CountsTruth {
+                conversation: c.sid.clone(),
+                identity: identity.to_owned(),
+                participants: c.participants.len() as u64,
+                participants_changed: c.participants_changed,
+                messages: c.messages.len() as u64,
+                messages_changed: c.messages_changed,
+                unread: c.unread(p),
+                unread_changed: p.unread_changed,
+            })
         })
     }
 

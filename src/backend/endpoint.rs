@@ -97,6 +97,35 @@ pub enum Endpoint {
         /// Whether the request would change something (any method but GET).
         write: bool,
     },
+    /// A conversation's counts (`/v1/Conversations/{sid}/Counts`, the kit's, not public v1): a
+    /// read of that conversation.
+    Counts {
+        /// Conversation sid.
+        sid: ConversationSid,
+    },
+    /// A page of the service's push bindings (account-level; a token sees its own).
+    Bindings,
+    /// Read one push binding.
+    Binding {
+        /// `BS...` as the path named it.
+        sid: String,
+    },
+    /// Delete one push binding.
+    DeleteBinding {
+        /// `BS...` as the path named it.
+        sid: String,
+    },
+    /// A client's push registration write (`POST /v1/Client/Registrations`, the kit's, not
+    /// public v1): creates or refreshes the binding of (its identity, `address`).
+    Register {
+        /// The device token (not a secret; cut to 200 characters if longer than the limit).
+        address: String,
+    },
+    /// A client's push unregistration (`DELETE /v1/Client/Registrations/{address}`).
+    Unregister {
+        /// The device token.
+        address: String,
+    },
     /// Nothing we serve.
     Unknown,
 }
@@ -140,11 +169,23 @@ pub enum EndpointKind {
     UserConversation,
     /// `update_user_conversation`
     UpdateUserConversation,
+    /// `counts`
+    Counts,
+    /// `bindings`
+    Bindings,
+    /// `binding`
+    Binding,
+    /// `delete_binding`
+    DeleteBinding,
+    /// `register`
+    Register,
+    /// `unregister`
+    Unregister,
 }
 
 impl EndpointKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EndpointKind; 17] = [
+    pub const ALL: [EndpointKind; 23] = [
         Self::Token,
         Self::UserConversations,
         Self::GetUser,
@@ -162,6 +203,12 @@ impl EndpointKind {
         Self::Webhooks,
         Self::UserConversation,
         Self::UpdateUserConversation,
+        Self::Counts,
+        Self::Bindings,
+        Self::Binding,
+        Self::DeleteBinding,
+        Self::Register,
+        Self::Unregister,
     ];
 
     /// The journal name (`update_conversation`).
@@ -184,6 +231,12 @@ impl EndpointKind {
             Self::Webhooks => "webhooks",
             Self::UserConversation => "user_conversation",
             Self::UpdateUserConversation => "update_user_conversation",
+            Self::Counts => "counts",
+            Self::Bindings => "bindings",
+            Self::Binding => "binding",
+            Self::DeleteBinding => "delete_binding",
+            Self::Register => "register",
+            Self::Unregister => "unregister",
         }
     }
 }
@@ -249,6 +302,12 @@ impl Endpoint {
             Self::Webhooks { .. } => EndpointKind::Webhooks,
             Self::UserConversation { .. } => EndpointKind::UserConversation,
             Self::UpdateUserConversation { .. } => EndpointKind::UpdateUserConversation,
+            Self::Counts { .. } => EndpointKind::Counts,
+            Self::Bindings => EndpointKind::Bindings,
+            Self::Binding { .. } => EndpointKind::Binding,
+            Self::DeleteBinding { .. } => EndpointKind::DeleteBinding,
+            Self::Register { .. } => EndpointKind::Register,
+            Self::Unregister { .. } => EndpointKind::Unregister,
         }
     }
 
@@ -263,7 +322,8 @@ impl Endpoint {
             | Self::Participant { .. }
             | Self::Message { .. }
             | Self::Webhooks { .. }
-            | Self::UserConversation { .. } => OperationClass::Sync,
+            | Self::UserConversation { .. }
+            | Self::Counts { .. } => OperationClass::Sync,
             Self::UpdateUser => OperationClass::ClientOperation,
             Self::UpdateConversation { sid }
             | Self::SendMessage { sid }
@@ -272,7 +332,16 @@ impl Endpoint {
                 OperationClass::ConversationOperation(sid)
             }
             Self::OtherConversation { write: false, .. } => OperationClass::Sync,
-            Self::Token | Self::EventChannel | Self::Unknown => OperationClass::Other,
+            // Push bindings are neither synchronization nor an operation synchronization must
+            // precede: an SDK registers its device whenever the app hands it a token.
+            Self::Token
+            | Self::EventChannel
+            | Self::Bindings
+            | Self::Binding { .. }
+            | Self::DeleteBinding { .. }
+            | Self::Register { .. }
+            | Self::Unregister { .. }
+            | Self::Unknown => OperationClass::Other,
         }
     }
 }

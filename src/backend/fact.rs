@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::endpoint::Endpoint;
-use super::model::{At, Gate, ListAction, ListOrder, Outage};
+use super::model::{At, BindingChange, BindingType, Gate, ListAction, ListOrder, Outage};
 use crate::clock::VirtualInstant;
 use crate::secrets::TokenFingerprint;
 use crate::wire::{ConversationSid, EventType, InstanceId, ObjectKey};
@@ -268,6 +268,39 @@ pub struct PublishedFact {
     pub audience: Vec<String>,
 }
 
+/// A change to the set of push bindings, recorded by the service while the model is locked:
+/// every change of the set (a creation, a refresh, a removal, an expiry) is exactly one of
+/// these, so the set at any point of the journal is the replay of these facts before it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingFact {
+    /// What happened.
+    pub change: BindingChange,
+    /// `BS...`
+    pub sid: String,
+    /// Chat identity.
+    pub identity: String,
+    /// The device token.
+    pub address: String,
+    /// Push technology.
+    pub binding_type: BindingType,
+}
+
+impl fmt::Display for BindingFact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.change {
+            BindingChange::Created => "created",
+            BindingChange::Refreshed => "refreshed",
+            BindingChange::Removed => "removed",
+            BindingChange::Expired => "expired (a year idle)",
+        };
+        write!(
+            f,
+            "push binding {} of {} for {} device `{}` {what}",
+            self.sid, self.identity, self.binding_type, self.address
+        )
+    }
+}
+
 /// Which of the backend's public ports a connection came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -407,6 +440,16 @@ pub enum Control {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         secs: Option<u64>,
     },
+    /// The harness registered a push binding (scenario setup), as the client's registration
+    /// write would.
+    BindingRegistered {
+        /// Chat identity.
+        identity: String,
+        /// The device token.
+        address: String,
+        /// Push technology.
+        binding_type: BindingType,
+    },
     /// A list change was scheduled for a point of the page walk.
     ListChangeScheduled {
         /// The point.
@@ -510,6 +553,14 @@ impl fmt::Display for Control {
             Self::TokenTtl { secs: None } => {
                 f.write_str("the token generator mints the TTL it is asked for")
             }
+            Self::BindingRegistered {
+                identity,
+                address,
+                binding_type,
+            } => write!(
+                f,
+                "{identity} registers {binding_type} device `{address}` for push"
+            ),
             Self::ListChangeScheduled { at, change } => write!(f, "scheduled {at}: {change}"),
             Self::ListChanged {
                 at,
@@ -565,6 +616,8 @@ pub enum Fact {
     Published(PublishedFact),
     /// An event frame was written to a client's socket.
     Frame(FrameFact),
+    /// The set of push bindings changed.
+    Binding(BindingFact),
     /// The harness changed the backend.
     Control(Control),
     /// The event channel's token lifecycle on one socket: a warning or an expiry the backend

@@ -34,13 +34,16 @@ use crate::clock::VirtualClock;
 use crate::secrets::Secrets;
 use service::Service;
 
-pub use controls::{BackendState, ConversationState, UserState};
+pub use controls::{BackendState, BindingState, ConversationState, CountsTruth, UserState};
 pub use endpoint::{Endpoint, EndpointKind, OperationClass};
 pub use fact::{
-    Control, DroppedFact, Fact, FrameFact, Issued, Layer, Port, PublishedFact, Recorder, Refusal,
-    RefusedFact, RequestFact, TokenFact, TokenNotice,
+    BindingFact, Control, DroppedFact, Fact, FrameFact, Issued, Layer, Port, PublishedFact,
+    Recorder, Refusal, RefusedFact, RequestFact, TokenFact, TokenNotice,
 };
-pub use model::{At, Gate, ListAction, ListOrder, Outage};
+pub use model::{
+    At, BINDING_IDLE_EXPIRY, BindingChange, BindingType, DEFAULT_MESSAGE_TYPES, Gate, ListAction,
+    ListOrder, Outage,
+};
 pub use tokens::{EXPIRY_WARNING, GENERATOR_MAX_TTL, MAX_TTL, MIN_TTL, TokenError};
 
 /// The backend could not start, or a control named something it does not have.
@@ -102,6 +105,7 @@ impl BackendBuilder {
         let wiremock_addr = wiremock_listener.local_addr()?;
         let events_url = format!("ws://{}/v1/events", ports.events);
         let model = model::Model::new(self.seed, rest_url.clone(), self.clock.clone());
+        let clock = self.clock.clone();
         let tokens = tokens::TokenAuthority::new(
             self.clock,
             self.secrets.clone(),
@@ -122,7 +126,9 @@ impl BackendBuilder {
             .await;
         transport::rest::mount(&server, &service).await;
         let network = network::Network::up(ports, wiremock_addr, service.clone())?;
+        let expiry = tokio::spawn(service::expire_idle_bindings(service.clone(), clock));
         Ok(Backend {
+            expiry,
             service,
             rest: Some(server),
             rest_url,
@@ -144,10 +150,13 @@ pub struct Backend {
     account_sid: String,
     auth_token: String,
     network: tokio::sync::Mutex<network::Network>,
+    /// The task that expires idle push bindings on virtual time.
+    expiry: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Backend {
     fn drop(&mut self) {
+        self.expiry.abort();
         self.network.get_mut().abort();
         // wiremock's MockServer verifies its expectations on drop with a blocking `block_on`
         // over tokio locks; inside an async task whose cooperative budget is spent that spins

@@ -4,11 +4,10 @@
 //! writes wire types; it changes nothing).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
 
 use super::model::{
-    ConversationRecord, MessageRecord, Model, ParticipantRecord, PendingEvent, Published, Snapshot,
-    UserRecord,
+    BindingRecord, ConversationRecord, MessageRecord, Model, ParticipantRecord, PendingEvent,
+    Published, Snapshot, UserRecord,
 };
 use crate::wire::resources::{self, encode_attributes};
 use crate::wire::{EventFrame, ObjectKey};
@@ -55,11 +54,7 @@ pub(super) fn user_conversation(
     let snap = c.history.current();
     let participant = c.participants.iter().find(|p| p.identity == user.identity);
     let horizon = participant.and_then(|p| p.last_read_message_index);
-    let unread = horizon.map(|i| {
-        c.messages
-            .range((Bound::Excluded((i, u64::MAX)), Bound::Unbounded))
-            .count() as u64
-    });
+    let unread = participant.and_then(|p| c.unread(p));
     resources::UserConversation {
         account_sid: m.account_sid.clone(),
         chat_service_sid: m.service_sid.clone(),
@@ -97,6 +92,36 @@ pub(super) fn user_conversation(
                 format!("{}/v1/Conversations/{}", m.base_url, c.sid),
             ),
         ]),
+    }
+}
+
+/// A push binding resource (`/v1/Services/{sid}/Bindings/{BS}`).
+pub(super) fn binding(m: &Model, b: &BindingRecord) -> resources::Binding {
+    resources::Binding {
+        sid: b.sid.clone(),
+        account_sid: m.account_sid.clone(),
+        chat_service_sid: m.service_sid.clone(),
+        credential_sid: m.credential_sid.clone(),
+        date_created: b.created.rfc3339(),
+        date_updated: b.updated.rfc3339(),
+        endpoint: format!("{}:{}", b.identity, b.address),
+        identity: b.identity.clone(),
+        binding_type: b.binding_type.name().to_owned(),
+        message_types: b.message_types.clone(),
+        url: format!(
+            "{}/v1/Services/{}/Bindings/{}",
+            m.base_url, m.service_sid, b.sid
+        ),
+    }
+}
+
+/// The counts of a conversation (`/v1/Conversations/{sid}/Counts`).
+pub(super) fn counts(m: &Model, c: &ConversationRecord) -> resources::ConversationCounts {
+    resources::ConversationCounts {
+        conversation_sid: c.sid.clone(),
+        participants_count: c.participants.len() as u64,
+        messages_count: c.messages.len() as u64,
+        url: format!("{}/v1/Conversations/{}/Counts", m.base_url, c.sid),
     }
 }
 

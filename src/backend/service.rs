@@ -12,10 +12,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-use super::fact::{Control, Fact, PublishedFact, Recorder};
-use super::model::{At, Model, PendingEvent};
+use super::fact::{BindingFact, Control, Fact, PublishedFact, Recorder};
+use super::model::{At, BindingChange, BindingRecord, Model, PendingEvent};
 use super::render;
 use super::tokens::TokenAuthority;
 
@@ -29,6 +29,8 @@ pub(crate) struct Service {
     sockets: AtomicU64,
     /// Sockets numbered up to this one were silenced.
     silenced_through: AtomicU64,
+    /// Wakes the expiry task when the bindings changed (its next deadline may have moved).
+    bindings_changed: Notify,
 }
 
 impl Service {
@@ -40,6 +42,7 @@ impl Service {
             published: watch::Sender::new(0),
             sockets: AtomicU64::new(0),
             silenced_through: AtomicU64::new(0),
+            bindings_changed: Notify::new(),
         }
     }
 
@@ -132,6 +135,92 @@ impl Service {
             });
         }
         n
+    }
+}
+
+/// A binding fact for `b`.
+pub(crate) fn binding_fact(change: BindingChange, b: &BindingRecord) -> BindingFact {
+    BindingFact {
+        change,
+        sid: b.sid.clone(),
+        identity: b.identity.clone(),
+        address: b.address.clone(),
+        binding_type: b.binding_type,
+    }
+}
+
+impl Service {
+    /// Changes the push bindings: first expires every binding idle for a year at the virtual
+    /// time now, then runs `f`; journals the expiries and the facts `f` returns (one per change
+    /// of the set) while the model is still locked, then wakes the expiry task.
+    pub(crate) fn bindings<R>(&self, f: impl FnOnce(&mut Model) -> (R, Vec<BindingFact>)) -> R {
+        let result = {
+            let mut m = self.lock();
+            self.sweep_locked(&mut m);
+            let (result, facts) = f(&mut m);
+            for fact in facts {
+                self.recorder.record(None, Fact::Binding(fact));
+            }
+            result
+        };
+        self.bindings_changed.notify_one();
+        result
+    }
+
+    /// Expires every binding idle for a year at the virtual time now (journaling each); returns
+    /// when the next one will expire.
+    pub(crate) fn sweep_bindings(&self) -> Option<crate::clock::VirtualInstant> {
+        let mut m = self.lock();
+        self.sweep_locked(&mut m);
+        m.next_binding_expiry()
+    }
+
+    /// An event-channel connection of `identity` succeeded: expired bindings go first, then
+    /// its bindings live another year.
+    pub(crate) fn touch_identity(&self, identity: &str) {
+        self.bindings(|m| {
+            m.touch_identity(identity);
+            ((), Vec::new())
+        });
+    }
+
+    fn sweep_locked(&self, m: &mut Model) {
+        let now = m.now();
+        for b in m.expire_bindings(now) {
+            self.recorder.record(
+                None,
+                Fact::Binding(binding_fact(BindingChange::Expired, &b)),
+            );
+        }
+    }
+}
+
+/// Expires idle bindings as virtual time reaches them, so a scenario that only lets time pass
+/// sees the expiry journaled: sleeps on `clock` until the earliest expiry, re-armed whenever the
+/// bindings change. Runs until aborted (the backend aborts it when dropped).
+pub(crate) async fn expire_idle_bindings(service: Arc<Service>, clock: crate::clock::VirtualClock) {
+    type Sleep = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+    let mut armed: Option<(crate::clock::VirtualInstant, Sleep)> = None;
+    loop {
+        let next = service.sweep_bindings();
+        // Re-arm only when the deadline moved: a dropped sleeper lingers in the clock.
+        if armed.as_ref().map(|(at, _)| *at) != next {
+            armed = next.map(|at| (at, Box::pin(clock.sleep_until(at)) as Sleep));
+        }
+        let changed = service.bindings_changed.notified();
+        let fired = match &mut armed {
+            Some((_, sleep)) => tokio::select! {
+                () = sleep => true,
+                () = changed => false,
+            },
+            None => {
+                changed.await;
+                false
+            }
+        };
+        if fired {
+            armed = None;
+        }
     }
 }
 

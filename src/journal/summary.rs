@@ -113,6 +113,7 @@ impl Entry {
                     .map(|t| format!(": {t}"))
                     .unwrap_or_default()
             ),
+            EntryKind::Backend(Fact::Binding(b)) => b.to_string(),
             EntryKind::Backend(Fact::Control(c)) => format!("harness: {c}"),
             EntryKind::Backend(Fact::Token(t)) => {
                 let socket = t.socket;

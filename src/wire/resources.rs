@@ -237,6 +237,58 @@ pub struct MessagesPage {
     pub meta: Meta,
 }
 
+/// `/v1/Services/{ChatServiceSid}/Bindings/{Sid}`: a push binding (one device address of one
+/// identity). The same resource answers the client registration write the kit's backend serves
+/// (`POST /v1/Client/Registrations`, not part of the public v1 API).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    /// `BS...`
+    pub sid: String,
+    /// Account.
+    pub account_sid: String,
+    /// Conversations service.
+    pub chat_service_sid: String,
+    /// `CR...`: the push credential.
+    pub credential_sid: String,
+    /// RFC 3339.
+    pub date_created: String,
+    /// RFC 3339: the last registration write.
+    pub date_updated: String,
+    /// The binding's endpoint identifier (`{identity}:{address}` here).
+    pub endpoint: String,
+    /// Chat identity.
+    pub identity: String,
+    /// `apn`, `gcm`, `fcm` (or `twilsock`, which the mock never creates).
+    pub binding_type: String,
+    /// The message types it is subscribed to.
+    pub message_types: Vec<String>,
+    /// Absolute URL of the resource.
+    pub url: String,
+}
+
+/// A page of `/v1/Services/{ChatServiceSid}/Bindings`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BindingsPage {
+    /// The items.
+    pub bindings: Vec<Binding>,
+    /// Paging.
+    pub meta: Meta,
+}
+
+/// `/v1/Conversations/{sid}/Counts`: the kit's backend's count resource, NOT part of the public
+/// v1 API. It carries the counts the real JS SDK reads from its conversation resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationCounts {
+    /// The conversation.
+    pub conversation_sid: ConversationSid,
+    /// How many participants it has.
+    pub participants_count: u64,
+    /// How many messages it has (removed ones not counted).
+    pub messages_count: u64,
+    /// Absolute URL of the resource.
+    pub url: String,
+}
+
 /// The token generator's answer (`POST /token`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IssuedToken {

@@ -8,6 +8,7 @@
 //! Must not import: the service, the transport, the facade, the journal, the adapter protocol.
 //! No I/O here: no sockets, no tasks, no locks.
 
+mod bindings;
 mod events;
 mod gates;
 mod list_actions;
@@ -19,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
+pub use bindings::BindingChange;
 pub(crate) use events::{Events, PendingEvent, Published};
 pub use gates::Gate;
 pub(crate) use gates::Gates;
@@ -26,8 +28,10 @@ pub use list_actions::{At, ListAction};
 pub use list_index::ListOrder;
 pub(crate) use list_index::{ListIndex, Position};
 pub use network::Outage;
+pub use records::{BINDING_IDLE_EXPIRY, BindingType, DEFAULT_MESSAGE_TYPES};
 pub(crate) use records::{
-    ConversationRecord, History, MessageRecord, ParticipantRecord, Snapshot, UserRecord,
+    BindingRecord, ConversationRecord, History, MessageRecord, ParticipantRecord, Snapshot,
+    UserRecord,
 };
 
 use crate::clock::{VirtualClock, VirtualInstant};
@@ -52,6 +56,8 @@ pub struct Model {
     pub account_sid: String,
     /// `IS...`
     pub service_sid: String,
+    /// `CR...`: the push credential every binding names.
+    pub credential_sid: String,
     /// Where the REST API lives (resource URLs are absolute).
     pub base_url: String,
     clock: VirtualClock,
@@ -73,6 +79,10 @@ pub struct Model {
     /// The lifetime the token generator mints whatever it is asked for (`None`: what it is
     /// asked for).
     pub token_ttl: Option<std::time::Duration>,
+    /// Push bindings by (identity, address).
+    bindings: BTreeMap<(String, String), BindingRecord>,
+    /// The registration order the next binding gets.
+    next_binding: u64,
 }
 
 impl Model {
@@ -81,6 +91,7 @@ impl Model {
         Self {
             account_sid: sid("AC", seed),
             service_sid: sid("IS", seed),
+            credential_sid: sid("CR", seed),
             base_url,
             clock,
             next_sid: 1,
@@ -94,6 +105,8 @@ impl Model {
             events: Events::default(),
             schedule: Vec::new(),
             token_ttl: None,
+            bindings: BTreeMap::new(),
+            next_binding: 0,
         }
     }
 
@@ -208,6 +221,7 @@ impl Model {
                 created: now,
                 last_read_message_index: None,
                 notification_level: "default".into(),
+                unread_changed: now,
             });
         }
         let record = ConversationRecord {
@@ -223,6 +237,8 @@ impl Model {
             participants: parts,
             messages: BTreeMap::new(),
             next_message_index: 0,
+            participants_changed: now,
+            messages_changed: now,
         };
         for identity in participants {
             self.lists.add(identity, &record);
@@ -414,18 +430,17 @@ impl Model {
         horizon: Option<Option<u64>>,
         notification_level: Option<String>,
     ) -> Option<()> {
-        let p = self
-            .conversations
-            .get_mut(sid)?
-            .participants
-            .iter_mut()
-            .find(|p| p.identity == identity)?;
+        let now = self.clock.now();
+        let c = self.conversations.get_mut(sid)?;
+        let unread = c.unread_counts();
+        let p = c.participants.iter_mut().find(|p| p.identity == identity)?;
         if let Some(h) = horizon {
             p.last_read_message_index = h;
         }
         if let Some(level) = notification_level {
             p.notification_level = level;
         }
+        c.unread_moved(&unread, now);
         Some(())
     }
 
@@ -481,6 +496,7 @@ impl Model {
         let msid = self.next("IM");
         let now = self.clock.now();
         let c = self.conversations.get_mut(conversation)?;
+        let unread = c.unread_counts();
         let index = c.next_message_index;
         c.next_message_index += 1;
         c.messages.insert(
@@ -495,6 +511,8 @@ impl Model {
                 updated: now,
             },
         );
+        c.messages_changed = now;
+        c.unread_moved(&unread, now);
         self.bump(conversation);
         Some((
             index,
@@ -530,10 +548,12 @@ impl Model {
         conversation: &ConversationSid,
         index: u64,
     ) -> Option<Vec<PendingEvent>> {
-        self.conversations
-            .get_mut(conversation)?
-            .messages
-            .remove(&(index, 0))?;
+        let now = self.clock.now();
+        let c = self.conversations.get_mut(conversation)?;
+        let unread = c.unread_counts();
+        c.messages.remove(&(index, 0))?;
+        c.messages_changed = now;
+        c.unread_moved(&unread, now);
         Some(vec![message_event(
             EventType::MessageRemoved,
             conversation,

@@ -2,7 +2,12 @@
 //! snapshots that give objects their revisions.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Bound;
+use std::str::FromStr;
+use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::VirtualInstant;
@@ -85,6 +90,9 @@ pub struct ParticipantRecord {
     pub last_read_message_index: Option<u64>,
     /// `default` or `muted`.
     pub notification_level: String,
+    /// When its unread count last changed (joining, then any message added or removed, or a
+    /// read-horizon write, that moved it).
+    pub unread_changed: VirtualInstant,
 }
 
 /// A message.
@@ -133,12 +141,42 @@ pub struct ConversationRecord {
     pub messages: BTreeMap<(u64, u64), MessageRecord>,
     /// The index the next message gets.
     pub next_message_index: u64,
+    /// When its participant count last changed (creation, a participant added or removed).
+    pub participants_changed: VirtualInstant,
+    /// When its message count last changed (creation, a message added or removed).
+    pub messages_changed: VirtualInstant,
 }
 
 impl ConversationRecord {
     /// Whether `identity` takes part.
     pub fn has_participant(&self, identity: &str) -> bool {
         self.participants.iter().any(|p| p.identity == identity)
+    }
+
+    /// `p`'s unread count: the messages after its read horizon, unknown (`None`) until it has
+    /// one (what the user-conversation resource answers).
+    pub fn unread(&self, p: &ParticipantRecord) -> Option<u64> {
+        p.last_read_message_index.map(|i| {
+            self.messages
+                .range((Bound::Excluded((i, u64::MAX)), Bound::Unbounded))
+                .count() as u64
+        })
+    }
+
+    /// Every participant's unread count now, in join order.
+    pub fn unread_counts(&self) -> Vec<Option<u64>> {
+        self.participants.iter().map(|p| self.unread(p)).collect()
+    }
+
+    /// Stamps `at` on every participant whose unread count is no longer what `before` says (a
+    /// change that leaves a count as it was does not move its instant).
+    pub fn unread_moved(&mut self, before: &[Option<u64>], at: VirtualInstant) {
+        let after = self.unread_counts();
+        for ((p, was), now) in self.participants.iter_mut().zip(before).zip(after) {
+            if *was != now {
+                p.unread_changed = at;
+            }
+        }
     }
 
     /// Its participants' identities.
@@ -149,3 +187,86 @@ impl ConversationRecord {
             .collect()
     }
 }
+
+/// The push technology a binding delivers through (the registration write takes these three).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingType {
+    /// Apple Push Notification service.
+    Apn,
+    /// Firebase Cloud Messaging.
+    Fcm,
+    /// Google Cloud Messaging (legacy).
+    Gcm,
+}
+
+impl BindingType {
+    /// Every type, in a stable order.
+    pub const ALL: [BindingType; 3] = [Self::Apn, Self::Fcm, Self::Gcm];
+
+    /// The wire name (`apn`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Apn => "apn",
+            Self::Fcm => "fcm",
+            Self::Gcm => "gcm",
+        }
+    }
+}
+
+impl fmt::Display for BindingType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl FromStr for BindingType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("unknown binding type `{s}`: expected apn, fcm or gcm"))
+    }
+}
+
+/// The message types a binding is subscribed to when the registration names none.
+pub const DEFAULT_MESSAGE_TYPES: [&str; 3] = [
+    "new_message",
+    "added_to_conversation",
+    "removed_from_conversation",
+];
+
+/// A push binding: one device address registered by one identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindingRecord {
+    /// `BS...`
+    pub sid: String,
+    /// Registration order (the list's position).
+    pub seq: u64,
+    /// Chat identity.
+    pub identity: String,
+    /// The device token.
+    pub address: String,
+    /// Push technology.
+    pub binding_type: BindingType,
+    /// The message types it is subscribed to.
+    pub message_types: Vec<String>,
+    /// Created at.
+    pub created: VirtualInstant,
+    /// Last registration write.
+    pub updated: VirtualInstant,
+    /// Last activity: a registration write, or an event-channel connection of its identity.
+    pub last_active: VirtualInstant,
+}
+
+impl BindingRecord {
+    /// When it expires if nothing happens meanwhile.
+    pub fn expires_at(&self) -> VirtualInstant {
+        self.last_active.plus(BINDING_IDLE_EXPIRY)
+    }
+}
+
+/// How long a binding lives without activity: the service's "one year of idle time".
+pub const BINDING_IDLE_EXPIRY: Duration = Duration::from_secs(365 * 86_400);

@@ -208,6 +208,7 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
     // knows it is connected; the cursor is placed before the answer leaves too, so no event
     // can slip past the client.
     record(101, None);
+    service.touch_identity(&claims.grants.identity);
     let identity = claims.grants.identity;
     let mut lease = Lease::new(fingerprint.clone(), claims.exp);
     let mut cursor = since.unwrap_or_else(|| service.read(|m| m.events.last_seq()));

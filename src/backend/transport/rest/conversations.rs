@@ -335,6 +335,22 @@ pub(super) fn message(call: &Call<'_>) -> Answer {
     })
 }
 
+/// `GET /v1/Conversations/{sid}/Counts`: the participant and message counts the real JS SDK
+/// reads from its conversation resource. The kit's backend serves this; it is NOT part of the
+/// public v1 API. The principal must see the conversation, as for the conversation itself.
+pub(super) fn counts(call: &Call<'_>) -> Answer {
+    call.service.read(|m| {
+        let (c, _, ep) = match member(call, m, |sid| Endpoint::Counts { sid }) {
+            Ok(found) => found,
+            Err(a) => return a,
+        };
+        if let Some(a) = Answer::gated(m, &ep) {
+            return a;
+        }
+        Answer::ok(ep, render::counts(m, c))
+    })
+}
+
 /// `/v1/Conversations/{sid}/Webhooks`: the mock has no webhooks, so always an empty page.
 pub(super) fn webhooks(call: &Call<'_>) -> Answer {
     call.service.read(|m| {

@@ -11,6 +11,7 @@
     reason = "the error side is the HTTP answer itself, built once per request"
 )]
 
+mod bindings;
 mod conversations;
 mod paging;
 mod token;
@@ -39,6 +40,10 @@ pub(crate) struct Call<'a> {
     pub(crate) segments: Vec<String>,
     pub(crate) query: BTreeMap<String, String>,
     pub(crate) form: BTreeMap<String, String>,
+    /// Every query parameter in order, repeated ones included (`query` keeps the last).
+    pub(crate) query_pairs: Vec<(String, String)>,
+    /// Every form field in order, repeated ones included (`form` keeps the last).
+    pub(crate) form_pairs: Vec<(String, String)>,
     pub(crate) token: Option<String>,
     /// The `Authorization` header (HTTP Basic with the account's credentials).
     pub(crate) authorization: Option<String>,
@@ -313,10 +318,8 @@ struct Api {
     handler: Handler,
 }
 
-fn pairs(raw: &[u8]) -> Result<BTreeMap<String, String>, String> {
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(raw)
-        .map(|v| v.into_iter().collect())
-        .map_err(|e| e.to_string())
+fn pairs(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(raw).map_err(|e| e.to_string())
 }
 
 impl Respond for Api {
@@ -345,7 +348,7 @@ impl Respond for Api {
             .unwrap_or_default();
         let query = pairs(req.url.query().unwrap_or_default().as_bytes());
         let form = if req.body.is_empty() {
-            Ok(BTreeMap::new())
+            Ok(Vec::new())
         } else {
             pairs(&req.body)
         };
@@ -367,12 +370,14 @@ impl Respond for Api {
                 20_001,
                 "an access token in the URL: tokens travel in the X-Twilio-Token header only",
             ),
-            (Ok(query), Ok(form)) => (self.handler)(&Call {
+            (Ok(query_pairs), Ok(form_pairs)) => (self.handler)(&Call {
                 service: &self.service,
                 method: req.method.as_str(),
                 segments,
-                query,
-                form,
+                query: query_pairs.iter().cloned().collect(),
+                form: form_pairs.iter().cloned().collect(),
+                query_pairs,
+                form_pairs,
                 token: token.clone(),
                 authorization: authorization.clone(),
                 content_type,
@@ -412,7 +417,11 @@ impl Respond for Api {
             // The list index has caught up with removals once a final page was served.
             self.service.quietly(|m| m.lists.forget_ghosts());
         }
-        let mut t = ResponseTemplate::new(answer.status).set_body_json(answer.body);
+        let mut t = ResponseTemplate::new(answer.status);
+        // A 204 has no body.
+        if answer.status != 204 {
+            t = t.set_body_json(answer.body);
+        }
         if let Some(rev) = revision {
             t = t.insert_header("ETag", format!("\"{rev}\""));
         }
@@ -495,6 +504,28 @@ pub(crate) async fn mount(server: &MockServer, service: &Arc<Service>) {
             "POST",
             r"^/v1/Conversations/[^/]+/Messages$",
             conversations::send_message,
+        ),
+        (
+            "GET",
+            r"^/v1/Conversations/[^/]+/Counts$",
+            conversations::counts,
+        ),
+        ("GET", r"^/v1/Services/[^/]+/Bindings$", bindings::list),
+        (
+            "GET",
+            r"^/v1/Services/[^/]+/Bindings/[^/]+$",
+            bindings::fetch,
+        ),
+        (
+            "DELETE",
+            r"^/v1/Services/[^/]+/Bindings/[^/]+$",
+            bindings::delete,
+        ),
+        ("POST", r"^/v1/Client/Registrations$", bindings::register),
+        (
+            "DELETE",
+            r"^/v1/Client/Registrations/[^/]+$",
+            bindings::unregister,
         ),
     ];
     for (verb, path, handler) in routes {
