@@ -120,6 +120,21 @@ self_checks! {
     "LIFE-5" life_5_fails_under_second_socket => Fault::SecondSocket,
     "REL-1" rel_1_fails_under_release_after_shutdown => Fault::ReleaseAfterShutdown,
     "REL-1" rel_1_fails_under_leak_handles => Fault::LeakHandles,
+    "TOKEN-1" token_1_fails_under_retry_short_token => Fault::RetryShortToken,
+    "TOKEN-2" token_2_fails_under_ttl_too_short => Fault::TtlTooShort,
+    "TOKEN-2" token_2_fails_under_ttl_too_long => Fault::TtlTooLong,
+    "TOKEN-3" token_3_fails_under_ignore_about_to_expire => Fault::IgnoreAboutToExpire,
+    "TOKEN-4" token_4_fails_under_recreate_on_expired => Fault::RecreateOnExpired,
+    "TOKEN-5" token_5_fails_under_wait_for_generator => Fault::WaitForGenerator,
+    "TOKEN-6" token_6_fails_under_token_in_url => Fault::TokenInUrl,
+    "TOKEN-6" token_6_fails_under_log_token => Fault::LogToken,
+    "PUSH-1" push_1_fails_under_no_register_on_start => Fault::NoRegisterOnStart,
+    "PUSH-2" push_2_fails_under_register_every_start => Fault::RegisterEveryStart,
+    "PUSH-3" push_3_fails_under_ignore_token_rotation => Fault::IgnoreTokenRotation,
+    "PUSH-4" push_4_fails_under_keep_old_identity_binding => Fault::KeepOldIdentityBinding,
+    "COUNT-1" count_1_fails_under_uncached_counts => Fault::UncachedCounts,
+    "COUNT-2" count_2_fails_under_cache_forever => Fault::CacheForever,
+    "COUNT-3" count_3_fails_under_zero_unread => Fault::ZeroUnread,
 }
 
 #[test]
