@@ -68,8 +68,9 @@ pub static CATALOG: &[Rule] = &[
             &lifecycle::BACKGROUND_EVENTS_ONCE,
         ],
         faults: &[Fault::ShutdownOnBackground],
-        // Resuming from the live end loses what was published in the background too.
-        collateral: &[Fault::LoseOutageEvents],
+        // Resuming from the live end loses what was published in the background too; a
+        // client re-created for an expired token does not resume after a sleep.
+        collateral: &[Fault::LoseOutageEvents, Fault::RecreateOnExpired],
         ..untested(
             rule!("LIFE-2"),
             (All, Must, LIFECYCLE),
@@ -82,8 +83,12 @@ pub static CATALOG: &[Rule] = &[
         sees: "Sees every shutdown the client reports against the logout and start commands before it, in every scenario.",
         checks: &[&lifecycle::SHUTDOWN_ONLY_ON_LOGOUT],
         faults: &[Fault::ShutdownOnError],
-        // Both shut the client down on their own.
-        collateral: &[Fault::RecreateOnReconnect, Fault::ShutdownOnBackground],
+        // All three shut the client down on their own.
+        collateral: &[
+            Fault::RecreateOnReconnect,
+            Fault::ShutdownOnBackground,
+            Fault::RecreateOnExpired,
+        ],
         ..untested(
             rule!("LIFE-3"),
             (All, Must, LIFECYCLE),

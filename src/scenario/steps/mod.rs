@@ -2,7 +2,8 @@
 //! settling, time), [`sync`] (gates, operations issued early, SYNC assertions), [`updates`]
 //! (holds, other writers, stale replays, UPD assertions), [`lists`] (pages, list changes at exact
 //! points, LIST assertions), [`messages`] (MSG assertions) and [`lifecycle`] (outages, background,
-//! logout, kill; LIFE and REL assertions).
+//! logout, kill; LIFE and REL assertions) and [`tokens`] (what the token generator mints;
+//! TOKEN assertions).
 //!
 //! Steps are registered explicitly into one [`Collection`] (no link-time inventory), so the
 //! binary and the tests see the same set. Patterns are Cucumber Expressions over the typed
@@ -15,6 +16,7 @@ mod lists;
 mod messages;
 mod setup;
 mod sync;
+mod tokens;
 mod updates;
 
 use cucumber::step::Collection;
@@ -29,6 +31,7 @@ pub(crate) fn collection() -> Collection<TckWorld> {
     let c = lists::register(c);
     let c = messages::register(c);
     let c = lifecycle::register(c);
+    let c = tokens::register(c);
     updates::register(c)
 }
 

@@ -37,6 +37,7 @@ pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
         .when(None, expr("{count} second(s) pass(es)"), seconds_pass)
         .when(None, expr("{count} minute(s) pass(es)"), minutes_pass)
         .when(None, expr("{count} hour(s) pass(es)"), hours_pass)
+        .when(None, expr("{count} day(s) pass(es)"), days_pass)
 }
 
 step!(fixture, |w, name: Text| {
@@ -146,5 +147,10 @@ step!(minutes_pass, |w, minutes: Count| {
 
 step!(hours_pass, |w, hours: Count| {
     w.advance(Duration::from_secs(hours.0.saturating_mul(3600)))
+        .await
+});
+
+step!(days_pass, |w, days: Count| {
+    w.advance(Duration::from_secs(days.0.saturating_mul(86_400)))
         .await
 });
