@@ -166,6 +166,15 @@ fn settled_past<'a>(
     Some((end, settle))
 }
 
+/// Whether an outage or a background spell was in force at some point strictly between
+/// entries `from` and `to` (one that ends at `from`, like the background a foreground ends, does
+/// not count): a client cannot be judged on reaching the backend meanwhile.
+pub(super) fn disturbed(h: &History<'_>, from: u64, to: u64) -> bool {
+    episodes(h)
+        .iter()
+        .any(|x| x.begin < to && x.end.unwrap_or(u64::MAX) > from)
+}
+
 /// Whether an episode other than `ep` (a silence aside: a silenced socket is replaced like any
 /// lost one) was in force at some point between entries `from` and `to`: then `ep`'s aftermath
 /// is that episode's to judge (a client in the background does not reconnect; a client facing

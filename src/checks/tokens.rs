@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::history::History;
-use super::lifecycle::{End, lives, uncaused_shutdowns, uncommanded_creations};
+use super::lifecycle::{End, disturbed, lives, uncaused_shutdowns, uncommanded_creations};
 use super::{Check, Finding, fold};
 use crate::adapter::{Command, ErrorKind, Observation, Outcome};
 use crate::backend::{Control, Endpoint, Fact, Issued, MIN_TTL, TokenNotice};
@@ -233,6 +233,11 @@ pub(crate) static REFRESH_ON_WARNING: Check = Check {
                     (None, Some(s)) => s.reply,
                     (None, None) => continue,
                 };
+                if disturbed(h, w.seq, horizon) {
+                    // Cut off (an outage, the background): the channel could not be handed a
+                    // token; what happens at the expiry is TOKEN-4's.
+                    continue;
+                }
                 if l.ended.is_some_and(|(end, _)| end < horizon) {
                     // Ended (by the app) before the expiry: nothing to hand over.
                     if !matches!(l.ended, Some((_, End::ShutDown))) || expired.is_none() {
@@ -373,6 +378,9 @@ pub(crate) static RESUME_AFTER_EXPIRY: Check = Check {
             else {
                 continue;
             };
+            if disturbed(h, at, settle.reply) {
+                continue;
+            }
             let life = lives
                 .iter()
                 .find(|l| l.instance == instance && l.alive_at(at));

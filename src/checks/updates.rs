@@ -339,7 +339,7 @@ fn judged_reports<'a>(h: &History<'a>) -> Vec<Judged<'a>> {
                     .as_ref()
                     .zip(f.revision)
                     .zip(f.attributes.as_ref())
-                    .map(|((t, rev), a)| (Object::of_key(t), rev, a, Some(h.publication_of(e)))),
+                    .map(|((t, rev), a)| (Object::of_key(t), rev, a, Some(h.delivery_point(e)))),
                 (_, Some(r)) if r.succeeded() => {
                     let object = match &r.endpoint {
                         Endpoint::GetUser => Some(Object::User),

@@ -79,6 +79,13 @@ pub enum Step {
     SwitchLogin,
     /// Use the client after it ended (list the conversations).
     UseEnded,
+    /// The token generator issues a 2-minute token for a start (as dave, who has no stored
+    /// token); two minutes pass; the generator issues the case's lifetime again.
+    ShortTokenStart,
+    /// An hour and a minute pass (past the case's 1-hour token lifetime), in 2-minute steps.
+    Hour,
+    /// The app sleeps in the background past its token's expiry, then returns.
+    Sleep,
 }
 
 /// What the model knows.
@@ -123,6 +130,7 @@ impl ReferenceStateMachine for Lifecycle {
             return prop_oneof![
                 4 => Just(Step::Start),
                 1 => Just(Step::SwitchLogin),
+                1 => Just(Step::ShortTokenStart),
                 1 => Just(Step::GateLastPage),
                 1 => Just(Step::GateParticipants),
                 1 => Just(Step::Hold),
@@ -157,13 +165,17 @@ impl ReferenceStateMachine for Lifecycle {
             1 => Just(Step::Logout),
             1 => Just(Step::Kill),
             1 => Just(Step::SwitchLogin),
+            1 => Just(Step::Hour),
+            1 => Just(Step::Sleep),
         ]
         .boxed()
     }
 
     fn preconditions(state: &Model, step: &Step) -> bool {
         match step {
-            Step::Start => !state.started && state.reachable(),
+            Step::Start | Step::ShortTokenStart => !state.started && state.reachable(),
+            Step::Hour => state.started,
+            Step::Sleep => state.started && !state.background,
             Step::SwitchLogin => state.reachable(),
             Step::UpdateUser(_)
             | Step::UpdateConversation(_)
@@ -218,6 +230,9 @@ impl ReferenceStateMachine for Lifecycle {
     }
 }
 
+/// The lifetime the token generator mints in every case.
+const CASE_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// The real system for one case: a harness on a runtime of its own.
 pub struct System {
     runtime: tokio::runtime::Runtime,
@@ -245,6 +260,9 @@ impl System {
                 .start()
                 .await
                 .unwrap_or_else(|e| harness_panic(e));
+            // Tokens live an hour in every case, so their warning and expiry are a step away
+            // (the app still asks for what it asks for: TOKEN-2 judges the ask).
+            h.backend.force_token_ttl(Some(CASE_TOKEN_LIFETIME));
             let fixture = Fixture::named("basic").unwrap_or_else(|e| harness_panic(e));
             h.backend.load_fixture("basic", &fixture);
             h.backend
@@ -423,10 +441,46 @@ impl System {
             Step::UseEnded => {
                 self.call(Command::ListConversations);
             }
+            Step::ShortTokenStart => {
+                self.harness()
+                    .backend
+                    .force_token_ttl(Some(Duration::from_secs(120)));
+                // Dave never started here, so no stored token of his can stand in for the
+                // short one; a compliant client refuses to start with it (TOKEN-1 judges it).
+                let command = self.harness().start_command("dave");
+                self.submit(command);
+                self.settle();
+                self.pass(Duration::from_secs(120), Duration::from_secs(10));
+                self.harness()
+                    .backend
+                    .force_token_ttl(Some(CASE_TOKEN_LIFETIME));
+            }
+            // Two-minute steps: the warning comes three minutes ahead, so each one is seen
+            // (and acted on, within a settle) before the expiry.
+            Step::Hour => self.pass(
+                CASE_TOKEN_LIFETIME + Duration::from_secs(60),
+                Duration::from_secs(120),
+            ),
+            Step::Sleep => {
+                self.call(Command::Background);
+                self.pass(
+                    CASE_TOKEN_LIFETIME + Duration::from_secs(60),
+                    Duration::from_secs(600),
+                );
+                self.call(Command::Foreground);
+                self.settle();
+                self.pass(Duration::from_secs(60), Duration::from_secs(10));
+            }
         }
         if model.started || model.ended {
             self.settle();
         }
+    }
+
+    /// Lets `d` pass in steps of `step`, settling after each.
+    fn pass(&mut self, d: Duration, step: Duration) {
+        self.drive(async |h| h.driver.advance_in_steps(&h.clock, d, step).await)
+            .unwrap_or_else(|e| harness_panic(e));
     }
 
     /// Every rule, judged on the whole journal so far.
