@@ -26,9 +26,13 @@
 //!   it missed, with the harness stepping virtual time as scenarios do, and the reconnect step
 //!   alone); the lifecycle property's cases per second.
 //!
+//! - time-driven rules (tokens, push, counts): every such scenario's virtual span and the
+//!   group's wall time; the simulated year of daily app starts (the scenario tagged `@PUSH-5`):
+//!   its real time (target under 3 s) and the cost per virtual day.
+//!
 //! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it;
 //! `CONVO_BENCH_ONLY=overhead,requests,fuzz` (any of `overhead`, `suite`, `properties`, `pages`,
-//! `lists`, `mutants`, `requests`, `fuzz`, `stdio`, `lifecycle`) runs only those figures.
+//! `lists`, `mutants`, `requests`, `fuzz`, `stdio`, `lifecycle`, `time`) runs only those figures.
 
 #[path = "../tests/support/hostile.rs"]
 mod hostile;
@@ -260,6 +264,10 @@ fn main() {
 
     if wants("lifecycle") {
         lifecycle_figures(&runtime, &adapter, quick);
+    }
+
+    if wants("time") {
+        time_figures(&runtime, &adapter, quick);
     }
 
     if wants("properties") {
@@ -611,5 +619,91 @@ fn lifecycle_figures(runtime: &tokio::runtime::Runtime, adapter: &Arc<dyn Adapte
     println!(
         "reconnect, the step that reconnects alone (advance 1 s, connect, replay, settle): {}",
         stats(alone)
+    );
+}
+
+/// The time-driven rules: their scenarios' virtual spans and wall time, and the simulated year.
+fn time_figures(runtime: &tokio::runtime::Runtime, adapter: &Arc<dyn Adapter>, quick: bool) {
+    use convo_tck::rules::RuleId;
+
+    let ids = [
+        "TOKEN-1", "TOKEN-2", "TOKEN-3", "TOKEN-4", "TOKEN-5", "TOKEN-6", "PUSH-1", "PUSH-2",
+        "PUSH-3", "PUSH-4", "PUSH-5", "COUNT-1", "COUNT-2", "COUNT-3",
+    ];
+    let rules: Vec<RuleId> = ids.iter().map(|r| r.parse().expect("a rule id")).collect();
+    let t = Instant::now();
+    let run = runtime
+        .block_on(run_suite(
+            adapter.clone(),
+            &SuiteOptions {
+                rules,
+                concurrency: 1,
+                ..SuiteOptions::default()
+            },
+        ))
+        .expect("suite");
+    let wall = t.elapsed();
+    let mut spans: Vec<(u64, usize, String)> = run
+        .scenarios
+        .iter()
+        .map(|s| {
+            let span = match (s.journal.first(), s.journal.last()) {
+                (Some(a), Some(b)) => b.at.as_millis() - a.at.as_millis(),
+                _ => 0,
+            };
+            (span, s.journal.len(), s.scenario.clone())
+        })
+        .collect();
+    spans.sort();
+    let virtual_total: u64 = spans.iter().map(|s| s.0).sum();
+    println!(
+        "time-driven scenarios ({}), one at a time: {:.2} s wall for {:.1} virtual days",
+        spans.len(),
+        wall.as_secs_f64(),
+        virtual_total as f64 / 86_400_000.0
+    );
+    for (span, entries, name) in spans.iter().rev().take(4) {
+        println!(
+            "  {:>8.1} h virtual, {entries:>6} journal entries: {name}",
+            *span as f64 / 3_600_000.0
+        );
+    }
+
+    // The simulated year alone, a few times.
+    let samples = if quick { 1 } else { 3 };
+    let mut year = Vec::new();
+    let mut days = 0.0;
+    for _ in 0..samples {
+        let t = Instant::now();
+        let run = runtime
+            .block_on(run_suite(
+                adapter.clone(),
+                &SuiteOptions {
+                    tags: Some("@PUSH-5".into()),
+                    concurrency: 1,
+                    ..SuiteOptions::default()
+                },
+            ))
+            .expect("suite");
+        year.push(t.elapsed());
+        days = run
+            .scenarios
+            .iter()
+            .map(|s| match (s.journal.first(), s.journal.last()) {
+                (Some(a), Some(b)) => (b.at.as_millis() - a.at.as_millis()) as f64 / 86_400_000.0,
+                _ => 0.0,
+            })
+            .fold(0.0, f64::max);
+    }
+    let best = year.iter().min().copied().unwrap_or_default();
+    println!(
+        "simulated year (@PUSH-5): {} (target under 3 s); {:.1} virtual days, {:.2} ms real per virtual day",
+        stats(year),
+        days,
+        if days > 0.0 {
+            best.as_secs_f64() * 1000.0 / days
+        } else {
+            0.0
+        }
     );
 }

@@ -307,10 +307,31 @@ impl Serialize for Fault {
 
 /// A fault name that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fault `{given}`; valid faults: {}", Fault::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "))]
+#[error("unknown fault `{given}`; `convo-tck faults` lists the {} valid ones{}", Fault::ALL.len(), suggestion(given))]
 pub struct UnknownFault {
     /// What was asked for.
     pub given: String,
+}
+
+/// ", did you mean `x`?" for the valid name sharing the longest prefix with `given` (at least 3
+/// characters), else nothing.
+fn suggestion(given: &str) -> String {
+    let given = given.trim();
+    Fault::ALL
+        .iter()
+        .map(|f| {
+            let shared = f
+                .name()
+                .chars()
+                .zip(given.chars())
+                .take_while(|(a, b)| a == b)
+                .count();
+            (shared, f.name())
+        })
+        .filter(|(shared, _)| *shared >= 3)
+        .max_by_key(|(shared, _)| *shared)
+        .map(|(_, name)| format!(", did you mean `{name}`?"))
+        .unwrap_or_default()
 }
 
 impl FromStr for Fault {
@@ -369,6 +390,11 @@ mod tests {
             assert_eq!(f.name().parse::<Fault>(), Ok(*f));
         }
         let err = "nope".parse::<Fault>().unwrap_err().to_string();
-        assert!(err.contains("update-completes-on-ack"), "{err}");
+        assert!(err.contains("`convo-tck faults` lists the"), "{err}");
+        let err = "update-completes".parse::<Fault>().unwrap_err().to_string();
+        assert!(
+            err.contains("did you mean `update-completes-on-ack`?"),
+            "{err}"
+        );
     }
 }
