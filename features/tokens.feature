@@ -40,7 +40,9 @@ Feature: Access tokens last hours, are renewed in place, and stay secret
     When the backend releases the held events of "general"
     And 5 minutes pass
     Then alice's update of "general" completed after its Updated event was delivered
-    And the client handed its channel a new token before the old one expired
+    When alice updates the attributes of "general" to {"topic": "after renewal"} without waiting
+    And the client settles
+    Then the client handed its channel a new token before the old one expired
     And no client was shut down without a logout
 
   @TOKEN-4 @LIFE-2

@@ -80,6 +80,8 @@ campaign! {
     resume_inclusive "resume-inclusive" ["LIFE-1", "LIFE-2"];
     linger_after_logout "linger-after-logout" ["LIFE-4"];
     zombie_presence_timer "zombie-presence-timer" ["LIFE-4"];
+    rest_keeps_first_token "rest-keeps-first-token" ["TOKEN-3"];
+    refresh_by_reconnect "refresh-by-reconnect" ["TOKEN-3"];
 }
 
 #[test]

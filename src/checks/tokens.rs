@@ -204,7 +204,7 @@ fn token_facts<'a>(
 /// instance goes on.
 pub(crate) static REFRESH_ON_WARNING: Check = Check {
     name: "after token_about_to_expire the running client hands a new token to its channel before expiry",
-    fails_when: "a warned channel reached its token's expiry without an update_token, or the client was shut down or re-created for it",
+    fails_when: "a warned channel reached its token's expiry without an update_token, REST kept presenting the old token past its expiry, or the client was shut down or re-created for it",
     judge: |h| {
         let lives = lives(h);
         let stray_ends = uncaused_shutdowns(h, &lives);
@@ -271,6 +271,26 @@ pub(crate) static REFRESH_ON_WARNING: Check = Check {
                             h.quote(&[at])
                         ),
                         vec![w.seq, at],
+                    ));
+                    continue;
+                }
+                // REST went on with the new token too: a request refused with the old one
+                // after its expiry means half the client never took it.
+                let refused = h.requests(l.instance).find(|(e, r)| {
+                    e.seq > w.seq
+                        && e.at >= warned.expires_at
+                        && r.status == 401
+                        && r.token.as_ref() == Some(&warned.token)
+                });
+                if let (Some((u, _)), Some((e, _))) = (updated, refused) {
+                    cases.push(Finding::violated(
+                        format!(
+                            "warned ({}), the client handed its channel a new token ({}), but REST still presented the old one after it expired and was refused ({})",
+                            h.quote(&[w.seq]),
+                            h.quote(&[u.seq]),
+                            h.quote(&[e.seq])
+                        ),
+                        vec![w.seq, u.seq, e.seq],
                     ));
                     continue;
                 }

@@ -81,6 +81,8 @@ pub(crate) enum Kind {
     ResumeInclusive,
     LingerAfterLogout,
     ZombiePresenceTimer,
+    RestKeepsFirstToken,
+    RefreshByReconnect,
 }
 
 /// One mutant: a realistic client bug and the rules that must catch it.
@@ -146,6 +148,8 @@ mutants! {
     ResumeInclusive "resume-inclusive" Transport ["LIFE-1", "LIFE-2"] "an event layer that reconnects with since = the last seq received minus one (an inclusive resume point), so the last event it had is written again on every new socket";
     LingerAfterLogout "linger-after-logout" Transport ["LIFE-4"] "an SDK whose logout abandons its event connection instead of closing it: the backend keeps the old instance's socket open and writing to it";
     ZombiePresenceTimer "zombie-presence-timer" App ["LIFE-4"] "an app that refreshes its user's presence every 60 s of virtual time with the token and instance id of the client it was armed for, and never cancels the timer on logout";
+    RestKeepsFirstToken "rest-keeps-first-token" Transport ["TOKEN-3"] "an HTTP layer configured once with the token the client started with: after a refresh the event channel runs on the new token, REST keeps sending the first one until it expires and is refused";
+    RefreshByReconnect "refresh-by-reconnect" Transport ["TOKEN-3"] "an SDK that applies a refreshed token by dropping its event connection and opening a new one with it, instead of handing it over on the open channel";
 }
 
 /// What the proxy tells the app layer.
@@ -181,6 +185,8 @@ pub(crate) struct Shared {
     injected_for: Vec<String>,
     /// A logout was asked for and no client was started since.
     logged_out: bool,
+    /// The first token each instance presented (mutant `rest-keeps-first-token`).
+    first_tokens: HashMap<String, String>,
 }
 
 pub(crate) fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -200,6 +206,20 @@ impl Mutant {
         match self.kind {
             Kind::StripClientHeader => {
                 out.drop_header("x-convo-client");
+                Vec::new()
+            }
+            Kind::RestKeepsFirstToken => {
+                if let (Some(token), Some(client)) =
+                    (out.header("x-twilio-token"), out.header("x-convo-client"))
+                {
+                    let first = st
+                        .first_tokens
+                        .entry(client.to_owned())
+                        .or_insert_with(|| token.to_owned())
+                        .clone();
+                    out.drop_header("x-twilio-token");
+                    out.headers.push(("x-twilio-token".into(), first));
+                }
                 Vec::new()
             }
             Kind::EarlyWriteUnlabelled
@@ -382,6 +402,7 @@ impl Adapter for MutantAdapter {
                 injected: false,
                 injected_for: Vec::new(),
                 logged_out: false,
+                first_tokens: HashMap::new(),
             }));
             let wrapper = wrapper::Wrapper {
                 mutant,

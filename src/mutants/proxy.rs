@@ -395,12 +395,17 @@ async fn relay(mut stream: tokio::net::TcpStream, upstream: Arc<Upstream>) {
                 }
             },
             msg = from_client.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
+                Some(Ok(Message::Text(t)))
+                    if !(upstream.mutant.kind == Kind::RefreshByReconnect
+                        && t.as_str().contains("\"update_token\"")) =>
+                {
                     if to_server.send(Message::text(t.as_str().to_owned())).await.is_err() {
                         return;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                // Mutant `refresh-by-reconnect`: a new token drops the connection (the client
+                // opens another with it).
+                Some(Ok(Message::Text(_) | Message::Close(_))) | None | Some(Err(_)) => {
                     if upstream.mutant.kind == Kind::LingerAfterLogout
                         && lock(&upstream.shared).logged_out
                     {
