@@ -38,6 +38,7 @@ Feature: Access tokens last hours, are renewed in place, and stay secret
     And 58 minutes pass
     Then alice's update of "general" has not completed
     When the backend releases the held events of "general"
+    And the client settles
     And 5 minutes pass
     Then alice's update of "general" completed after its Updated event was delivered
     When alice updates the attributes of "general" to {"topic": "after renewal"} without waiting

@@ -16,6 +16,7 @@
 //!   quiet (see [`crate::harness::Driver::settle`]), so later commands are numbered differently;
 //! - token fingerprints (`tok:…`): every backend signs with a key of its own, drawn at random;
 //! - loopback ports (`127.0.0.1:…`);
+//! - the scene's storage directory (`convo-tck-storage-…`), a fresh temporary directory;
 //! - the order of the conversation sids in a list a client reports (`["CH…","CH…"]`): a
 //!   conversation that reached the client both by a page and by an event sits where the client's
 //!   first delivery put it; checks compare lists as sets and multisets, never by position.
@@ -41,6 +42,8 @@ static FINGERPRINT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"tok:[0-9a-f]{12}").expect("a valid regex"));
 static PORT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"127\.0\.0\.1:\d+").expect("a valid regex"));
+static STORAGE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"convo-tck-storage-[A-Za-z0-9]+").expect("a valid regex"));
 static SID_LIST: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"\[("CH[0-9a-f]+",?)+\]"#).expect("a valid regex"));
 
@@ -50,6 +53,7 @@ pub fn normalise(text: &str) -> String {
     let text = COMMAND.replace_all(&text, "command _");
     let text = FINGERPRINT.replace_all(&text, "tok:_");
     let text = PORT.replace_all(&text, "127.0.0.1:_");
+    let text = STORAGE.replace_all(&text, "convo-tck-storage-_");
     SID_LIST
         .replace_all(&text, |c: &regex::Captures<'_>| {
             let inner = c[0].trim_start_matches('[').trim_end_matches(']');

@@ -575,4 +575,13 @@ impl Backend {
             secs: ttl.map(|d| d.as_secs()),
         });
     }
+
+    /// The earliest instant after now at which the backend has something due on its own (an
+    /// open socket's token warning or expiry). The harness steps virtual time onto it, never
+    /// over it, so a client always gets the warning before the expiry whatever step a scenario
+    /// takes.
+    pub fn next_deadline(&self) -> Option<VirtualInstant> {
+        self.service
+            .next_deadline(self.service.tokens.clock().now())
+    }
 }

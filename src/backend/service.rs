@@ -31,6 +31,9 @@ pub(crate) struct Service {
     silenced_through: AtomicU64,
     /// Wakes the expiry task when the bindings changed (its next deadline may have moved).
     bindings_changed: Notify,
+    /// The next instant each open socket's token lease has something due (a warning, an
+    /// expiry): the harness steps virtual time onto these, never over them.
+    deadlines: Mutex<std::collections::BTreeMap<u64, crate::clock::VirtualInstant>>,
 }
 
 impl Service {
@@ -43,6 +46,7 @@ impl Service {
             sockets: AtomicU64::new(0),
             silenced_through: AtomicU64::new(0),
             bindings_changed: Notify::new(),
+            deadlines: Mutex::default(),
         }
     }
 
@@ -56,6 +60,24 @@ impl Service {
         self.silenced_through
             .fetch_max(self.sockets.load(Ordering::SeqCst), Ordering::SeqCst);
         self.published.send_modify(|_| {});
+    }
+
+    /// Records when `socket` next has something due (`None`: nothing, or it closed).
+    pub(crate) fn set_deadline(&self, socket: u64, at: Option<crate::clock::VirtualInstant>) {
+        let mut d = self.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+        match at {
+            Some(at) => d.insert(socket, at),
+            None => d.remove(&socket),
+        };
+    }
+
+    /// The earliest instant after `now` at which an open socket has something due.
+    pub(crate) fn next_deadline(
+        &self,
+        now: crate::clock::VirtualInstant,
+    ) -> Option<crate::clock::VirtualInstant> {
+        let d = self.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+        d.values().copied().filter(|t| *t > now).min()
     }
 
     /// Whether `socket` was silenced.

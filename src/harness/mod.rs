@@ -131,9 +131,22 @@ impl Harness {
         }
     }
 
-    /// Lets `d` of virtual time pass for the backend and the adapter.
+    /// Lets `d` of virtual time pass for the backend and the adapter, in steps that land on
+    /// every instant the backend has something due (a token warning, an expiry) on the way.
     pub async fn advance(&mut self, d: Duration) -> Result<(), AdapterError> {
-        self.driver.advance(&self.clock, d).await
+        let end = self.clock.now().plus(d);
+        loop {
+            let now = self.clock.now();
+            if now >= end {
+                return Ok(());
+            }
+            let until = self
+                .backend
+                .next_deadline()
+                .filter(|t| *t < end)
+                .unwrap_or(end);
+            self.driver.advance(&self.clock, until.since(now)).await?;
+        }
     }
 
     /// Closes the adapter session and the backend; returns the protocol error the adapter

@@ -253,6 +253,7 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
     }
     let clock = service.tokens.clock().clone();
     let mut deadline = Box::pin(clock.sleep_until(lease.next_deadline()));
+    service.set_deadline(socket, Some(lease.next_deadline()));
     'socket: loop {
         // Deliver everything published so far, then wait for more or for the client. A silenced
         // socket delivers nothing, ever again (no token notices either).
@@ -260,7 +261,10 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
         if !silent {
             match lease.due(&service, socket, &instance, &mut sink).await {
                 Due::Nothing => {}
-                Due::Sent => deadline = Box::pin(clock.sleep_until(lease.next_deadline())),
+                Due::Sent => {
+                    deadline = Box::pin(clock.sleep_until(lease.next_deadline()));
+                    service.set_deadline(socket, Some(lease.next_deadline()));
+                }
                 Due::Closed => break,
             }
             if !send_due(
@@ -309,6 +313,7 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
                         if matches!(answer, HubFrame::TokenUpdated { .. }) {
                             anonymous = instance.is_none().then(|| lease.token.clone()).flatten();
                             deadline = Box::pin(clock.sleep_until(lease.next_deadline()));
+                            service.set_deadline(socket, Some(lease.next_deadline()));
                         }
                         if service.is_silenced(socket) {
                             continue;
@@ -328,7 +333,10 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
                     if !service.is_silenced(socket) {
                         match lease.due(&service, socket, &instance, &mut sink).await {
                             Due::Nothing => {}
-                            Due::Sent => deadline = Box::pin(clock.sleep_until(lease.next_deadline())),
+                            Due::Sent => {
+                                deadline = Box::pin(clock.sleep_until(lease.next_deadline()));
+                                service.set_deadline(socket, Some(lease.next_deadline()));
+                            }
                             Due::Closed => break 'socket,
                         }
                         if !send_due(&service, socket, (&instance, &anonymous), &identity, &mut cursor, &mut sink).await {
@@ -511,6 +519,7 @@ struct OpenSocket {
 
 impl Drop for OpenSocket {
     fn drop(&mut self) {
+        self.service.set_deadline(self.socket, None);
         self.service.recorder.record(
             self.instance.take(),
             Fact::Disconnected {
