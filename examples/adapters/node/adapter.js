@@ -295,6 +295,8 @@ async function fetchToken(tokenUrl, identity, instance, signal) {
 // A token from the generator, with its expiry on the virtual clock. One living under three
 // minutes never works with the service: a typed error, and the caller does not ask again.
 async function obtainToken(tokenUrl, identity, instance, signal) {
+  // Counted from the ask: the expiry errs early, never late.
+  const asked = clock.now;
   const issued = await fetchToken(tokenUrl, identity, instance, signal);
   const ttl = typeof issued.ttl === 'number' ? issued.ttl : TOKEN_TTL_S;
   if (ttl < MIN_TOKEN_LIFETIME_S) {
@@ -304,7 +306,7 @@ async function obtainToken(tokenUrl, identity, instance, signal) {
         'under 3 minutes, so the client cannot use it (not asking again)',
     );
   }
-  return { token: issued.token, expiresAt: clock.now + ttl * 1000, fetched: true };
+  return { token: issued.token, expiresAt: asked + ttl * 1000, fetched: true };
 }
 
 // ---------------------------------------------------------------- storage

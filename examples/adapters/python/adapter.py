@@ -351,6 +351,7 @@ class Credential:
 async def obtain_token(clock, token_url, identity, instance):
     """A token from the generator, with its expiry on the virtual clock. One living under three
     minutes never works with the service: a typed error, and the caller does not ask again."""
+    asked = clock.now  # counted from the ask: the expiry errs early, never late
     issued = await fetch_token(token_url, identity, instance)
     ttl = issued.get("ttl")
     if not isinstance(ttl, int):
@@ -361,7 +362,7 @@ async def obtain_token(clock, token_url, identity, instance):
             f"the token generator issued a token living {ttl} s; the service refuses tokens "
             "living under 3 minutes, so the client cannot use it (not asking again)",
         )
-    return Credential(issued["token"], clock.now + ttl * 1000, True)
+    return Credential(issued["token"], asked + ttl * 1000, True)
 
 
 class Storage:
