@@ -34,13 +34,35 @@
 //   are released first (REL-1); afterwards nothing of it works (its handles and the commands
 //   answer `client_shut_down`) and it never reaches the backend again (LIFE-4). `kill` drops the
 //   client with no shutdown at all.
+// - Tokens (TOKEN-1..6): asked for 4 hours; one the generator issued living under 3 minutes is
+//   a `token_rejected` error (reply and observation), never fetched again. The token and its
+//   expiry are kept in a file in `storage_dir` (nowhere else, never logged), used at a restart
+//   while valid for more than 3 more minutes, cleared on logout. On `token_about_to_expire` a
+//   new token is fetched and handed to the open channel (`update_token`); a token that expired
+//   (the channel's `token_expired` or close 4410, a 401 on the handshake, asleep in the
+//   background) is reported once and replaced before the same instance reconnects. Tokens
+//   travel in the `X-Twilio-Token` header only.
 'use strict';
 
+const fs = require('node:fs');
+const path = require('node:path');
 const readline = require('node:readline');
 const WebSocket = require('ws');
 
 const PROTOCOL = 1;
+// The lifetime asked of the token generator: hours, at most a day (TOKEN-2).
 const TOKEN_TTL_S = 4 * 3600;
+// The service refuses tokens living under 3 minutes: such a token is an error, never fetched
+// again in a loop (TOKEN-1).
+const MIN_TOKEN_LIFETIME_S = 180;
+// A token this close to its expiry (virtual ms) is not used for a new connection: the channel
+// would warn at once. A stored token must outlive it to be used at start (TOKEN-5).
+const TOKEN_MARGIN_MS = 180_000;
+// The event channel's close code at the token's expiry.
+const TOKEN_EXPIRED_CLOSE = 4410;
+// The file in `start`'s `storage_dir` that keeps the token across a kill (the only place it is
+// kept outside memory).
+const STORAGE_FILE = 'node-adapter.json';
 const PAGE_SIZE = 50;
 const MAX_ATTEMPTS = 100;
 // The event socket's liveness probe, and the reconnect backoff (virtual milliseconds).
@@ -263,12 +285,81 @@ async function fetchToken(tokenUrl, identity, instance, signal) {
   try {
     json = JSON.parse(text);
   } catch {}
-  if (resp.ok && json && typeof json.token === 'string') return json.token;
+  if (resp.ok && json && typeof json.token === 'string') return json;
   throw new CommandError(
     'token_rejected',
     `token generator answered ${resp.status}: ${(json && json.message) || ''}`,
   );
 }
+
+// A token from the generator, with its expiry on the virtual clock. One living under three
+// minutes never works with the service: a typed error, and the caller does not ask again.
+async function obtainToken(tokenUrl, identity, instance, signal) {
+  // Counted from the ask: the expiry errs early, never late.
+  const asked = clock.now;
+  const issued = await fetchToken(tokenUrl, identity, instance, signal);
+  const ttl = typeof issued.ttl === 'number' ? issued.ttl : TOKEN_TTL_S;
+  if (ttl < MIN_TOKEN_LIFETIME_S) {
+    throw new CommandError(
+      'token_rejected',
+      `the token generator issued a token living ${ttl} s; the service refuses tokens living ` +
+        'under 3 minutes, so the client cannot use it (not asking again)',
+    );
+  }
+  return { token: issued.token, expiresAt: asked + ttl * 1000, fetched: true };
+}
+
+// ---------------------------------------------------------------- storage
+
+// The app's persistent storage (`start`'s `storage_dir`, which survives a kill): the current
+// token, its identity and its expiry (virtual ms). A missing or unreadable file is empty storage.
+const storage = {
+  file(dir) {
+    return typeof dir === 'string' && dir !== '' ? path.join(dir, STORAGE_FILE) : null;
+  },
+  load(dir) {
+    const file = this.file(dir);
+    if (!file) return {};
+    try {
+      const stored = JSON.parse(fs.readFileSync(file, 'utf8'));
+      return stored && typeof stored === 'object' ? stored : {};
+    } catch {
+      return {};
+    }
+  },
+  update(dir, change) {
+    const file = this.file(dir);
+    if (!file) return;
+    const stored = this.load(dir);
+    change(stored);
+    try {
+      const tmp = `${file}.tmp`;
+      fs.writeFileSync(tmp, JSON.stringify(stored), { mode: 0o600 });
+      fs.renameSync(tmp, file);
+    } catch (e) {
+      // An unwritable directory loses the change, as a full disk would (no token in the log).
+      log('storage not writable:', e && e.code ? e.code : 'error');
+    }
+  },
+  keepToken(dir, identity, credential) {
+    this.update(dir, (s) => {
+      s.token = { identity, token: credential.token, expires_at: credential.expiresAt };
+    });
+  },
+  clearToken(dir) {
+    this.update(dir, (s) => {
+      delete s.token;
+    });
+  },
+  // The stored token of `identity`, if it is good for a new connection (valid for more than
+  // the margin); an expired one is never presented.
+  validToken(dir, identity) {
+    const t = this.load(dir).token;
+    if (!t || t.identity !== identity || typeof t.token !== 'string') return null;
+    if (typeof t.expires_at !== 'number' || t.expires_at <= clock.now + TOKEN_MARGIN_MS) return null;
+    return { token: t.token, expiresAt: t.expires_at, fetched: false };
+  },
+};
 
 // The event channel's URL, resuming after event `since` when there is one.
 function eventsUrlSince(eventsUrl, since) {
@@ -300,7 +391,9 @@ function connectEvents(url, token, instance, link) {
     ws.on('unexpected-response', (_req, res) => {
       settled = true;
       const kind = res.statusCode === 401 ? 'token_rejected' : 'backend';
-      reject(new CommandError(kind, `event channel refused: HTTP ${res.statusCode}`));
+      const e = new CommandError(kind, `event channel refused: HTTP ${res.statusCode}`);
+      e.status = res.statusCode;
+      reject(e);
       res.resume();
       ws.terminate();
     });
@@ -320,8 +413,8 @@ function connectEvents(url, token, instance, link) {
       }
       if (frame && typeof frame === 'object') engine.socketFrame(link, frame);
     });
-    ws.on('close', () => {
-      if (settled) engine.socketClosed(link);
+    ws.on('close', (code) => {
+      if (settled) engine.socketClosed(link, code);
     });
   });
 }
@@ -418,6 +511,8 @@ const engine = {
         case 'start':
           return this.start(r, req);
         case 'logout':
+          // A user who logged out leaves no credential behind.
+          if (this.session) storage.clearToken(this.session.storageDir);
           // Answered once the socket is closed: nothing published afterwards reaches it.
           return closeSocket(this.shutDown(), () => r.done());
         case 'kill':
@@ -489,7 +584,7 @@ const engine = {
 
   // Creates a client. A client of another identity is shut down first (a switch of login, with
   // its handles released); starting the same identity twice is refused.
-  start(r, { identity, token_url, rest_url, events_url }) {
+  start(r, { identity, token_url, rest_url, events_url, storage_dir }) {
     if (this.pendingStart) return r.error('invalid_command', 'a client is already starting');
     if (![identity, token_url, rest_url, events_url].every((v) => typeof v === 'string')) {
       return r.error('invalid_command', 'start needs identity, token_url, rest_url, events_url');
@@ -505,16 +600,31 @@ const engine = {
     this.instances += 1;
     const instance = `node-${this.instances}`;
     const link = ++this.links;
-    this.pendingStart = { instance, identity, restUrl: rest_url, eventsUrl: events_url, link };
+    const storageDir = typeof storage_dir === 'string' ? storage_dir : null;
+    this.pendingStart = {
+      instance, identity, restUrl: rest_url, eventsUrl: events_url, tokenUrl: token_url, storageDir, link,
+    };
     this.earlyFrames = [];
     this.welcome = null;
+    // A valid token kept from an earlier run starts the client without waiting for the
+    // generator (TOKEN-5); an expired one is never presented.
+    const stored = storage.validToken(storageDir, identity);
+    const signal = this.lifetime.signal;
     this.spawn(
       async (gen) => {
-        const token = await fetchToken(token_url, identity, instance, this.lifetime.signal);
-        const ws = await connectEvents(events_url, token, instance, link);
+        let credential = stored || (await obtainToken(token_url, identity, instance, signal));
+        let ws;
+        try {
+          ws = await connectEvents(events_url, credential.token, instance, link);
+        } catch (e) {
+          // The channel refused the stored token after all: the generator's turn.
+          if (!(stored && e.status === 401) || gen !== this.generation) throw e;
+          credential = await obtainToken(token_url, identity, instance, signal);
+          ws = await connectEvents(events_url, credential.token, instance, link);
+        }
         // Dropped before it was ready (a kill): its socket goes with it.
         if (gen !== this.generation) closeSocket(ws);
-        return { token, ws };
+        return { credential, ws };
       },
       (result) => this.started(r, result),
     );
@@ -527,13 +637,25 @@ const engine = {
       if (value) closeSocket(value.ws);
       return r.error('internal', 'the start was abandoned');
     }
-    if (error) return r.fail(error);
-    const { instance, identity, restUrl, eventsUrl, link } = pending;
+    if (error) {
+      // Reported as well as answered (a token living under 3 minutes: TOKEN-1).
+      observe('error', { kind: error.kind || 'internal', message: error.message });
+      return r.fail(error);
+    }
+    const { instance, identity, restUrl, eventsUrl, tokenUrl, storageDir, link } = pending;
+    const { credential } = value;
+    if (credential.fetched) storage.keepToken(storageDir, identity, credential);
     this.session = {
       instance,
       identity,
       eventsUrl,
-      rest: new Rest(restUrl, value.token, instance, this.generation, this.lifetime.signal),
+      tokenUrl,
+      storageDir,
+      // The token in use: its expiry (virtual ms), a refresh in flight, its expiry reported.
+      tokenExpires: credential.expiresAt,
+      refreshing: false,
+      expirySeen: false,
+      rest: new Rest(restUrl, credential.token, instance, this.generation, this.lifetime.signal),
       // The event connection: which socket is current, and where the event log resumes.
       link: {
         id: link,
@@ -624,9 +746,88 @@ const engine = {
     if (!s) return;
     s.background = false;
     s.link.failures = 0;
+    // A token that expired while the app slept is reported; the reconnect fetches a fresh one
+    // for the same instance (TOKEN-4).
+    this.noticeExpiry();
     if (s.link.state !== 'parked') return;
     observe('connection_state', { state: 'connecting' });
     this.reconnect(false);
+  },
+
+  // ------------------------------------------------------------ the token
+
+  // The token in use expired while the client could not be told (asleep, disconnected, the
+  // channel closed for it): say so once. The same instance goes on.
+  noticeExpiry() {
+    const s = this.session;
+    if (!s || s.tokenExpires > clock.now || s.expirySeen) return;
+    s.expirySeen = true;
+    observe('token_expired');
+  },
+
+  // A token frame on the current socket (they carry no `seq`: not events of the log).
+  tokenFrame(f) {
+    const s = this.session;
+    if (!s) return;
+    switch (f.type) {
+      case 'token_about_to_expire':
+        observe('token_about_to_expire');
+        this.refresh();
+        return;
+      case 'token_expired':
+        // The socket closes next (4410); the reconnect fetches a token first.
+        s.tokenExpires = Math.min(s.tokenExpires, clock.now);
+        this.noticeExpiry();
+        return;
+      case 'token_rejected':
+        observe('error', {
+          kind: 'token_rejected',
+          message: `the event channel refused the new token (${f.code}): ${f.message || ''}`,
+        });
+        return;
+      default:
+        // `token_updated`: the channel took the token the client adopted already.
+        return;
+    }
+  },
+
+  // Fetches a new token for the running instance (once at a time) and hands it to the open
+  // channel (TOKEN-3).
+  refresh() {
+    const s = this.session;
+    if (!s || s.refreshing) return;
+    s.refreshing = true;
+    const { tokenUrl, identity, instance } = s;
+    const signal = this.lifetime.signal;
+    this.spawn(
+      () => obtainToken(tokenUrl, identity, instance, signal),
+      ({ value, error }) => {
+        const now = this.session;
+        if (!now) return;
+        now.refreshing = false;
+        if (error) {
+          observe('error', { kind: error.kind || 'internal', message: `token refresh failed: ${error.message}` });
+          return;
+        }
+        const ws = now.link.state === 'open' ? now.link.ws : null;
+        if (ws && ws.readyState === WebSocket.OPEN) {
+          ws.send(JSON.stringify({ type: 'update_token', token: value.token }));
+        }
+        this.adopt(value);
+      },
+    );
+  },
+
+  // The running instance takes `credential` for REST and its next connections; kept in
+  // storage; reported.
+  adopt(credential) {
+    const s = this.session;
+    if (!s) return;
+    s.rest.token = credential.token;
+    s.tokenExpires = credential.expiresAt;
+    s.expirySeen = false;
+    if (credential.fetched) storage.keepToken(s.storageDir, s.identity, credential);
+    observe('token_updated');
   },
 
   // ------------------------------------------------------------ the event connection
@@ -699,6 +900,13 @@ const engine = {
         if (delay > 0) await activity.sleep(delay, gen);
         // Abandoned while it waited (the app went to the background, the client ended).
         if (!current(gen)) return null;
+        // A token that expired (or is about to) while the client was away is replaced first:
+        // the same instance goes on with a fresh one (TOKEN-4).
+        if (s.tokenExpires <= clock.now + TOKEN_MARGIN_MS) {
+          const fresh = await obtainToken(s.tokenUrl, s.identity, s.instance, this.lifetime.signal);
+          if (!current(gen)) return null;
+          this.adopt(fresh);
+        }
         const url = eventsUrlSince(s.eventsUrl, s.link.lastSeq);
         const ws = await connectEvents(url, s.rest.token, s.instance, link);
         if (!current(gen)) {
@@ -719,6 +927,11 @@ const engine = {
       return;
     }
     if (error) {
+      if (error.status === 401) {
+        // The channel refused the token: report its expiry; the next attempt fetches one first.
+        s.tokenExpires = Math.min(s.tokenExpires, clock.now);
+        this.noticeExpiry();
+      }
       s.link.failures += 1;
       return this.reconnect(true);
     }
@@ -753,6 +966,18 @@ const engine = {
       case 'heartbeat':
         if (s && s.link.heartbeat === frame.nonce) s.link.heartbeat = null;
         break;
+      case 'token_about_to_expire':
+      case 'token_expired':
+      case 'token_updated':
+      case 'token_rejected':
+        if (!s) break;
+        this.epoch += 1;
+        try {
+          this.tokenFrame(frame);
+        } catch (e) {
+          log('internal error:', e && e.stack ? e.stack : e);
+        }
+        break;
       default:
         if (!s) {
           // The socket is up before the client is: keep what arrives until it is.
@@ -779,10 +1004,15 @@ const engine = {
     this.frame(frame);
   },
 
-  socketClosed(link) {
+  socketClosed(link, code) {
     const s = this.session;
     if (!s || s.link.id !== link || s.link.state !== 'open') return;
     this.epoch += 1;
+    if (code === TOKEN_EXPIRED_CLOSE) {
+      // Closed at the token's expiry: the reconnect fetches a fresh token first.
+      s.tokenExpires = Math.min(s.tokenExpires, clock.now);
+      this.noticeExpiry();
+    }
     this.lostLink();
     schedule();
   },

@@ -26,6 +26,13 @@ It claims the `mobile` profile and behaves as those SDKs document:
 - a client is shut down only on `logout` or a login as another identity, its handles released
   first; afterwards nothing of it works (its handles and the client commands answer
   `client_shut_down`) and it never reaches the backend again; `kill` drops it with no shutdown.
+- tokens are asked for 4 hours; one the generator issued living under 3 minutes is a
+  `token_rejected` error (reply and observation), never fetched again; the token and its expiry
+  are kept in a file in `storage_dir` (nowhere else, never logged), used at a restart while valid
+  for more than 3 more minutes, cleared on logout; on `token_about_to_expire` a new token is
+  fetched and handed to the open channel (`update_token`); a token that expired (the channel's
+  `token_expired` or close 4410, a 401 on the handshake, asleep in the background) is reported
+  once and replaced before the same instance reconnects; tokens travel in headers only.
 """
 
 import asyncio
@@ -47,7 +54,18 @@ from websockets.asyncio.client import connect as ws_connect
 PROTOCOL = 1
 ADAPTER = "python-example"
 VERSION = "0.1.0"
-TOKEN_TTL_SECS = 4 * 3600  # hours, at most a day
+TOKEN_TTL_SECS = 4 * 3600  # hours, at most a day (TOKEN-2)
+# The service refuses tokens living under 3 minutes: such a token is an error, never fetched again
+# in a loop (TOKEN-1).
+MIN_TOKEN_LIFETIME_SECS = 180
+# A token this close to its expiry (virtual ms) is not used for a new connection (the channel would
+# warn at once); a stored token must outlive it to be used at start (TOKEN-5).
+TOKEN_MARGIN_MS = 180_000
+# The event channel's close code at the token's expiry.
+TOKEN_EXPIRED_CLOSE = 4410
+# The file in `start`'s `storage_dir` that keeps the token across a kill (the only place it is
+# kept outside memory).
+STORAGE_FILE = "python-adapter.json"
 PAGE_SIZE = 50
 MAX_ATTEMPTS = 100
 STDIN_LIMIT = 2 * 1024 * 1024
@@ -100,10 +118,11 @@ def segment(text):
 
 
 class CommandError(Exception):
-    def __init__(self, kind, message):
+    def __init__(self, kind, message, status=None):
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.status = status  # the HTTP status that refused the request, if one did
 
 
 class Responder:
@@ -314,10 +333,91 @@ async def fetch_token(token_url, identity, instance):
     except ValueError:
         issued = None
     if 200 <= status < 300 and isinstance(issued, dict) and isinstance(issued.get("token"), str):
-        return issued["token"]
+        return issued
     raise CommandError(
         "token_rejected", f"token generator answered {status}: {_error_message(data)}"
     )
+
+
+class Credential:
+    """A token and when it expires (virtual ms); `fetched` when it came from the generator."""
+
+    def __init__(self, token, expires_at, fetched):
+        self.token = token
+        self.expires_at = expires_at
+        self.fetched = fetched
+
+
+async def obtain_token(clock, token_url, identity, instance):
+    """A token from the generator, with its expiry on the virtual clock. One living under three
+    minutes never works with the service: a typed error, and the caller does not ask again."""
+    asked = clock.now  # counted from the ask: the expiry errs early, never late
+    issued = await fetch_token(token_url, identity, instance)
+    ttl = issued.get("ttl")
+    if not isinstance(ttl, int):
+        ttl = TOKEN_TTL_SECS
+    if ttl < MIN_TOKEN_LIFETIME_SECS:
+        raise CommandError(
+            "token_rejected",
+            f"the token generator issued a token living {ttl} s; the service refuses tokens "
+            "living under 3 minutes, so the client cannot use it (not asking again)",
+        )
+    return Credential(issued["token"], asked + ttl * 1000, True)
+
+
+class Storage:
+    """The app's persistent storage (`start`'s `storage_dir`, which survives a kill): the current
+    token, its identity and its expiry (virtual ms). A missing or unreadable file is empty."""
+
+    def __init__(self, directory):
+        self.file = os.path.join(directory, STORAGE_FILE) if directory else None
+
+    def load(self):
+        if self.file is None:
+            return {}
+        try:
+            with open(self.file, encoding="utf-8") as f:
+                stored = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return stored if isinstance(stored, dict) else {}
+
+    def update(self, change):
+        if self.file is None:
+            return
+        stored = self.load()
+        change(stored)
+        tmp = self.file + ".tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(stored, f)
+            os.replace(tmp, self.file)
+        except OSError as e:
+            # An unwritable directory loses the change, as a full disk would (no token logged).
+            log(f"storage not writable: {type(e).__name__}")
+
+    def keep_token(self, identity, credential):
+        def change(stored):
+            stored["token"] = {"identity": identity, "token": credential.token,
+                               "expires_at": credential.expires_at}
+        self.update(change)
+
+    def clear_token(self):
+        self.update(lambda stored: stored.pop("token", None))
+
+    def valid_token(self, identity, now):
+        """The stored token of `identity`, if it is good for a new connection (valid for more
+        than the margin); an expired one is never presented."""
+        t = self.load().get("token")
+        if not isinstance(t, dict) or t.get("identity") != identity:
+            return None
+        token, expires_at = t.get("token"), t.get("expires_at")
+        if not isinstance(token, str) or not isinstance(expires_at, (int, float)):
+            return None
+        if expires_at <= now + TOKEN_MARGIN_MS:
+            return None
+        return Credential(token, expires_at, False)
 
 
 def events_url_since(events_url, since):
@@ -341,8 +441,9 @@ async def connect_events(url, token, instance):
             max_queue=None,
         )
     except websockets.exceptions.InvalidStatus as e:
-        kind = "token_rejected" if e.response.status_code == 401 else "backend"
-        raise CommandError(kind, f"event channel refused: {e.response.status_code}") from None
+        code = e.response.status_code
+        kind = "token_rejected" if code == 401 else "backend"
+        raise CommandError(kind, f"event channel refused: {code}", status=code) from None
     except (OSError, EOFError, websockets.exceptions.WebSocketException, asyncio.TimeoutError) as e:
         raise CommandError("backend", f"event channel refused: {type(e).__name__}: {e}") from None
 
@@ -380,12 +481,17 @@ class Link:
 class Session:
     """Everything one client instance holds."""
 
-    def __init__(self, instance, identity, rest, events_url, link):
+    def __init__(self, instance, identity, rest, events_url, link, token_url, storage, expires):
         self.instance = instance
         self.identity = identity
         self.rest = rest
         self.events_url = events_url
         self.link = link
+        self.token_url = token_url
+        self.storage = storage
+        self.token_expires = expires  # the token in use expires then (virtual ms)
+        self.refreshing = False  # a refresh is in flight
+        self.expiry_seen = False  # the token's expiry was reported
         self.background = False
         self.sync = "started"
         self.list_done = False
@@ -501,8 +607,12 @@ class Engine:
     def dispatch(self, r, name, q):
         s = self.session
         if name == "start":
-            self.start(r, q["identity"], q["token_url"], q["rest_url"], q["events_url"])
+            self.start(r, q["identity"], q["token_url"], q["rest_url"], q["events_url"],
+                       q.get("storage_dir"))
         elif name == "logout":
+            # A user who logged out leaves no credential behind.
+            if s is not None:
+                s.storage.clear_token()
             # Answered once the socket is closed: nothing published afterwards reaches it.
             self.close_socket(self.shut_down(), r.ok)
         elif name == "kill":
@@ -567,7 +677,7 @@ class Engine:
 
     # -- session lifecycle ---------------------------------------------------------------------
 
-    def start(self, r, identity, token_url, rest_url, events_url):
+    def start(self, r, identity, token_url, rest_url, events_url, storage_dir=None):
         """Creates a client. A client of another identity is shut down first (a switch of
         login, with its handles released); starting the same identity twice is refused."""
         if self.pending_start is not None:
@@ -581,12 +691,25 @@ class Engine:
         self.instances += 1
         instance = f"py-{self.instances}"
         self.links += 1
-        self.pending_start = (instance, identity, rest_url, events_url, self.links)
+        storage = Storage(storage_dir if isinstance(storage_dir, str) else None)
+        self.pending_start = (instance, identity, rest_url, events_url, self.links, token_url,
+                              storage)
+        # A valid token kept from an earlier run starts the client without waiting for the
+        # generator (TOKEN-5); an expired one is never presented.
+        stored = storage.valid_token(identity, self.clock.now)
+        clock = self.clock
 
         async def work():
-            token = await fetch_token(token_url, identity, instance)
-            ws = await connect_events(events_url, token, instance)
-            return token, ws
+            credential = stored or await obtain_token(clock, token_url, identity, instance)
+            try:
+                ws = await connect_events(events_url, credential.token, instance)
+            except CommandError as e:
+                if stored is None or e.status != 401:
+                    raise
+                # The channel refused the stored token after all: the generator's turn.
+                credential = await obtain_token(clock, token_url, identity, instance)
+                ws = await connect_events(events_url, credential.token, instance)
+            return credential, ws
 
         self.spawn(work(), lambda res, err: self.started(r, res, err), responder=r)
 
@@ -597,11 +720,16 @@ class Engine:
                 self.close_socket(result[1])
             return r.error("internal", "the start was abandoned")
         if error is not None:
+            # Reported as well as answered (a token living under 3 minutes: TOKEN-1).
+            observe("error", kind=error.kind, message=error.message)
             return r.fail(error)
-        instance, identity, rest_url, events_url, number = pending
-        token, ws = result
-        rest = Rest(rest_url, token, instance, self.clock, self.activity)
-        self.session = Session(instance, identity, rest, events_url, Link(number, ws))
+        instance, identity, rest_url, events_url, number, token_url, storage = pending
+        credential, ws = result
+        if credential.fetched:
+            storage.keep_token(identity, credential)
+        rest = Rest(rest_url, credential.token, instance, self.clock, self.activity)
+        self.session = Session(instance, identity, rest, events_url, Link(number, ws), token_url,
+                               storage, credential.expires_at)
         observe("client_created", instance=instance)
         # The listener is attached before the list is requested; its first frame is the
         # socket's welcome.
@@ -671,9 +799,75 @@ class Engine:
             return
         s.background = False
         s.link.failures = 0
+        # A token that expired while the app slept is reported; the reconnect fetches a fresh
+        # one for the same instance (TOKEN-4).
+        self.notice_expiry()
         if s.link.state == "parked":
             observe("connection_state", state="connecting")
             self.reconnect(wait=False)
+
+    # -- the token -----------------------------------------------------------------------------
+
+    def notice_expiry(self):
+        """The token in use expired while the client could not be told (asleep, disconnected,
+        the channel closed for it): say so once. The same instance goes on."""
+        s = self.session
+        if s is None or s.token_expires > self.clock.now or s.expiry_seen:
+            return
+        s.expiry_seen = True
+        observe("token_expired")
+
+    def token_frame(self, f):
+        """A token frame on the current socket (they carry no `seq`: not events of the log)."""
+        s = self.session
+        kind = f.get("type")
+        if kind == "token_about_to_expire":
+            observe("token_about_to_expire")
+            self.refresh()
+        elif kind == "token_expired":
+            # The socket closes next (4410); the reconnect fetches a token first.
+            s.token_expires = min(s.token_expires, self.clock.now)
+            self.notice_expiry()
+        elif kind == "token_rejected":
+            observe("error", kind="token_rejected",
+                    message=f"the event channel refused the new token ({f.get('code')}): "
+                            f"{f.get('message', '')}")
+        # `token_updated`: the channel took the token the client adopted already.
+
+    def refresh(self):
+        """Fetches a new token for the running instance (once at a time) and hands it to the
+        open channel (TOKEN-3)."""
+        s = self.session
+        if s is None or s.refreshing:
+            return
+        s.refreshing = True
+
+        def refreshed(credential, error):
+            now = self.session
+            if now is None:
+                return
+            now.refreshing = False
+            if error is not None:
+                observe("error", kind=error.kind, message=f"token refresh failed: {error.message}")
+                return
+            if now.link.state == "open" and now.link.ws is not None:
+                self.send_frame(now.link.ws, {"type": "update_token", "token": credential.token})
+            self.adopt(credential)
+
+        self.spawn(obtain_token(self.clock, s.token_url, s.identity, s.instance), refreshed)
+
+    def adopt(self, credential):
+        """The running instance takes `credential` for REST and its next connections; kept in
+        storage; reported."""
+        s = self.session
+        if s is None:
+            return
+        s.rest.token = credential.token
+        s.token_expires = credential.expires_at
+        s.expiry_seen = False
+        if credential.fetched:
+            s.storage.keep_token(s.identity, credential)
+        observe("token_updated")
 
     # -- the event connection ------------------------------------------------------------------
 
@@ -792,6 +986,13 @@ class Engine:
                 await self.activity.sleep(self.clock, delay)
             if not current():
                 return None  # abandoned while it waited (the app went to the background)
+            # A token that expired (or is about to) while the client was away is replaced
+            # first: the same instance goes on with a fresh one (TOKEN-4).
+            if s.token_expires <= self.clock.now + TOKEN_MARGIN_MS:
+                fresh = await obtain_token(self.clock, s.token_url, s.identity, s.instance)
+                if not current():
+                    return None
+                self.adopt(fresh)
             url = events_url_since(s.events_url, link.last_seq)
             ws = await connect_events(url, s.rest.token, s.instance)
             if not current():
@@ -809,6 +1010,11 @@ class Engine:
             self.close_socket(ws)
             return
         if error is not None:
+            if error.status == 401:
+                # The channel refused the token: report its expiry; the next attempt fetches
+                # one first.
+                s.token_expires = min(s.token_expires, self.clock.now)
+                self.notice_expiry()
             s.link.failures += 1
             return self.reconnect(wait=True)
         if ws is None:
@@ -833,7 +1039,7 @@ class Engine:
                     self.socket_frame(number, frame)
         except websockets.exceptions.ConnectionClosed:
             pass
-        self.socket_closed(number)
+        self.socket_closed(number, ws.close_code)
 
     def socket_frame(self, number, frame):
         s = self.session
@@ -855,6 +1061,9 @@ class Engine:
         elif kind == "heartbeat":
             if frame.get("nonce") == s.link.heartbeat:
                 s.link.heartbeat = None
+        elif kind in ("token_about_to_expire", "token_expired", "token_updated", "token_rejected"):
+            self.epoch += 1
+            self.token_frame(frame)
         else:
             self.epoch += 1
             self.event(frame)
@@ -871,11 +1080,15 @@ class Engine:
             link.last_seq = seq
         self.frame(frame)
 
-    def socket_closed(self, number):
+    def socket_closed(self, number, code=None):
         s = self.session
         if s is None or s.link.id != number or s.link.state != "open":
             return
         self.epoch += 1
+        if code == TOKEN_EXPIRED_CLOSE:
+            # Closed at the token's expiry: the reconnect fetches a fresh token first.
+            s.token_expires = min(s.token_expires, self.clock.now)
+            self.notice_expiry()
         self.lost_link()
         self.step()
 
