@@ -96,14 +96,23 @@ static JWT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A credential-named parameter or header (a whole word: `PageToken` is no credential) and its
-/// value. The value stops at a separator of
+/// value (group 3). The value stops at a separator of
 /// the text it sits in (`&`, quotes, whitespace, `,`, `;`, `}`, a backslash of a JSON escape).
+/// A push `device_token` matches too, with group 2 set: it names a device, not a credential
+/// (the backend journals it as a binding's address), so it is left as it is.
 static CREDENTIAL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r#"(?i)((?:^|[^a-z0-9])(?:x[-_]twilio[-_])?(?:access[-_]?)?(?:token|password|secret|signature|api[-_]?key)["']?\s*[=:]\s*["']?(?:bearer\s+)?)([^&"'\s,;}\\]{4,})"#,
+        r#"(?i)((?:^|[^a-z0-9])(device[-_])?(?:x[-_]twilio[-_])?(?:access[-_]?)?(?:token|password|secret|signature|api[-_]?key)["']?\s*[=:]\s*["']?(?:bearer\s+)?)([^&"'\s,;}\\]{4,})"#,
     )
     .expect("a valid regex")
 });
+
+/// The credential-named parameters in `text` (device tokens left out): each match's captures.
+fn credentials(text: &str) -> impl Iterator<Item = regex::Captures<'_>> {
+    CREDENTIAL
+        .captures_iter(text)
+        .filter(|c| c.get(2).is_none())
+}
 
 /// An `Authorization` header value, whatever its scheme.
 static AUTHORIZATION: LazyLock<Regex> = LazyLock::new(|| {
@@ -117,16 +126,16 @@ static AUTHORIZATION: LazyLock<Regex> = LazyLock::new(|| {
 /// parameter), for fingerprinting a token found where it must not be.
 pub(crate) fn find_token(text: &str) -> Option<&str> {
     JWT.find(text).map(|m| m.as_str()).or_else(|| {
-        CREDENTIAL
-            .captures(text)
-            .and_then(|c| c.get(2))
+        credentials(text)
+            .next()
+            .and_then(|c| c.get(3))
             .map(|m| m.as_str())
     })
 }
 
 /// Whether `text` holds anything [`scrub`] would replace.
 pub fn has_token_shape(text: &str) -> bool {
-    JWT.is_match(text) || CREDENTIAL.is_match(text) || AUTHORIZATION.is_match(text)
+    JWT.is_match(text) || credentials(text).next().is_some() || AUTHORIZATION.is_match(text)
 }
 
 /// `text` with every token-shaped value replaced by its fingerprint: JWTs wherever they are,
@@ -146,8 +155,9 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     };
     let out = JWT.replace_all(text, |c: &regex::Captures<'_>| fp(&c[0]));
     let out = CREDENTIAL
-        .replace_all(&out, |c: &regex::Captures<'_>| {
-            format!("{}{}", &c[1], fp(&c[2]))
+        .replace_all(&out, |c: &regex::Captures<'_>| match c.get(2) {
+            Some(_) => c[0].to_owned(),
+            None => format!("{}{}", &c[1], fp(&c[3])),
         })
         .into_owned();
     let out = AUTHORIZATION
@@ -161,6 +171,18 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_push_device_token_is_no_credential() {
+        let text = r#"{"device_token":"fcm-device-1","token":"abcdefgh"}"#;
+        let clean = scrub(text);
+        assert!(
+            clean.contains(r#""device_token":"fcm-device-1""#),
+            "{clean}"
+        );
+        assert!(!clean.contains("abcdefgh"), "{clean}");
+        assert!(!has_token_shape(r#"{"device_token":"fcm-device-1"}"#));
+    }
 
     #[test]
     fn a_registered_token_is_replaced_by_its_fingerprint() {

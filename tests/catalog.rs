@@ -69,8 +69,9 @@ fn every_checked_rule_is_provoked_by_a_tagged_scenario() {
 fn scenarios_only_tag_rules_that_have_a_check() {
     for (tag, place) in features::rule_tags() {
         let id: RuleId = tag.parse().expect("checked above");
+        // A rule that is not judged (INFO guidance) may tag the scenario that shows it.
         assert!(
-            id.rule().is_implemented(),
+            id.rule().is_implemented() || !id.rule().is_judged(),
             "{place} is tagged @{id}, but {id} has no check in the catalog"
         );
     }

@@ -533,28 +533,13 @@ impl Backend {
         conversation: &ConversationSid,
         identity: &str,
     ) -> Result<CountsTruth, BackendError> {
-        self.service.read(|m| {
-            let c = m
-                .conversation(conversation)
-                .ok_or_else(|| Self::missing(format!("no conversation {conversation}")))?;
-            let p = c
-                .participants
-                .iter()
-                .find(|p| p.identity == identity)
-                .ok_or_else(|| {
-                    Self::missing(format!("{identity} is not a participant of {conversation}"))
-                })?;
-            Ok(CountsTruth {
-                conversation: c.sid.clone(),
-                identity: identity.to_owned(),
-                participants: c.participants.len() as u64,
-                participants_changed: c.participants_changed,
-                messages: c.messages.len() as u64,
-                messages_changed: c.messages_changed,
-                unread: c.unread(p),
-                unread_changed: p.unread_changed,
-            })
-        })
+        self.counts_oracle().counts(conversation, identity)
+    }
+
+    /// A handle on [`Backend::counts`] that does not borrow the backend (the driver journals
+    /// the truth with every count read it sends).
+    pub fn counts_oracle(&self) -> CountsOracle {
+        CountsOracle(self.service.clone())
     }
 
     /// How many events have been published so far.
@@ -583,5 +568,48 @@ impl Backend {
     pub fn next_deadline(&self) -> Option<VirtualInstant> {
         self.service
             .next_deadline(self.service.tokens.clock().now())
+    }
+}
+
+/// The backend's counts truth, reachable without the [`Backend`] (see
+/// [`Backend::counts_oracle`]).
+#[derive(Clone)]
+pub struct CountsOracle(std::sync::Arc<super::service::Service>);
+
+impl std::fmt::Debug for CountsOracle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CountsOracle")
+    }
+}
+
+impl CountsOracle {
+    /// The counts of `conversation` as `identity` (a participant) sees them now.
+    pub fn counts(
+        &self,
+        conversation: &ConversationSid,
+        identity: &str,
+    ) -> Result<CountsTruth, BackendError> {
+        self.0.read(|m| {
+            let c = m
+                .conversation(conversation)
+                .ok_or_else(|| Backend::missing(format!("no conversation {conversation}")))?;
+            let p = c
+                .participants
+                .iter()
+                .find(|p| p.identity == identity)
+                .ok_or_else(|| {
+                    Backend::missing(format!("{identity} is not a participant of {conversation}"))
+                })?;
+            Ok(CountsTruth {
+                conversation: c.sid.clone(),
+                identity: identity.to_owned(),
+                participants: c.participants.len() as u64,
+                participants_changed: c.participants_changed,
+                messages: c.messages.len() as u64,
+                messages_changed: c.messages_changed,
+                unread: c.unread(p),
+                unread_changed: p.unread_changed,
+            })
+        })
     }
 }

@@ -34,7 +34,9 @@ use crate::clock::VirtualClock;
 use crate::secrets::Secrets;
 use service::Service;
 
-pub use controls::{BackendState, BindingState, ConversationState, CountsTruth, UserState};
+pub use controls::{
+    BackendState, BindingState, ConversationState, CountsOracle, CountsTruth, UserState,
+};
 pub use endpoint::{Endpoint, EndpointKind, OperationClass};
 pub use fact::{
     BindingFact, Control, DroppedFact, Fact, FrameFact, Issued, Layer, Port, PublishedFact,

@@ -59,16 +59,17 @@ fn token_owners(entries: &[Entry]) -> BTreeMap<&TokenFingerprint, &InstanceId> {
             }
         }
     }
-    // Where an instance was told to stop (logout or kill).
-    let ended = |instance: &InstanceId| {
-        entries
-            .iter()
-            .find(|e| {
-                e.instance.as_ref() == Some(instance)
-                    && matches!(e.command(), Some((_, Command::Logout | Command::Kill)))
-            })
-            .map_or(u64::MAX, |e| e.seq)
-    };
+    // Where each instance was first told to stop (logout or kill): one pass, not one per
+    // token and start (a simulated year has hundreds of each).
+    let mut stops: BTreeMap<&InstanceId, u64> = BTreeMap::new();
+    for e in entries {
+        if let (Some(instance), Some((_, Command::Logout | Command::Kill))) =
+            (e.instance.as_ref(), e.command())
+        {
+            stops.entry(instance).or_insert(e.seq);
+        }
+    }
+    let ended = |instance: &InstanceId| stops.get(instance).copied().unwrap_or(u64::MAX);
     for e in entries {
         let Some(issued) = e.request().and_then(|r| r.issued.as_ref()) else {
             continue;

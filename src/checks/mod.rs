@@ -9,15 +9,17 @@
 //! Jepsen checker judges a whole history.
 //!
 //! Files by rule family: [`sync`], [`updates`], [`lists`], [`messages`], [`lifecycle`] (LIFE and
-//! REL), [`tokens`]; [`history`] holds the shared queries.
+//! REL), [`tokens`], [`push`], [`counts`]; [`history`] holds the shared queries.
 //!
 //! Must not import: the rules, the harness, the scenario runner, the report, the reference
 //! client, the backend's internals (only its facts, through the journal).
 
+pub(crate) mod counts;
 mod history;
 pub(crate) mod lifecycle;
 pub(crate) mod lists;
 pub(crate) mod messages;
+pub(crate) mod push;
 pub(crate) mod sync;
 pub(crate) mod tokens;
 pub(crate) mod updates;

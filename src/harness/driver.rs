@@ -17,8 +17,9 @@ use crate::adapter::{
     AdapterError, AdapterEvent, AdapterSession, Command, CommandKind, Hello, Observation, Outcome,
     Request,
 };
+use crate::backend::CountsOracle;
 use crate::clock::VirtualClock;
-use crate::journal::{EntryKind, HarnessEntry, Journal, ReplyRecord};
+use crate::journal::{Checkpoint, EntryKind, HarnessEntry, Journal, ReplyRecord};
 use crate::wire::InstanceId;
 
 /// How many `settle` rounds one settle step may take before it goes on regardless (a client
@@ -65,6 +66,10 @@ pub struct Driver {
     safety: Duration,
     closer: Option<BoxFuture<'static, ()>>,
     recorder: tokio::task::JoinHandle<()>,
+    /// The backend's counts, journaled before every `get_count` (see [`Driver::journal_counts`]).
+    counts: Option<CountsOracle>,
+    /// The identity of the last `start` sent: whose counts a `get_count` reads.
+    identity: Option<String>,
 }
 
 fn record(shared: &Shared, journal: &Journal, ev: AdapterEvent) {
@@ -159,7 +164,15 @@ impl Driver {
             safety,
             closer: Some(closer),
             recorder,
+            counts: None,
+            identity: None,
         }
+    }
+
+    /// Journals the backend's counts truth (a [`Checkpoint::Counts`]) just before every
+    /// `get_count` this driver sends, for the identity of the last `start` it sent.
+    pub fn journal_counts(&mut self, oracle: CountsOracle) {
+        self.counts = Some(oracle);
     }
 
     /// The adapter's handshake.
@@ -181,6 +194,22 @@ impl Driver {
         }
         if let Some(why) = self.shared.inbox().exited.clone() {
             return Err(AdapterError::Exited(why));
+        }
+        match &command {
+            Command::Start { identity, .. } => self.identity = Some(identity.clone()),
+            Command::GetCount { conversation, .. } => {
+                // The truth the reply is judged against; none when the identity cannot read
+                // that conversation (nothing to judge the reply by).
+                if let (Some(oracle), Some(identity)) = (&self.counts, &self.identity)
+                    && let Ok(truth) = oracle.counts(conversation, identity)
+                {
+                    self.journal.note(
+                        self.instance(),
+                        HarnessEntry::Checkpoint(Checkpoint::Counts(truth)),
+                    );
+                }
+            }
+            _ => {}
         }
         let id = self.next_id;
         self.next_id += 1;

@@ -76,7 +76,8 @@ impl HarnessBuilder {
             ))
             .into());
         }
-        let driver = Driver::new(session, journal.clone(), self.safety);
+        let mut driver = Driver::new(session, journal.clone(), self.safety);
+        driver.journal_counts(backend.counts_oracle());
         let storage = tempfile::Builder::new()
             .prefix("convo-tck-storage-")
             .tempdir()

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::adapter::{Command, CommandKind, Observation, Outcome, WireOutcome};
-use crate::backend::{Control, Fact, FrameFact, PublishedFact, Recorder, RequestFact};
+use crate::backend::{Control, CountsTruth, Fact, FrameFact, PublishedFact, Recorder, RequestFact};
 use crate::clock::{VirtualClock, VirtualInstant};
 use crate::secrets::Secrets;
 use crate::wire::{ConversationSid, InstanceId};
@@ -63,6 +63,15 @@ pub enum Checkpoint {
         user: String,
         /// The conversations the backend lists for them.
         conversations: Vec<ConversationSid>,
+    },
+    /// The backend's counts of a conversation for the identity the client runs as, recorded
+    /// just before the `get_count` command that follows it.
+    Counts(CountsTruth),
+    /// The count-cache lifetime this scenario's count reads are judged with (the documented
+    /// 5 s when no entry says otherwise).
+    CountCacheLifetime {
+        /// Milliseconds.
+        ms: u64,
     },
 }
 

@@ -162,6 +162,18 @@ impl Entry {
                 "harness: the backend lists {} conversation(s) for {user}",
                 conversations.len()
             ),
+            EntryKind::Harness(HarnessEntry::Checkpoint(Checkpoint::Counts(t))) => format!(
+                "harness: the backend counts {} participant(s), {} message(s) and {} unread for {} in {}",
+                t.participants,
+                t.messages,
+                t.unread
+                    .map_or_else(|| "unknown (null)".to_owned(), |n| n.to_string()),
+                t.identity,
+                t.conversation
+            ),
+            EntryKind::Harness(HarnessEntry::Checkpoint(Checkpoint::CountCacheLifetime { ms })) => {
+                format!("harness: count reads are judged with a cache lifetime of {ms} ms")
+            }
         };
         let who = self
             .instance

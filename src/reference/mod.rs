@@ -105,21 +105,9 @@ impl Adapter for ReferenceAdapter {
                 capabilities: Capabilities {
                     virtual_time: true,
                     settle: true,
-                    count_cache_lifetime_ms: None,
+                    count_cache_lifetime_ms: Some(config.count_cache.as_millis() as u64),
                     features: vec!["messages".into()],
-                    // Push and counts come with a later version.
-                    commands: Some(
-                        CommandKind::ALL
-                            .iter()
-                            .copied()
-                            .filter(|c| {
-                                !matches!(
-                                    c,
-                                    CommandKind::DeviceTokenChanged | CommandKind::GetCount
-                                )
-                            })
-                            .collect(),
-                    ),
+                    commands: Some(CommandKind::ALL.to_vec()),
                 },
             };
             Ok(AdapterSession::serve(hello, move |commands, observer| {

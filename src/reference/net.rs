@@ -158,7 +158,9 @@ impl Rest {
             let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok());
             let bytes = resp.bytes().await.unwrap_or_default();
             if status.is_success() {
-                return serde_json::from_slice(&bytes)
+                // A bodiless answer (`204`) reads as `null`.
+                let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+                return serde_json::from_slice(bytes)
                     .map(|body| Fetched { body, revision })
                     .map_err(|e| {
                         CommandError::new(

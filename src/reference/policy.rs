@@ -6,10 +6,6 @@ use super::fault::{Fault, FaultSet};
 
 /// What the reference client does; all `true` for the compliant client.
 #[derive(Clone, Copy, Debug)]
-#[expect(
-    dead_code,
-    reason = "the push and count switches land with their behaviours"
-)]
 pub(crate) struct Policy {
     /// Client operations wait for the client's synchronization (off: `ops-before-sync`).
     pub(crate) client_ops_wait_for_sync: bool,

@@ -5,7 +5,7 @@
 use super::Level::{Info, Must, Should};
 use super::RuleProfile::{All, Js, Mobile};
 use super::{Level, Rule, RuleId, RuleProfile, rule};
-use crate::checks::{lifecycle, lists, messages, sync, tokens, updates};
+use crate::checks::{counts, lifecycle, lists, messages, push, sync, tokens, updates};
 use crate::reference::Fault;
 
 const LIFECYCLE: &str = "The SDK lifecycle";
@@ -124,34 +124,54 @@ pub static CATALOG: &[Rule] = &[
             "check the reconnect loop's backoff and that old sockets are closed",
         )
     },
-    untested(
-        rule!("PUSH-1"),
-        (All, Must, PUSH),
-        "A push registration exists after every application start.",
-        "start, kill, start",
-        "register for push on every start, not only on the first",
-    ),
-    untested(
-        rule!("PUSH-2"),
-        (All, Should, PUSH),
-        "Re-register only when the device token changed (compare with the persisted one).",
-        "restart with the same device token",
-        "persist the OS device token and compare it on start",
-    ),
-    untested(
-        rule!("PUSH-3"),
-        (All, Must, PUSH),
-        "When the OS reports a new device token, register again with it.",
-        "device_token_changed",
-        "subscribe to the OS token-change event",
-    ),
-    untested(
-        rule!("PUSH-4"),
-        (All, Must, PUSH),
-        "Relaunching with another identity removes the previous identity's registration.",
-        "start as A, kill, start as B",
-        "unregister the old identity before registering the new one",
-    ),
+    Rule {
+        sees: "Sees every start with its device token, the settle after it, and the binding set replayed from the backend's binding facts; cannot see a registration with a push service other than the backend's.",
+        checks: &[&push::REGISTERED_AFTER_START],
+        faults: &[Fault::NoRegisterOnStart],
+        ..untested(
+            rule!("PUSH-1"),
+            (All, Must, PUSH),
+            "A push registration exists after every application start.",
+            "start, kill, start",
+            "register for push on every start, not only on the first",
+        )
+    },
+    Rule {
+        sees: "Sees starts with the identity and device token of the start before, the binding still present, and the registration writes the backend saw up to the settle after them.",
+        checks: &[&push::NO_REREGISTRATION],
+        faults: &[Fault::RegisterEveryStart],
+        ..untested(
+            rule!("PUSH-2"),
+            (All, Should, PUSH),
+            "Re-register only when the device token changed (compare with the persisted one).",
+            "restart with the same device token",
+            "persist the OS device token and compare it on start",
+        )
+    },
+    Rule {
+        sees: "Sees every device_token_changed sent to a running client, the settle after it, and the binding set replayed from the backend's binding facts.",
+        checks: &[&push::FOLLOWS_TOKEN_ROTATION],
+        faults: &[Fault::IgnoreTokenRotation],
+        ..untested(
+            rule!("PUSH-3"),
+            (All, Must, PUSH),
+            "When the OS reports a new device token, register again with it.",
+            "device_token_changed",
+            "subscribe to the OS token-change event",
+        )
+    },
+    Rule {
+        sees: "Sees a start as another identity than the start before, the previous identity's bindings for the device tokens it used, and the binding set at the settle after the new start.",
+        checks: &[&push::PREVIOUS_IDENTITY_UNBOUND],
+        faults: &[Fault::KeepOldIdentityBinding],
+        ..untested(
+            rule!("PUSH-4"),
+            (All, Must, PUSH),
+            "Relaunching with another identity removes the previous identity's registration.",
+            "start as A, kill, start as B",
+            "unregister the old identity before registering the new one",
+        )
+    },
     Rule {
         not_judged: Some(
             "the one-year idle expiry and the daily deregistration advice are guidance, not a contract a client can be checked against",
@@ -330,27 +350,42 @@ pub static CATALOG: &[Rule] = &[
             "track which messages were fetched",
         )
     },
-    untested(
-        rule!("COUNT-1"),
-        (Js, Must, JS),
-        "Count reads are cached: at most one request per cache lifetime.",
-        "read a count 50 times inside the lifetime",
-        "cache participant/message/unread counts",
-    ),
-    untested(
-        rule!("COUNT-2"),
-        (Js, Must, JS),
-        "After the cache lifetime, count reads converge to the backend's value.",
-        "change the count, advance past the lifetime, read",
-        "expire the count cache",
-    ),
-    untested(
-        rule!("COUNT-3"),
-        (Js, Should, JS),
-        "The unread count is unknown (null) until a read horizon exists.",
-        "a fresh participant reads its unread count",
-        "return null rather than 0 before the first read horizon",
-    ),
+    Rule {
+        sees: "Sees every get_count and its reply, and every count request the backend served (the Counts resource answers participants and messages at once, the user's view of a conversation the unread count), against the cache lifetime the scenario is judged with (5 s unless it says otherwise).",
+        checks: &[&counts::ONE_REQUEST_PER_LIFETIME],
+        faults: &[Fault::UncachedCounts],
+        ..untested(
+            rule!("COUNT-1"),
+            (Js, Must, JS),
+            "Count reads are cached: at most one request per cache lifetime.",
+            "read a count 50 times inside the lifetime",
+            "cache participant/message/unread counts",
+        )
+    },
+    Rule {
+        sees: "Sees every get_count with the backend's counts journaled just before it (each count's value and the instant it last changed) and its reply; judges reads made a lifetime and a second after a change that an earlier read preceded.",
+        checks: &[&counts::CONVERGES_AFTER_LIFETIME],
+        faults: &[Fault::CacheForever],
+        ..untested(
+            rule!("COUNT-2"),
+            (Js, Must, JS),
+            "After the cache lifetime, count reads converge to the backend's value.",
+            "change the count, advance past the lifetime, read",
+            "expire the count cache",
+        )
+    },
+    Rule {
+        sees: "Sees every unread get_count with the backend's unread count journaled just before it (null without a read horizon) and its reply.",
+        checks: &[&counts::UNKNOWN_UNREAD_IS_NULL],
+        faults: &[Fault::ZeroUnread],
+        ..untested(
+            rule!("COUNT-3"),
+            (Js, Should, JS),
+            "The unread count is unknown (null) until a read horizon exists.",
+            "a fresh participant reads its unread count",
+            "return null rather than 0 before the first read horizon",
+        )
+    },
     Rule {
         sees: "Sees every request of the instance (by header or token) against what its synchronization needed; cannot see work the client does without the backend, and needs the client to report its sync status.",
         checks: &[

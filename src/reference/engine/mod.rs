@@ -5,14 +5,17 @@
 //! their own: `session` (start, logout, kill), `sync` (the fetch lane and sync statuses), `ops`
 //! (operations that wait for synchronization), `updates` (snapshots and updates completing on
 //! their events), `list` (merging pages and events), `frames` (what each event means),
-//! `messages` (handles and messages) and `settle` (quiescence). It follows the documented
+//! `messages` (handles and messages), `push` (registering the device), `counts` (cached count
+//! reads) and `settle` (quiescence). It follows the documented
 //! lifecycle unless the [`Policy`] says a fault switched a behaviour off.
 
+mod counts;
 mod frames;
 mod link;
 mod list;
 mod messages;
 mod ops;
+mod push;
 mod session;
 mod settle;
 mod state;
@@ -109,6 +112,18 @@ pub(super) enum TaskResult {
     Sent {
         responder: Responder,
         result: Result<Fetched<Message>, CommandError>,
+    },
+    /// A push registration task ended (see `push`).
+    Registered {
+        storage: crate::reference::storage::Storage,
+        result: push::Registered,
+    },
+    /// A count fetch ended (see `counts`).
+    Count {
+        responder: Responder,
+        conversation: ConversationSid,
+        kind: crate::adapter::CountKind,
+        result: counts::CountsFetched,
     },
     Messages {
         /// The app's request, or `None` when the client loaded them on its own.
@@ -325,19 +340,19 @@ impl Engine {
                     None => responder.error(ErrorKind::ClientShutDown, "no client"),
                 }
             }
+            Command::DeviceTokenChanged { device_token } => {
+                self.device_token_changed(device_token);
+                responder.done();
+            }
+            Command::GetCount { conversation, kind } => {
+                self.get_count(responder, conversation, kind)
+            }
             Command::AdvanceTime { ms } => {
                 self.clock.advance(Duration::from_millis(ms));
                 responder.done();
             }
             Command::Settle => self.begin_settle(responder),
             Command::Inspect => responder.ok(ReplyBody::Inspection(self.inspect())),
-            other => responder.error(
-                ErrorKind::Unsupported,
-                format!(
-                    "the reference client does not implement `{}` yet",
-                    other.name()
-                ),
-            ),
         }
     }
 
@@ -479,6 +494,13 @@ impl Engine {
                 sid,
                 result,
             } => self.messages(responder, sid, result),
+            TaskResult::Registered { storage, result } => self.registered(&storage, result),
+            TaskResult::Count {
+                responder,
+                conversation,
+                kind,
+                result,
+            } => self.counted(responder, conversation, kind, result),
         }
     }
 }

@@ -118,6 +118,8 @@ impl Engine {
                 return;
             }
         };
+        // What the app kept from its earlier runs, before this start changes it.
+        let stored = login.storage.load();
         self.keep(&login.storage, &login.identity, &credential);
         let token = credential.token.clone();
         let rest = Rest {
@@ -129,6 +131,7 @@ impl Engine {
             activity: self.activity.clone(),
         };
         let identity = login.identity.clone();
+        let push_login = login.clone();
         self.session = Some(Session {
             instance: instance.clone(),
             login,
@@ -151,6 +154,7 @@ impl Engine {
             token_expires: credential.expires_at,
             refreshing: false,
             expiry_seen: false,
+            counts: std::collections::HashMap::new(),
         });
         self.observe(Observation::ClientCreated {
             instance: instance.clone(),
@@ -173,6 +177,7 @@ impl Engine {
             }
         }
         self.begin_sync(&identity);
+        self.register_on_start(&push_login, stored);
         self.prefetch_with_token_in_url();
     }
 

@@ -46,7 +46,6 @@ pub(super) struct Login {
     /// The app's persistent storage.
     pub(super) storage: crate::reference::storage::Storage,
     /// The push device token the OS handed the app.
-    #[expect(dead_code, reason = "push registration lands next")]
     pub(super) device_token: Option<String>,
 }
 
@@ -146,6 +145,11 @@ pub(super) struct Session {
     pub(super) refreshing: bool,
     /// The client noticed (and reported) that its token expired.
     pub(super) expiry_seen: bool,
+    /// Counts read, by conversation and kind: when each was fetched, and its value.
+    pub(super) counts: std::collections::HashMap<
+        (ConversationSid, crate::adapter::CountKind),
+        (crate::clock::VirtualInstant, Option<u64>),
+    >,
 }
 
 /// An operation that must wait for synchronization.

@@ -2,8 +2,9 @@
 //! settling, time), [`sync`] (gates, operations issued early, SYNC assertions), [`updates`]
 //! (holds, other writers, stale replays, UPD assertions), [`lists`] (pages, list changes at exact
 //! points, LIST assertions), [`messages`] (MSG assertions) and [`lifecycle`] (outages, background,
-//! logout, kill; LIFE and REL assertions) and [`tokens`] (what the token generator mints;
-//! TOKEN assertions).
+//! logout, kill; LIFE and REL assertions), [`tokens`] (what the token generator mints; TOKEN
+//! assertions), [`push`] (device tokens; PUSH assertions) and [`counts`] (count reads; COUNT
+//! assertions).
 //!
 //! Steps are registered explicitly into one [`Collection`] (no link-time inventory), so the
 //! binary and the tests see the same set. Patterns are Cucumber Expressions over the typed
@@ -11,9 +12,11 @@
 //! actor. `Then` steps assert catalog checks (`TckWorld::expect`); every rule is judged again on
 //! the whole journal when the scenario ends.
 
+mod counts;
 mod lifecycle;
 mod lists;
 mod messages;
+mod push;
 mod setup;
 mod sync;
 mod tokens;
@@ -32,6 +35,8 @@ pub(crate) fn collection() -> Collection<TckWorld> {
     let c = messages::register(c);
     let c = lifecycle::register(c);
     let c = tokens::register(c);
+    let c = push::register(c);
+    let c = counts::register(c);
     updates::register(c)
 }
 
