@@ -38,11 +38,3 @@ Feature: Push registration on every start, once per device token, for the identi
     And 10 seconds pass
     Then the previous identity's push registration is gone
     And every start left a push registration
-
-  @PUSH-5
-  Scenario: A year of daily starts keeps the registration; a device idle for a year expires
-    Given the device's push token is "fcm-device-1"
-    And carol registered the device "apn-carol-1" for push
-    When alice's app starts daily for 366 days
-    Then carol's idle push binding has expired
-    And every start left a push registration

@@ -115,6 +115,15 @@ pub struct History<'a> {
     published: BTreeMap<u64, u64>,
     /// Where each event socket was opened: socket number → journal seq.
     opened: BTreeMap<u64, u64>,
+    /// The positions of each instance's entries, in order (checks ask per instance, and a
+    /// simulated year has hundreds of instances).
+    by_owner: BTreeMap<&'a InstanceId, Vec<usize>>,
+    /// The positions of the harness's commands, in order.
+    command_at: Vec<usize>,
+    /// The position of each request's reply, by request id.
+    reply_at: BTreeMap<u64, usize>,
+    /// The positions of the backend's push binding facts, in order.
+    binding_at: Vec<usize>,
 }
 
 impl<'a> History<'a> {
@@ -165,12 +174,40 @@ impl<'a> History<'a> {
                 opened.insert(*socket, e.seq);
             }
         }
+        let mut by_owner: BTreeMap<&InstanceId, Vec<usize>> = BTreeMap::new();
+        for (i, owner) in owners.iter().enumerate() {
+            if let Some(o) = owner {
+                by_owner.entry(o).or_default().push(i);
+            }
+        }
+        let command_at = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.command().is_some())
+            .map(|(i, _)| i)
+            .collect();
+        let mut reply_at = BTreeMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let Some(r) = e.reply() {
+                reply_at.entry(r.id).or_insert(i);
+            }
+        }
+        let binding_at = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e.kind, EntryKind::Backend(Fact::Binding(_))))
+            .map(|(i, _)| i)
+            .collect();
         Self {
             entries,
             owners,
             settles,
             published,
             opened,
+            by_owner,
+            command_at,
+            reply_at,
+            binding_at,
         }
     }
 
@@ -215,11 +252,13 @@ impl<'a> History<'a> {
 
     /// The entries attributed to `instance` (by the instance they name, or by their token).
     pub fn of(&self, instance: &'a InstanceId) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.entries
-            .iter()
-            .zip(self.owners.clone())
-            .filter(move |(_, owner)| *owner == Some(instance))
-            .map(|(e, _)| e)
+        let entries = self.entries;
+        self.by_owner
+            .get(instance)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(move |i| &entries[i])
     }
 
     /// The requests `instance` made, with their entries.
@@ -244,16 +283,26 @@ impl<'a> History<'a> {
 
     /// Every command the harness sent: its entry, request id and the command.
     pub fn commands(&self) -> impl Iterator<Item = (&'a Entry, u64, &'a Command)> + 'a {
-        self.entries
-            .iter()
-            .filter_map(|e| e.command().map(|(id, c)| (e, id, c)))
+        let entries = self.entries;
+        self.command_at.clone().into_iter().filter_map(move |i| {
+            let e = &entries[i];
+            e.command().map(|(id, c)| (e, id, c))
+        })
+    }
+
+    /// The backend's push binding facts, in order.
+    pub fn binding_facts(&self) -> impl Iterator<Item = &'a Entry> + 'a {
+        let entries = self.entries;
+        self.binding_at
+            .clone()
+            .into_iter()
+            .map(move |i| &entries[i])
     }
 
     /// The reply to request `id`, if it came.
     pub fn reply_to(&self, id: u64) -> Option<(&'a Entry, &'a ReplyRecord)> {
-        self.entries
-            .iter()
-            .find_map(|e| e.reply().filter(|r| r.id == id).map(|r| (e, r)))
+        let e = &self.entries[*self.reply_at.get(&id)?];
+        e.reply().map(|r| (e, r))
     }
 
     /// Every answered `settle`, in order of their replies.

@@ -191,10 +191,11 @@ fn interfered(all: &[Episode], ep: &Episode, from: u64, to: u64) -> bool {
 /// The socket facts of one instance: opened (socket number) and closed. A close is the
 /// instance's when the socket it closes is: the backend journals it with the instance the
 /// socket named, which is none for a socket attributed by its token alone.
-fn sockets<'a>(h: &History<'a>, instance: &InstanceId) -> Vec<(&'a Entry, bool, u64)> {
+fn sockets<'a>(h: &History<'a>, instance: &'a InstanceId) -> Vec<(&'a Entry, bool, u64)> {
     let mut mine = BTreeSet::new();
-    h.entries()
-        .iter()
+    // A socket's close is attributed to whoever opened it, so the instance's own entries hold
+    // every close of its sockets.
+    h.of(instance)
         .filter_map(|e| match &e.kind {
             EntryKind::Backend(Fact::Connected { socket, .. }) if h.owner(e) == Some(instance) => {
                 mine.insert(*socket);
@@ -649,9 +650,8 @@ pub(crate) static OLD_INSTANCE_RETIRED: Check = Check {
                 continue;
             };
             let later: Vec<u64> = h
-                .entries()
-                .iter()
-                .filter(|e| e.seq > settle.reply && h.owner(e) == Some(l.instance))
+                .of(l.instance)
+                .filter(|e| e.seq > settle.reply)
                 .filter(|e| {
                     matches!(
                         e.kind,

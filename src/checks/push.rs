@@ -47,7 +47,7 @@ fn starts<'a>(h: &History<'a>) -> Vec<Start<'a>> {
 /// The push bindings the backend held just before entry `seq`: (identity, device token).
 fn bindings_before<'a>(h: &History<'a>, seq: u64) -> BTreeSet<(&'a str, &'a str)> {
     let mut held = BTreeSet::new();
-    for e in h.entries().iter().take_while(|e| e.seq < seq) {
+    for e in h.binding_facts().take_while(|e| e.seq < seq) {
         if let EntryKind::Backend(Fact::Binding(b)) = &e.kind {
             let key = (b.identity.as_str(), b.address.as_str());
             match b.change {
