@@ -39,9 +39,13 @@ fn a_fault_fails_its_rule_with_exit_1_and_a_trace() {
 
 #[test]
 fn unknown_names_are_errors_that_list_the_valid_ones() {
+    // Faults are too many to list in an error: it says where the list is, and the nearest name.
     let (code, _, err) = tck(&["run", "--fault", "nope"]);
     assert_eq!(code, 2);
-    assert!(err.contains("update-completes-on-ack"), "{err}");
+    assert!(err.contains("`convo-tck faults` lists the"), "{err}");
+    let (code, _, err) = tck(&["run", "--fault", "update-completes"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `update-completes-on-ack`?"), "{err}");
     let (code, _, err) = tck(&["run", "--profile", "desktop"]);
     assert_eq!(code, 2);
     assert!(err.contains("js, mobile"), "{err}");

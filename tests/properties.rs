@@ -70,6 +70,13 @@ campaigns! {
     "TOKEN-5" property_finds_wait_for_generator => Fault::WaitForGenerator, "wait-for-generator";
     "TOKEN-6" property_finds_token_in_url => Fault::TokenInUrl, "token-in-url";
     "TOKEN-6" property_finds_log_token => Fault::LogToken, "log-token";
+    "PUSH-1" property_finds_no_register_on_start => Fault::NoRegisterOnStart, "no-register-on-start";
+    "PUSH-2" property_finds_register_every_start => Fault::RegisterEveryStart, "register-every-start";
+    "PUSH-3" property_finds_ignore_token_rotation => Fault::IgnoreTokenRotation, "ignore-token-rotation";
+    "PUSH-4" property_finds_keep_old_identity_binding => Fault::KeepOldIdentityBinding, "keep-old-identity-binding";
+    "COUNT-1" property_finds_uncached_counts => Fault::UncachedCounts, "uncached-counts";
+    "COUNT-2" property_finds_cache_forever => Fault::CacheForever, "cache-forever";
+    "COUNT-3" property_finds_zero_unread => Fault::ZeroUnread, "zero-unread";
 }
 
 #[test]

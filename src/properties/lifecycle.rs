@@ -17,7 +17,7 @@ use proptest_state_machine::ReferenceStateMachine;
 use serde_json::json;
 
 use super::{CampaignResult, config};
-use crate::adapter::{Adapter, Command, HandleId, Outcome, ReplyBody, Target};
+use crate::adapter::{Adapter, Command, CountKind, HandleId, Outcome, ReplyBody, Target};
 use crate::backend::fixture::Fixture;
 use crate::backend::{Gate, Outage};
 use crate::harness::Harness;
@@ -86,6 +86,12 @@ pub enum Step {
     Hour,
     /// The app sleeps in the background past its token's expiry, then returns.
     Sleep,
+    /// The OS hands the app device token number `n` (the harness sends it with later starts).
+    Rotate(u8),
+    /// The app reads a count of "general" `n` times in a row.
+    ReadCount(CountKind, u8),
+    /// Six seconds pass (past the documented 5-second count cache).
+    CacheLifetime,
 }
 
 /// What the model knows.
@@ -167,6 +173,10 @@ impl ReferenceStateMachine for Lifecycle {
             1 => Just(Step::SwitchLogin),
             1 => Just(Step::Hour),
             1 => Just(Step::Sleep),
+            1 => (0u8..3).prop_map(Step::Rotate),
+            2 => (count_kind(), prop_oneof![Just(1u8), Just(5u8)])
+                .prop_map(|(k, n)| Step::ReadCount(k, n)),
+            1 => Just(Step::CacheLifetime),
         ]
         .boxed()
     }
@@ -174,7 +184,9 @@ impl ReferenceStateMachine for Lifecycle {
     fn preconditions(state: &Model, step: &Step) -> bool {
         match step {
             Step::Start | Step::ShortTokenStart => !state.started && state.reachable(),
-            Step::Hour => state.started,
+            Step::Hour | Step::CacheLifetime | Step::ReadCount(..) => state.started,
+            // A new device token while no client runs is the next start's to register.
+            Step::Rotate(_) => state.started,
             Step::Sleep => state.started && !state.background,
             Step::SwitchLogin => state.reachable(),
             Step::UpdateUser(_)
@@ -230,6 +242,19 @@ impl ReferenceStateMachine for Lifecycle {
     }
 }
 
+fn count_kind() -> impl Strategy<Value = CountKind> {
+    prop_oneof![
+        Just(CountKind::Participants),
+        Just(CountKind::Messages),
+        Just(CountKind::Unread)
+    ]
+}
+
+/// The device token `n` of a case.
+fn device_token(n: u8) -> String {
+    format!("fcm-device-{n}")
+}
+
 /// The lifetime the token generator mints in every case.
 const CASE_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -255,7 +280,7 @@ impl System {
             .build()
             .unwrap_or_else(|e| harness_panic(e));
         let harness = runtime.block_on(async {
-            let h = Harness::builder(adapter)
+            let mut h = Harness::builder(adapter)
                 .seed(7)
                 .start()
                 .await
@@ -263,6 +288,8 @@ impl System {
             // Tokens live an hour in every case, so their warning and expiry are a step away
             // (the app still asks for what it asks for: TOKEN-2 judges the ask).
             h.backend.force_token_ttl(Some(CASE_TOKEN_LIFETIME));
+            // The device has a push token from the start: every start is judged by PUSH-1..4.
+            h.device_token = Some(device_token(0));
             let fixture = Fixture::named("basic").unwrap_or_else(|e| harness_panic(e));
             h.backend.load_fixture("basic", &fixture);
             h.backend
@@ -461,6 +488,23 @@ impl System {
                 CASE_TOKEN_LIFETIME + Duration::from_secs(60),
                 Duration::from_secs(120),
             ),
+            Step::Rotate(n) => {
+                let token = device_token(n);
+                self.harness().device_token = Some(token.clone());
+                self.call(Command::DeviceTokenChanged {
+                    device_token: token,
+                });
+            }
+            Step::ReadCount(kind, n) => {
+                for _ in 0..n {
+                    // What it reads is judged by the count invariants (COUNT-1..3).
+                    self.call(Command::GetCount {
+                        conversation: self.general.clone(),
+                        kind,
+                    });
+                }
+            }
+            Step::CacheLifetime => self.pass(Duration::from_secs(6), Duration::from_secs(1)),
             Step::Sleep => {
                 self.call(Command::Background);
                 self.pass(
