@@ -42,6 +42,15 @@
 //   (the channel's `token_expired` or close 4410, a 401 on the handshake, asleep in the
 //   background) is reported once and replaced before the same instance reconnects. Tokens
 //   travel in the `X-Twilio-Token` header only.
+// - Push (PUSH-1..4): every start with a device token registers it (`POST
+//   /v1/Client/Registrations`) unless storage shows this identity registered this device token
+//   already; a registration stored for another identity is removed first (`DELETE`, with a token
+//   of that identity: the stored one while valid, else the generator's). `device_token_changed`
+//   registers the new token and removes the old one. What was registered is stored beside the
+//   token; the work is background activity, covered by `settle`.
+// - Counts (COUNT-1..3): `get_count` is served from a per-(conversation, kind) cache for 5 s of
+//   virtual time, fetched otherwise (one `Counts` request fills participants and messages); the
+//   unread count is null while the user has no read horizon.
 'use strict';
 
 const fs = require('node:fs');
@@ -70,12 +79,18 @@ const HEARTBEAT_EVERY_MS = 30_000;
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 60_000;
 const JITTER_SEED = 0x5eed;
-// The commands this adapter implements (hello `capabilities.commands`): push and counts are not.
+// The commands this adapter implements (hello `capabilities.commands`): all of them.
 const COMMANDS = [
   'start', 'logout', 'kill', 'background', 'foreground', 'list_conversations',
   'open_conversation', 'release', 'fetch_messages', 'send_message', 'update_attributes',
-  'read_attributes', 'advance_time', 'settle', 'inspect',
+  'read_attributes', 'device_token_changed', 'get_count', 'advance_time', 'settle', 'inspect',
 ];
+// Where the device is registered for push (the kit's route, not public v1), and the binding
+// type this app registers with: FCM, in the browser.
+const REGISTRATIONS = '/v1/Client/Registrations';
+const BINDING_TYPE = 'fcm';
+// How long a count read is served from the cache (virtual ms; hello `count_cache_lifetime_ms`).
+const COUNT_CACHE_MS = 5000;
 
 // ---------------------------------------------------------------- output
 
@@ -242,6 +257,8 @@ class Rest {
       const revision = revisionOf(resp.headers);
       const retryAfter = Number.parseInt(resp.headers.get('retry-after') || '', 10);
       if (resp.ok) {
+        // A bodiless answer (`204`) reads as `null`.
+        if (text.trim() === '') return { body: null, revision };
         try {
           return { body: JSON.parse(text), revision };
         } catch (e) {
@@ -312,7 +329,8 @@ async function obtainToken(tokenUrl, identity, instance, signal) {
 // ---------------------------------------------------------------- storage
 
 // The app's persistent storage (`start`'s `storage_dir`, which survives a kill): the current
-// token, its identity and its expiry (virtual ms). A missing or unreadable file is empty storage.
+// token, its identity and its expiry (virtual ms), and the push registration last made from this
+// device (identity and device token). A missing or unreadable file is empty storage.
 const storage = {
   file(dir) {
     return typeof dir === 'string' && dir !== '' ? path.join(dir, STORAGE_FILE) : null;
@@ -344,6 +362,11 @@ const storage = {
   keepToken(dir, identity, credential) {
     this.update(dir, (s) => {
       s.token = { identity, token: credential.token, expires_at: credential.expiresAt };
+    });
+  },
+  keepRegistration(dir, identity, deviceToken) {
+    this.update(dir, (s) => {
+      s.registration = { identity, device_token: deviceToken };
     });
   },
   clearToken(dir) {
@@ -449,6 +472,22 @@ function seededRandom(seed) {
 
 const segment = (s) => encodeURIComponent(s);
 
+// Registers the device token `address` for push, as `rest`'s identity (201 created, 200
+// refreshed).
+async function register(rest, address) {
+  await rest.call('POST', REGISTRATIONS, [['Address', address], ['BindingType', BINDING_TYPE]]);
+}
+
+// Removes the binding of `rest`'s identity for the device token `address`; one already gone
+// (404) is fine.
+async function unregister(rest, address) {
+  try {
+    await rest.call('DELETE', `${REGISTRATIONS}/${segment(address)}`);
+  } catch (e) {
+    if (!(e instanceof CommandError && e.kind === 'not_found')) throw e;
+  }
+}
+
 // ---------------------------------------------------------------- the client
 
 let scheduled = false;
@@ -544,10 +583,14 @@ const engine = {
           }
           return this.fetchMessages(r, req.conversation, req.count);
         }
+        case 'device_token_changed':
+          if (typeof req.device_token !== 'string' || req.device_token === '') {
+            return r.error('invalid_command', 'device_token_changed needs a device_token');
+          }
+          this.deviceTokenChanged(req.device_token);
+          return r.done();
         case 'get_count':
-          // Counts are not implemented; without a client there is nothing to count anyway.
-          if (!this.session) return r.error('client_shut_down', 'no client');
-          return r.error('unsupported', 'the node adapter does not implement `get_count`');
+          return this.getCount(r, req.conversation, req.kind);
         case 'advance_time':
           clock.advance(Number(req.ms) || 0);
           return r.done();
@@ -584,7 +627,7 @@ const engine = {
 
   // Creates a client. A client of another identity is shut down first (a switch of login, with
   // its handles released); starting the same identity twice is refused.
-  start(r, { identity, token_url, rest_url, events_url, storage_dir }) {
+  start(r, { identity, token_url, rest_url, events_url, storage_dir, device_token }) {
     if (this.pendingStart) return r.error('invalid_command', 'a client is already starting');
     if (![identity, token_url, rest_url, events_url].every((v) => typeof v === 'string')) {
       return r.error('invalid_command', 'start needs identity, token_url, rest_url, events_url');
@@ -601,8 +644,10 @@ const engine = {
     const instance = `node-${this.instances}`;
     const link = ++this.links;
     const storageDir = typeof storage_dir === 'string' ? storage_dir : null;
+    const deviceToken = typeof device_token === 'string' && device_token !== '' ? device_token : null;
     this.pendingStart = {
       instance, identity, restUrl: rest_url, eventsUrl: events_url, tokenUrl: token_url, storageDir, link,
+      deviceToken,
     };
     this.earlyFrames = [];
     this.welcome = null;
@@ -642,8 +687,11 @@ const engine = {
       observe('error', { kind: error.kind || 'internal', message: error.message });
       return r.fail(error);
     }
-    const { instance, identity, restUrl, eventsUrl, tokenUrl, storageDir, link } = pending;
+    const { instance, identity, restUrl, eventsUrl, tokenUrl, storageDir, link, deviceToken } = pending;
     const { credential } = value;
+    // What the app kept from its earlier runs, before this start changes it (the push
+    // registration, and the previous identity's token).
+    const kept = storage.load(storageDir);
     if (credential.fetched) storage.keepToken(storageDir, identity, credential);
     this.session = {
       instance,
@@ -651,6 +699,8 @@ const engine = {
       eventsUrl,
       tokenUrl,
       storageDir,
+      deviceToken, // the device's push token, as the OS last handed it
+      counts: new Map(), // `${sid} ${kind}` -> { at (virtual ms), count }
       // The token in use: its expiry (virtual ms), a refresh in flight, its expiry reported.
       tokenExpires: credential.expiresAt,
       refreshing: false,
@@ -687,6 +737,7 @@ const engine = {
     for (const frame of this.earlyFrames.splice(0)) this.event(frame);
     r.ok({ instance });
     this.beginSync();
+    this.registerOnStart(kept);
   },
 
   // Ends the client without a shutdown (the process died, or after one): its work is forgotten
@@ -1390,6 +1441,131 @@ const engine = {
     );
   },
 
+  // ------------------------------------------------------------ push registration
+
+  // The client was created; `kept` is what storage held before this start. Registers the device
+  // unless the stored registration is this one (PUSH-1, PUSH-2); the previous identity's binding
+  // of the device is removed first, with a token of that identity (PUSH-4), and so is this
+  // identity's binding of a device token the OS has replaced since. Background work, so a
+  // `settle` covers it; what was registered is stored for the next start.
+  registerOnStart(kept) {
+    const s = this.session;
+    if (!s || !s.deviceToken) return;
+    const current = { identity: s.identity, device_token: s.deviceToken };
+    const stored = kept.registration;
+    const previous =
+      stored && typeof stored.identity === 'string' && typeof stored.device_token === 'string'
+        ? stored
+        : null;
+    if (previous && previous.identity === current.identity && previous.device_token === current.device_token) {
+      return; // registered already: nothing to write
+    }
+    const { rest, instance, tokenUrl, storageDir } = s;
+    const signal = this.lifetime.signal;
+    // A token of the previous identity: the stored one while it is that identity's and valid
+    // for more than the margin, else the generator's (fetched in the task). This identity's
+    // old device token is removed with the session's own token.
+    let storedToken = null;
+    if (previous && previous.identity !== current.identity) {
+      const t = kept.token;
+      if (
+        t && t.identity === previous.identity && typeof t.token === 'string' &&
+        typeof t.expires_at === 'number' && t.expires_at > clock.now + TOKEN_MARGIN_MS
+      ) {
+        storedToken = t.token;
+      }
+    }
+    this.spawn(
+      async () => {
+        if (previous) {
+          let as = rest;
+          if (previous.identity !== current.identity) {
+            const token =
+              storedToken || (await obtainToken(tokenUrl, previous.identity, instance, signal)).token;
+            as = new Rest(rest.base, token, instance, rest.gen, rest.signal);
+          }
+          await unregister(as, previous.device_token);
+        }
+        await register(rest, current.device_token);
+      },
+      ({ error }) => this.registered(storageDir, current, error),
+    );
+  },
+
+  // `device_token_changed`: the running client registers the new device token and removes the
+  // old one's binding (PUSH-3). Without a running client there is nothing to do: the next
+  // `start` brings the new token (and registers it, the stored registration being another).
+  deviceTokenChanged(deviceToken) {
+    const s = this.session;
+    if (!s) return;
+    const old = s.deviceToken;
+    s.deviceToken = deviceToken;
+    if (old === deviceToken) return;
+    const { rest, storageDir } = s;
+    const current = { identity: s.identity, device_token: deviceToken };
+    this.spawn(
+      async () => {
+        await register(rest, deviceToken);
+        if (old) await unregister(rest, old);
+      },
+      ({ error }) => this.registered(storageDir, current, error),
+    );
+  },
+
+  // A registration task ended: what it registered is kept for the next start.
+  registered(storageDir, registration, error) {
+    if (error) {
+      observe('error', { kind: error.kind || 'internal', message: `push registration failed: ${error.message}` });
+      return;
+    }
+    storage.keepRegistration(storageDir, registration.identity, registration.device_token);
+  },
+
+  // ------------------------------------------------------------ counts
+
+  // `get_count`: served from the cache while the count is younger than the cache lifetime on
+  // the virtual clock, fetched otherwise (COUNT-1, COUNT-2). One `Counts` fetch fills both the
+  // participant and the message count; the unread count is the user's view of the
+  // conversation, null while the user has no read horizon (COUNT-3).
+  getCount(r, sid, kind) {
+    const s = this.session;
+    if (!s) return r.error('client_shut_down', 'no client');
+    if (!['participants', 'messages', 'unread'].includes(kind)) {
+      return r.error('invalid_command', 'kind must be participants, messages or unread');
+    }
+    if (!s.conversations.has(sid)) return r.error('not_found', `conversation ${sid} is unknown`);
+    const cached = s.counts.get(`${sid} ${kind}`);
+    if (cached && clock.now - cached.at < COUNT_CACHE_MS) return r.ok({ count: cached.count });
+    const { rest, identity } = s;
+    this.spawn(
+      async () => {
+        if (kind === 'unread') {
+          const { body } = await rest.call(
+            'GET', `/v1/Users/${segment(identity)}/Conversations/${segment(sid)}`,
+          );
+          const n = body && body.unread_messages_count;
+          return { unread: typeof n === 'number' ? n : null };
+        }
+        const { body } = await rest.call('GET', `/v1/Conversations/${segment(sid)}/Counts`);
+        const count = (n) => (typeof n === 'number' ? n : null);
+        return {
+          participants: count(body && body.participants_count),
+          messages: count(body && body.messages_count),
+        };
+      },
+      ({ value, error }) => {
+        if (error) return r.fail(error);
+        const now = this.session;
+        if (now) {
+          for (const [k, count] of Object.entries(value)) {
+            now.counts.set(`${sid} ${k}`, { at: clock.now, count });
+          }
+        }
+        r.ok({ count: value[kind] });
+      },
+    );
+  },
+
   // ------------------------------------------------------------ settling
 
   ping() {
@@ -1462,7 +1638,13 @@ send({
   adapter: 'node-example',
   version: require('./package.json').version,
   profile: 'js',
-  capabilities: { virtual_time: true, settle: true, features: ['messages'], commands: COMMANDS },
+  capabilities: {
+    virtual_time: true,
+    settle: true,
+    count_cache_lifetime_ms: COUNT_CACHE_MS,
+    features: ['messages'],
+    commands: COMMANDS,
+  },
 });
 
 const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });

@@ -33,6 +33,15 @@ It claims the `mobile` profile and behaves as those SDKs document:
   fetched and handed to the open channel (`update_token`); a token that expired (the channel's
   `token_expired` or close 4410, a 401 on the handshake, asleep in the background) is reported
   once and replaced before the same instance reconnects; tokens travel in headers only.
+- push: every start with a device token registers it (`POST /v1/Client/Registrations`) unless
+  storage shows this identity registered this device token already; a registration stored for
+  another identity is removed first (`DELETE`, with a token of that identity: the stored one
+  while valid, else the generator's); `device_token_changed` registers the new token and removes
+  the old one; what was registered is stored beside the token; the work is background activity,
+  covered by `settle`.
+- counts: `get_count` is served from a per-(conversation, kind) cache for 5 s of virtual time and
+  fetched otherwise (one `Counts` request fills participants and messages); the unread count is
+  null while the user has no read horizon.
 """
 
 import asyncio
@@ -74,12 +83,19 @@ HEARTBEAT_EVERY_MS = 30_000
 BACKOFF_MIN_MS = 1_000
 BACKOFF_MAX_MS = 60_000
 JITTER_SEED = 0x5EED
-# The commands this adapter implements (hello `capabilities.commands`): push and counts are not.
+# The commands this adapter implements (hello `capabilities.commands`): all of them.
 COMMANDS = [
     "start", "logout", "kill", "background", "foreground", "list_conversations",
     "open_conversation", "release", "fetch_messages", "send_message", "update_attributes",
-    "read_attributes", "advance_time", "settle", "inspect",
+    "read_attributes", "device_token_changed", "get_count", "advance_time", "settle", "inspect",
 ]
+# Where the device is registered for push (the kit's route, not public v1), and the binding type
+# this app registers with: APNs, on a phone.
+REGISTRATIONS = "/v1/Client/Registrations"
+BINDING_TYPE = "apn"
+# How long a count read is served from the cache (virtual ms; hello `count_cache_lifetime_ms`).
+COUNT_CACHE_MS = 5_000
+COUNT_KINDS = ("participants", "messages", "unread")
 
 
 def log(text):
@@ -304,6 +320,8 @@ class Rest:
             etag = resp_headers.get("etag", "").strip('"')
             revision = int(etag) if etag.isdigit() else None
             if 200 <= status < 300:
+                if not data.strip():
+                    return None, revision  # a bodiless answer (`204`)
                 try:
                     return json.loads(data), revision
                 except ValueError as e:
@@ -317,6 +335,22 @@ class Rest:
             kind = {401: "token_rejected", 404: "not_found"}.get(status, "backend")
             raise CommandError(kind, f"{method} {url}: {status}: {_error_message(data)}")
         raise CommandError("backend", f"{method} {url}: gave up after {MAX_ATTEMPTS} attempts")
+
+
+async def register(rest, address):
+    """Registers the device token `address` for push, as `rest`'s identity (201 created, 200
+    refreshed)."""
+    await rest.call("POST", REGISTRATIONS, [("Address", address), ("BindingType", BINDING_TYPE)])
+
+
+async def unregister(rest, address):
+    """Removes the binding of `rest`'s identity for the device token `address`; one already gone
+    (404) is fine."""
+    try:
+        await rest.call("DELETE", f"{REGISTRATIONS}/{segment(address)}")
+    except CommandError as e:
+        if e.kind != "not_found":
+            raise
 
 
 async def fetch_token(token_url, identity, instance):
@@ -367,7 +401,8 @@ async def obtain_token(clock, token_url, identity, instance):
 
 class Storage:
     """The app's persistent storage (`start`'s `storage_dir`, which survives a kill): the current
-    token, its identity and its expiry (virtual ms). A missing or unreadable file is empty."""
+    token, its identity and its expiry (virtual ms), and the push registration last made from
+    this device (identity and device token). A missing or unreadable file is empty."""
 
     def __init__(self, directory):
         self.file = os.path.join(directory, STORAGE_FILE) if directory else None
@@ -401,6 +436,11 @@ class Storage:
         def change(stored):
             stored["token"] = {"identity": identity, "token": credential.token,
                                "expires_at": credential.expires_at}
+        self.update(change)
+
+    def keep_registration(self, identity, device_token):
+        def change(stored):
+            stored["registration"] = {"identity": identity, "device_token": device_token}
         self.update(change)
 
     def clear_token(self):
@@ -506,6 +546,8 @@ class Session:
         self.fetched = {}  # sid -> set of message indices the app fetched
         self.handles = {}  # handle -> sid
         self.next_handle = 0
+        self.device_token = None  # the device's push token, as the OS last handed it
+        self.counts = {}  # (sid, kind) -> (fetched at, virtual ms; count or None)
 
 
 def op_conversation(op):
@@ -608,7 +650,7 @@ class Engine:
         s = self.session
         if name == "start":
             self.start(r, q["identity"], q["token_url"], q["rest_url"], q["events_url"],
-                       q.get("storage_dir"))
+                       q.get("storage_dir"), q.get("device_token"))
         elif name == "logout":
             # A user who logged out leaves no credential behind.
             if s is not None:
@@ -647,11 +689,14 @@ class Engine:
             if sid not in s.conversations:
                 return r.error("not_found", f"conversation {sid} is unknown")
             self.fetch_messages(r, sid, count)
+        elif name == "device_token_changed":
+            device_token = q["device_token"]
+            if not isinstance(device_token, str) or not device_token:
+                raise ValueError("device_token must be a non-empty string")
+            self.device_token_changed(device_token)
+            r.ok()
         elif name == "get_count":
-            # Counts are not implemented; without a client there is nothing to count anyway.
-            if s is None:
-                return r.error("client_shut_down", "no client")
-            r.error("unsupported", "this adapter does not implement `get_count`")
+            self.get_count(r, q["conversation"], q["kind"])
         elif name == "advance_time":
             self.clock.advance(int(q["ms"]))
             r.ok()
@@ -677,7 +722,8 @@ class Engine:
 
     # -- session lifecycle ---------------------------------------------------------------------
 
-    def start(self, r, identity, token_url, rest_url, events_url, storage_dir=None):
+    def start(self, r, identity, token_url, rest_url, events_url, storage_dir=None,
+              device_token=None):
         """Creates a client. A client of another identity is shut down first (a switch of
         login, with its handles released); starting the same identity twice is refused."""
         if self.pending_start is not None:
@@ -692,8 +738,9 @@ class Engine:
         instance = f"py-{self.instances}"
         self.links += 1
         storage = Storage(storage_dir if isinstance(storage_dir, str) else None)
+        device_token = device_token if isinstance(device_token, str) and device_token else None
         self.pending_start = (instance, identity, rest_url, events_url, self.links, token_url,
-                              storage)
+                              storage, device_token)
         # A valid token kept from an earlier run starts the client without waiting for the
         # generator (TOKEN-5); an expired one is never presented.
         stored = storage.valid_token(identity, self.clock.now)
@@ -723,13 +770,17 @@ class Engine:
             # Reported as well as answered (a token living under 3 minutes: TOKEN-1).
             observe("error", kind=error.kind, message=error.message)
             return r.fail(error)
-        instance, identity, rest_url, events_url, number, token_url, storage = pending
+        instance, identity, rest_url, events_url, number, token_url, storage, device = pending
         credential, ws = result
+        # What the app kept from its earlier runs, before this start changes it (the push
+        # registration, and the previous identity's token).
+        kept = storage.load()
         if credential.fetched:
             storage.keep_token(identity, credential)
         rest = Rest(rest_url, credential.token, instance, self.clock, self.activity)
         self.session = Session(instance, identity, rest, events_url, Link(number, ws), token_url,
                                storage, credential.expires_at)
+        self.session.device_token = device
         observe("client_created", instance=instance)
         # The listener is attached before the list is requested; its first frame is the
         # socket's welcome.
@@ -739,6 +790,7 @@ class Engine:
         # Client creation completes before the list is fetched.
         r.ok({"instance": instance})
         self.begin_sync()
+        self.register_on_start(kept)
 
     def drop_session(self):
         """Ends the client without a shutdown (the process died, or after one): its work is
@@ -1500,6 +1552,123 @@ class Engine:
 
         self.spawn(s.rest.call("GET", path), fetched, responder=r)
 
+    # -- push registration -----------------------------------------------------------------------
+
+    def register_on_start(self, kept):
+        """The client was created; `kept` is what storage held before this start. Registers the
+        device unless the stored registration is this one (PUSH-1, PUSH-2); the previous
+        identity's binding of the device is removed first, with a token of that identity
+        (PUSH-4), and so is this identity's binding of a device token the OS has replaced since.
+        Background work, so a `settle` covers it; what was registered is stored."""
+        s = self.session
+        if s is None or s.device_token is None:
+            return
+        current = (s.identity, s.device_token)
+        previous = kept.get("registration")
+        if not (isinstance(previous, dict) and isinstance(previous.get("identity"), str)
+                and isinstance(previous.get("device_token"), str)):
+            previous = None
+        else:
+            previous = (previous["identity"], previous["device_token"])
+        if previous == current:
+            return  # registered already: nothing to write
+        rest, clock, activity = s.rest, self.clock, self.activity
+        token_url, instance = s.token_url, s.instance
+        # A token of the previous identity: the stored one while it is that identity's and valid
+        # for more than the margin, else the generator's (fetched in the task). This identity's
+        # old device token is removed with the session's own token.
+        stored_token = None
+        if previous is not None and previous[0] != current[0]:
+            t = kept.get("token")
+            if (isinstance(t, dict) and t.get("identity") == previous[0]
+                    and isinstance(t.get("token"), str)
+                    and isinstance(t.get("expires_at"), (int, float))
+                    and t["expires_at"] > clock.now + TOKEN_MARGIN_MS):
+                stored_token = t["token"]
+
+        async def work():
+            if previous is not None:
+                as_previous = rest
+                if previous[0] != current[0]:
+                    token = stored_token
+                    if token is None:
+                        credential = await obtain_token(clock, token_url, previous[0], instance)
+                        token = credential.token
+                    as_previous = Rest(rest.base, token, instance, clock, activity)
+                await unregister(as_previous, previous[1])
+            await register(rest, current[1])
+
+        self.spawn(work(), lambda _res, err: self.registered(s.storage, current, err))
+
+    def device_token_changed(self, device_token):
+        """The running client registers the new device token and removes the old one's binding
+        (PUSH-3). Without a running client there is nothing to do: the next `start` brings the
+        new token (and registers it, the stored registration being another)."""
+        s = self.session
+        if s is None:
+            return
+        old, s.device_token = s.device_token, device_token
+        if old == device_token:
+            return
+        rest = s.rest
+        current = (s.identity, device_token)
+
+        async def work():
+            await register(rest, device_token)
+            if old is not None:
+                await unregister(rest, old)
+
+        self.spawn(work(), lambda _res, err: self.registered(s.storage, current, err))
+
+    def registered(self, storage, registration, error):
+        """A registration task ended: what it registered is kept for the next start."""
+        if error is not None:
+            observe("error", kind=error.kind, message=f"push registration failed: {error.message}")
+            return
+        storage.keep_registration(*registration)
+
+    # -- counts ----------------------------------------------------------------------------------
+
+    def get_count(self, r, sid, kind):
+        """Served from the cache while the count is younger than the cache lifetime on the
+        virtual clock, fetched otherwise (COUNT-1, COUNT-2). One `Counts` fetch fills both the
+        participant and the message count; the unread count is the user's view of the
+        conversation, null while the user has no read horizon (COUNT-3)."""
+        s = self.session
+        if s is None:
+            return r.error("client_shut_down", "no client")
+        if kind not in COUNT_KINDS:
+            return r.error("invalid_command", "kind must be participants, messages or unread")
+        if sid not in s.conversations:
+            return r.error("not_found", f"conversation {sid} is unknown")
+        cached = s.counts.get((sid, kind))
+        if cached is not None and self.clock.now - cached[0] < COUNT_CACHE_MS:
+            return r.ok({"count": cached[1]})
+        rest, identity = s.rest, s.identity
+
+        def number(n):
+            return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+        async def work():
+            if kind == "unread":
+                body, _ = await rest.call(
+                    "GET", f"/v1/Users/{segment(identity)}/Conversations/{segment(sid)}")
+                return {"unread": number((body or {}).get("unread_messages_count"))}
+            body, _ = await rest.call("GET", f"/v1/Conversations/{segment(sid)}/Counts")
+            body = body or {}
+            return {"participants": number(body.get("participants_count")),
+                    "messages": number(body.get("messages_count"))}
+
+        def counted(res, err):
+            if err is not None:
+                return r.fail(err)
+            if self.session is not None:
+                for k, count in res.items():
+                    self.session.counts[(sid, k)] = (self.clock.now, count)
+            r.ok({"count": res[kind]})
+
+        self.spawn(work(), counted, responder=r)
+
     def message_changed(self, kind, sid, index):
         """Another participant edited or removed a message: reported if the app fetched it."""
         s = self.session
@@ -1527,6 +1696,7 @@ async def main():
         "capabilities": {
             "virtual_time": True,
             "settle": True,
+            "count_cache_lifetime_ms": COUNT_CACHE_MS,
             "features": ["messages"],
             "commands": COMMANDS,
         },
