@@ -45,7 +45,10 @@ fn unknown_names_are_errors_that_list_the_valid_ones() {
     assert!(err.contains("`convo-tck faults` lists the"), "{err}");
     let (code, _, err) = tck(&["run", "--fault", "update-completes"]);
     assert_eq!(code, 2);
-    assert!(err.contains("did you mean `update-completes-on-ack`?"), "{err}");
+    assert!(
+        err.contains("did you mean `update-completes-on-ack`?"),
+        "{err}"
+    );
     let (code, _, err) = tck(&["run", "--profile", "desktop"]);
     assert_eq!(code, 2);
     assert!(err.contains("js, mobile"), "{err}");

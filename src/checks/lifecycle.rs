@@ -175,6 +175,18 @@ pub(super) fn disturbed(h: &History<'_>, from: u64, to: u64) -> bool {
         .any(|x| x.begin < to && x.end.unwrap_or(u64::MAX) > from)
 }
 
+/// Whether the network refused or dropped connections at some point strictly between entries
+/// `from` and `to`: a client cannot be judged on a write the backend could not receive.
+pub(super) fn network_down(h: &History<'_>, from: u64, to: u64) -> bool {
+    episodes(h).iter().any(|x| {
+        matches!(
+            x.kind,
+            EpisodeKind::Outage(Outage::Refuse) | EpisodeKind::Outage(Outage::Drop)
+        ) && x.begin < to
+            && x.end.unwrap_or(u64::MAX) > from
+    })
+}
+
 /// Whether an episode other than `ep` (a silence aside: a silenced socket is replaced like any
 /// lost one) was in force at some point between entries `from` and `to`: then `ep`'s aftermath
 /// is that episode's to judge (a client in the background does not reconnect; a client facing
@@ -901,7 +913,7 @@ fn attempts<'a>(h: &History<'a>, instance: &InstanceId) -> Vec<(&'a Entry, bool)
 /// LIFE-5: reconnect attempts back off (rate and gap bounds) and still come back in time.
 pub(crate) static BOUNDED_BACKOFF: Check = Check {
     name: "reconnect attempts back off within the declared bounds",
-    fails_when: "during an outage an instance tries to open the event channel more often than the bounds allow (more than 15 attempts in a minute, or two failed attempts under 500 ms apart), or once the network is back it takes longer than 5 minutes to reconnect",
+    fails_when: "during an outage an instance tries to open the event channel more often than the bounds allow (more than 15 attempts in a minute, or two failed attempts under 500 ms apart without the app returning to the foreground between them), or once the network is back it takes longer than 5 minutes to reconnect",
     judge: |h| {
         let lives = lives(h);
         let mut findings = Vec::new();
@@ -946,10 +958,17 @@ pub(crate) static BOUNDED_BACKOFF: Check = Check {
                     continue;
                 }
                 let gap = MIN_ATTEMPT_GAP.as_millis() as u64;
-                if let Some(pair) = during
-                    .windows(2)
-                    .find(|w| w[1].at.as_millis() < w[0].at.as_millis() + gap)
-                {
+                // The app returning to the foreground is a new start of the connection, not a
+                // retry: the attempt it makes at once is not held to the gap.
+                let foregrounds: Vec<u64> = h
+                    .commands()
+                    .filter(|(_, _, c)| matches!(c, Command::Foreground))
+                    .map(|(e, _, _)| e.seq)
+                    .collect();
+                if let Some(pair) = during.windows(2).find(|w| {
+                    w[1].at.as_millis() < w[0].at.as_millis() + gap
+                        && !foregrounds.iter().any(|f| *f > w[0].seq && *f < w[1].seq)
+                }) {
                     findings.push(Finding::violated(
                         format!(
                             "instance {} retried the event channel {} ms after a failed attempt (at least {gap} ms required): {}",

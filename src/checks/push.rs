@@ -80,10 +80,12 @@ fn interrupted(h: &History<'_>, from: u64, to: u64) -> bool {
 }
 
 /// The first settle sent after entry `reply` with nothing that changes the registration in
-/// between: by its reply the client has done what `reply`'s command asked of it.
+/// between, and the network up all along: by its reply the client has done what `reply`'s
+/// command asked of it.
 fn settled<'a>(h: &History<'a>, from: u64, reply: u64) -> Option<Settle> {
-    h.settle_after(reply)
-        .filter(|s| !interrupted(h, from, s.command))
+    h.settle_after(reply).filter(|s| {
+        !interrupted(h, from, s.command) && !super::lifecycle::network_down(h, from, s.reply)
+    })
 }
 
 /// The device tokens the OS handed the app after entry `from` and before entry `to`.

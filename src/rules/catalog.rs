@@ -69,8 +69,14 @@ pub static CATALOG: &[Rule] = &[
         ],
         faults: &[Fault::ShutdownOnBackground],
         // Resuming from the live end loses what was published in the background too; a
-        // client re-created for an expired token does not resume after a sleep.
-        collateral: &[Fault::LoseOutageEvents, Fault::RecreateOnExpired],
+        // client re-created for an expired token does not resume after a sleep; a client that
+        // never parks its link keeps a reconnect's backoff across the foreground (the property
+        // found it: outage, restore, background, foreground).
+        collateral: &[
+            Fault::LoseOutageEvents,
+            Fault::RecreateOnExpired,
+            Fault::SecondSocket,
+        ],
         ..untested(
             rule!("LIFE-2"),
             (All, Must, LIFECYCLE),

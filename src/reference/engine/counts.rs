@@ -45,6 +45,15 @@ impl Engine {
             // Fault `uncached-counts` never gets here; fault `cache-forever` always does.
             return responder.ok(ReplyBody::Count { count: *count });
         }
+        let group = (conversation.clone(), kind == CountKind::Unread);
+        if cache && let Some(waiting) = s.count_waiters.get_mut(&group) {
+            // A fetch of this resource is in flight: the read waits for it.
+            waiting.push((responder, kind));
+            return;
+        }
+        if cache {
+            s.count_waiters.insert(group, Vec::new());
+        }
         let rest = s.rest.clone();
         let identity = s.login.identity.clone();
         let null_unread = self.policy.unknown_unread_is_null;
@@ -105,20 +114,40 @@ impl Engine {
         result: CountsFetched,
     ) {
         let now = self.clock.now();
+        let waiting = self
+            .session
+            .as_mut()
+            .and_then(|s| {
+                s.count_waiters
+                    .remove(&(conversation.clone(), kind == CountKind::Unread))
+            })
+            .unwrap_or_default();
         match result {
             Ok(counts) => {
-                let answer = counts
-                    .iter()
-                    .find(|(k, _)| *k == kind)
-                    .and_then(|(_, c)| *c);
+                let answer = |kind: CountKind| {
+                    counts
+                        .iter()
+                        .find(|(k, _)| *k == kind)
+                        .and_then(|(_, c)| *c)
+                };
+                responder.ok(ReplyBody::Count {
+                    count: answer(kind),
+                });
+                for (r, k) in waiting {
+                    r.ok(ReplyBody::Count { count: answer(k) });
+                }
                 if let Some(s) = self.session.as_mut() {
                     for (k, count) in counts {
                         s.counts.insert((conversation.clone(), k), (now, count));
                     }
                 }
-                responder.ok(ReplyBody::Count { count: answer });
             }
-            Err(e) => responder.answer(crate::adapter::Outcome::Error(e)),
+            Err(e) => {
+                for (r, _) in waiting {
+                    r.answer(crate::adapter::Outcome::Error(e.clone()));
+                }
+                responder.answer(crate::adapter::Outcome::Error(e));
+            }
         }
     }
 }

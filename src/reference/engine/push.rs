@@ -20,7 +20,10 @@ use crate::reference::storage::{Storage, Stored, StoredRegistration};
 const REGISTRATIONS: &str = "/v1/Client/Registrations";
 
 /// What a registration task did: the registration to keep in storage, or why it failed.
-pub(super) type Registered = Result<StoredRegistration, CommandError>;
+/// What a registration task registered, and a token it had to fetch first (the session's had
+/// expired while the app slept), for the running client to take.
+pub(super) type Registered =
+    Result<(StoredRegistration, Option<super::state::Credential>), CommandError>;
 
 /// Registers `address` with `rest`'s token as `binding_type`.
 async fn register(rest: &Rest, address: &str, binding_type: &str) -> Result<(), CommandError> {
@@ -120,7 +123,7 @@ impl Engine {
                     unregister(&as_previous, &r.device_token).await?;
                 }
                 register(&rest, &current.device_token, binding_type).await?;
-                Ok(current)
+                Ok((current, None))
             }
             .await;
             TaskResult::Registered { storage, result }
@@ -148,13 +151,26 @@ impl Engine {
             device_token: device,
         };
         let binding_type = self.binding_type();
+        // A token that expired while the app slept is replaced before the writes.
+        let refresh = self.stale_token_generator();
         self.spawn(async move {
             let result = async {
+                let fresh = match refresh {
+                    Some(g) => Some(g.fetch().await?),
+                    None => None,
+                };
+                let rest = match &fresh {
+                    Some(c) => Rest {
+                        token: std::sync::Arc::new(std::sync::Mutex::new(c.token.clone())),
+                        ..rest
+                    },
+                    None => rest,
+                };
                 register(&rest, &current.device_token, binding_type).await?;
                 if let Some(old) = old {
                     unregister(&rest, &old).await?;
                 }
-                Ok(current)
+                Ok((current, fresh))
             }
             .await;
             TaskResult::Registered { storage, result }
@@ -164,7 +180,12 @@ impl Engine {
     /// A registration task ended: what it registered is kept for the next start.
     pub(super) fn registered(&mut self, storage: &Storage, result: Registered) {
         match result {
-            Ok(registration) => storage.update(|s| s.registration = Some(registration)),
+            Ok((registration, fresh)) => {
+                if let Some(credential) = fresh {
+                    self.adopt(&credential);
+                }
+                storage.update(|s| s.registration = Some(registration));
+            }
             Err(e) => self.observe(Observation::Error {
                 kind: e.kind,
                 message: format!("push registration failed: {}", e.message),

@@ -155,6 +155,7 @@ impl Engine {
             refreshing: false,
             expiry_seen: false,
             counts: std::collections::HashMap::new(),
+            count_waiters: BTreeMap::new(),
         });
         self.observe(Observation::ClientCreated {
             instance: instance.clone(),

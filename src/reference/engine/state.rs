@@ -150,6 +150,10 @@ pub(super) struct Session {
         (ConversationSid, crate::adapter::CountKind),
         (crate::clock::VirtualInstant, Option<u64>),
     >,
+    /// Count reads waiting on a fetch already in flight, by conversation and resource
+    /// (`true`: the unread count's), so concurrent reads make one request.
+    pub(super) count_waiters:
+        BTreeMap<(ConversationSid, bool), Vec<(Responder, crate::adapter::CountKind)>>,
 }
 
 /// An operation that must wait for synchronization.

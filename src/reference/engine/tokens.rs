@@ -161,6 +161,14 @@ impl Engine {
         true
     }
 
+    /// The generator to fetch a fresh token with before a REST call, when the session's token
+    /// is within [`MARGIN`] of its expiry (it expired while the app slept, say); none otherwise.
+    pub(super) fn stale_token_generator(&self) -> Option<Generator> {
+        let s = self.session.as_ref()?;
+        (s.token_expires <= self.clock.now().plus(MARGIN))
+            .then(|| self.generator(&s.login.token_url, &s.login.identity, &s.instance))
+    }
+
     /// A token frame from the hub.
     pub(super) fn token_frame(&mut self, frame: HubFrame) {
         match frame {
