@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::adapter::{Command, ReplyBody};
+use crate::adapter::{Command, Observation, ReplyBody};
 use crate::backend::{Endpoint, Fact, RequestFact};
 use crate::journal::{Entry, EntryKind, ReplyRecord};
 use crate::secrets::TokenFingerprint;
@@ -134,14 +134,60 @@ impl<'a> History<'a> {
         let mut published = BTreeMap::new();
         let mut opened = BTreeMap::new();
         let tokens = token_owners(entries);
-        let mut owners: Vec<Option<&InstanceId>> = entries
-            .iter()
-            .map(|e| {
-                e.instance
-                    .as_ref()
-                    .or_else(|| token_of(e).and_then(|t| tokens.get(t).copied()))
-            })
-            .collect();
+        // Which instances are live at each entry (created, not yet shut down or killed), and
+        // which have ended: an app is one process, so a token of an instance that ended,
+        // presented while exactly one other instance lives, is that instance's (a stored token
+        // used again after a restart, a previous identity's kept to unregister its device).
+        // A client being started counts as live from its `start` (it connects before it says it
+        // exists): the instance each `start` went on to create.
+        let mut created_by: BTreeMap<u64, &InstanceId> = BTreeMap::new();
+        let mut last_start = None;
+        for e in entries {
+            match (e.observation(), e.command()) {
+                (_, Some((_, Command::Start { .. }))) => last_start = Some(e.seq),
+                (Some(Observation::ClientCreated { instance }), _) => {
+                    if let Some(start) = last_start.take() {
+                        created_by.insert(start, instance);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut live: Vec<&InstanceId> = Vec::new();
+        let mut starting: Option<&InstanceId> = None;
+        let mut ended: BTreeSet<&InstanceId> = BTreeSet::new();
+        let mut owners: Vec<Option<&InstanceId>> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match (e.observation(), e.command()) {
+                (_, Some((_, Command::Start { .. }))) => {
+                    starting = created_by.get(&e.seq).copied();
+                }
+                (Some(Observation::ClientCreated { instance }), _) => {
+                    starting = None;
+                    live.retain(|i| *i != instance);
+                    live.push(instance);
+                }
+                (Some(Observation::ClientShutDown { instance }), _) => {
+                    live.retain(|i| *i != instance);
+                    ended.insert(instance);
+                }
+                (_, Some((_, Command::Kill))) => ended.extend(live.drain(..)),
+                _ => {}
+            }
+            let owner = e.instance.as_ref().or_else(|| {
+                let by_token = token_of(e).and_then(|t| tokens.get(t).copied())?;
+                let current = match (live.as_slice(), starting) {
+                    ([only], None) => Some(*only),
+                    ([], Some(next)) => Some(next),
+                    _ => None,
+                };
+                Some(match current {
+                    Some(c) if ended.contains(by_token) && c != by_token => c,
+                    _ => by_token,
+                })
+            });
+            owners.push(owner);
+        }
         // A socket's close (and a frame written to it) belongs to whoever opened it.
         let mut socket_owner = BTreeMap::new();
         for (e, owner) in entries.iter().zip(owners.iter_mut()) {
@@ -223,7 +269,12 @@ impl<'a> History<'a> {
         self.entries
             .iter()
             .zip(&self.owners)
-            .filter(|(e, owner)| e.request().is_some() && owner.is_none())
+            // The token generator is the app's server, not the client stack: a token request
+            // made for a start that never created a client has no instance, and is judged by
+            // identity (TOKEN-1, TOKEN-2).
+            .filter(|(e, owner)| {
+                e.request().is_some_and(|r| r.endpoint != Endpoint::Token) && owner.is_none()
+            })
             .map(|(e, _)| e)
             .collect()
     }
