@@ -84,8 +84,9 @@ pub(super) fn register(c: Collection<TckWorld>) -> Collection<TckWorld> {
         )
 }
 
-/// Sends a lifecycle `command`: N/A when the adapter lacks it, a harness error when it fails.
-async fn lifecycle(w: &mut TckWorld, command: Command) -> StepResult {
+/// Sends an app `command` and waits for its answer: N/A when the adapter lacks it (or answers
+/// it `unsupported`), a harness error when it fails.
+pub(super) async fn send(w: &mut TckWorld, command: Command) -> StepResult {
     let kind = command.kind();
     let h = w.harness()?;
     if !h.driver.hello().capabilities.implements(kind) {
@@ -140,13 +141,13 @@ step!(flap, |w, times: Count, down: Count, up: Count| {
 
 step!(background, |w, actor: Actor| {
     w.client_of(&actor)?;
-    lifecycle(w, Command::Background).await?;
+    send(w, Command::Background).await?;
     w.settle().await
 });
 
 step!(foreground, |w, actor: Actor| {
     w.client_of(&actor)?;
-    lifecycle(w, Command::Foreground).await?;
+    send(w, Command::Foreground).await?;
     w.settle().await
 });
 
@@ -159,7 +160,7 @@ step!(background_cycles, |w,
     w.client_of(&actor)?;
     let sid = w.harness()?.backend.conversation_sid(&name.0)?;
     for n in 1..=times.small()? {
-        lifecycle(w, Command::Background).await?;
+        send(w, Command::Background).await?;
         w.settle().await?;
         w.harness()?.backend.post_message(
             &sid,
@@ -167,7 +168,7 @@ step!(background_cycles, |w,
             &format!("posted while {actor} was away ({n})"),
         )?;
         w.advance(Duration::from_secs(secs.0)).await?;
-        lifecycle(w, Command::Foreground).await?;
+        send(w, Command::Foreground).await?;
         w.settle().await?;
     }
     Ok(())
@@ -175,13 +176,13 @@ step!(background_cycles, |w,
 
 step!(logout, |w, actor: Actor| {
     w.client_of(&actor)?;
-    lifecycle(w, Command::Logout).await?;
+    send(w, Command::Logout).await?;
     w.settle().await
 });
 
 step!(kill, |w, actor: Actor| {
     w.client_of(&actor)?;
-    lifecycle(w, Command::Kill).await?;
+    send(w, Command::Kill).await?;
     w.settle().await
 });
 

@@ -9,12 +9,12 @@ use cucumber::step::Collection;
 
 use super::setup::start_client;
 use super::step;
-use crate::adapter::{Command, CommandKind, ErrorKind, Outcome};
+use crate::adapter::{Command, CommandKind};
 use crate::backend::{BindingChange, BindingType, Fact};
 use crate::checks::push as checks;
 use crate::journal::EntryKind;
 use crate::scenario::params::{Actor, Count, Text, expr};
-use crate::scenario::world::{StepFail, StepResult, TckWorld};
+use crate::scenario::world::{StepFail, TckWorld};
 
 /// A day of virtual time.
 const DAY: Duration = Duration::from_secs(86_400);
@@ -79,30 +79,9 @@ step!(registered_elsewhere, |w, actor: Actor, address: Text| {
     Ok(())
 });
 
-/// Sends `command`: N/A when the adapter lacks it, a harness error when it fails.
-async fn send(w: &mut TckWorld, command: Command) -> StepResult {
-    let kind = command.kind();
-    let h = w.harness()?;
-    if !h.driver.hello().capabilities.implements(kind) {
-        return Err(StepFail::NotApplicable(format!(
-            "the adapter does not implement `{kind}` (its capabilities say so)"
-        )));
-    }
-    match h.driver.call(command).await? {
-        Outcome::Ok(_) => Ok(()),
-        Outcome::Error(e) if e.kind == ErrorKind::Unsupported => {
-            Err(StepFail::NotApplicable(format!(
-                "the adapter answered `{kind}` as unsupported: {}",
-                e.message
-            )))
-        }
-        Outcome::Error(e) => Err(StepFail::Harness(format!("`{kind}` failed: {e}"))),
-    }
-}
-
 step!(token_rotated, |w, token: Text| {
     w.harness()?.device_token = Some(token.0.clone());
-    send(
+    super::lifecycle::send(
         w,
         Command::DeviceTokenChanged {
             device_token: token.0,
@@ -124,7 +103,7 @@ step!(daily_starts, |w, actor: Actor, days: Count| {
         // Started and settled (the start step settles); a kill is answered once the client's
         // socket is closed, so nothing is left to settle before the day passes.
         start_client(w, &actor).await?;
-        send(w, Command::Kill).await?;
+        super::lifecycle::send(w, Command::Kill).await?;
         // No client runs: the day passes in one step.
         let h = w.harness()?;
         h.driver.advance_in_steps(&h.clock, DAY, DAY).await?;
