@@ -532,18 +532,7 @@ fn lifecycle_figures(runtime: &tokio::runtime::Runtime, adapter: &Arc<dyn Adapte
         ))
         .expect("suite");
     let wall = t.elapsed();
-    let mut spans: Vec<(u64, usize, String)> = run
-        .scenarios
-        .iter()
-        .map(|s| {
-            let span = match (s.journal.first(), s.journal.last()) {
-                (Some(a), Some(b)) => b.at.as_millis() - a.at.as_millis(),
-                _ => 0,
-            };
-            (span, s.journal.len(), s.scenario.clone())
-        })
-        .collect();
-    spans.sort();
+    let spans = spans(&run);
     println!(
         "lifecycle scenarios ({}), one at a time: {:.2} s wall",
         spans.len(),
@@ -643,18 +632,7 @@ fn time_figures(runtime: &tokio::runtime::Runtime, adapter: &Arc<dyn Adapter>, q
         ))
         .expect("suite");
     let wall = t.elapsed();
-    let mut spans: Vec<(u64, usize, String)> = run
-        .scenarios
-        .iter()
-        .map(|s| {
-            let span = match (s.journal.first(), s.journal.last()) {
-                (Some(a), Some(b)) => b.at.as_millis() - a.at.as_millis(),
-                _ => 0,
-            };
-            (span, s.journal.len(), s.scenario.clone())
-        })
-        .collect();
-    spans.sort();
+    let spans = spans(&run);
     let virtual_total: u64 = spans.iter().map(|s| s.0).sum();
     println!(
         "time-driven scenarios ({}), one at a time: {:.2} s wall for {:.1} virtual days",
@@ -706,4 +684,22 @@ fn time_figures(runtime: &tokio::runtime::Runtime, adapter: &Arc<dyn Adapter>, q
             0.0
         }
     );
+}
+
+/// Every scenario of `run`: its virtual span (ms), its journal's length and its name, shortest
+/// span first.
+fn spans(run: &convo_tck::scenario::SuiteRun) -> Vec<(u64, usize, String)> {
+    let mut spans: Vec<(u64, usize, String)> = run
+        .scenarios
+        .iter()
+        .map(|s| {
+            let span = match (s.journal.first(), s.journal.last()) {
+                (Some(a), Some(b)) => b.at.as_millis() - a.at.as_millis(),
+                _ => 0,
+            };
+            (span, s.journal.len(), s.scenario.clone())
+        })
+        .collect();
+    spans.sort();
+    spans
 }
