@@ -520,18 +520,7 @@ fn lifecycle_figures(runtime: &tokio::runtime::Runtime, adapter: &Arc<dyn Adapte
         .iter()
         .map(|r| r.parse().expect("a rule id"))
         .collect();
-    let t = Instant::now();
-    let run = runtime
-        .block_on(run_suite(
-            adapter.clone(),
-            &SuiteOptions {
-                rules,
-                concurrency: 1,
-                ..SuiteOptions::default()
-            },
-        ))
-        .expect("suite");
-    let wall = t.elapsed();
+    let (run, wall) = one_at_a_time(runtime, adapter, rules);
     let spans = spans(&run);
     println!(
         "lifecycle scenarios ({}), one at a time: {:.2} s wall",
@@ -620,18 +609,7 @@ fn time_figures(runtime: &tokio::runtime::Runtime, adapter: &Arc<dyn Adapter>, q
         "PUSH-3", "PUSH-4", "PUSH-5", "COUNT-1", "COUNT-2", "COUNT-3",
     ];
     let rules: Vec<RuleId> = ids.iter().map(|r| r.parse().expect("a rule id")).collect();
-    let t = Instant::now();
-    let run = runtime
-        .block_on(run_suite(
-            adapter.clone(),
-            &SuiteOptions {
-                rules,
-                concurrency: 1,
-                ..SuiteOptions::default()
-            },
-        ))
-        .expect("suite");
-    let wall = t.elapsed();
+    let (run, wall) = one_at_a_time(runtime, adapter, rules);
     let spans = spans(&run);
     let virtual_total: u64 = spans.iter().map(|s| s.0).sum();
     println!(
@@ -702,4 +680,24 @@ fn spans(run: &convo_tck::scenario::SuiteRun) -> Vec<(u64, usize, String)> {
         .collect();
     spans.sort();
     spans
+}
+
+/// The scenarios of `rules`, one at a time, and the wall time they took.
+fn one_at_a_time(
+    runtime: &tokio::runtime::Runtime,
+    adapter: &Arc<dyn Adapter>,
+    rules: Vec<convo_tck::rules::RuleId>,
+) -> (convo_tck::scenario::SuiteRun, Duration) {
+    let t = Instant::now();
+    let run = runtime
+        .block_on(run_suite(
+            adapter.clone(),
+            &SuiteOptions {
+                rules,
+                concurrency: 1,
+                ..SuiteOptions::default()
+            },
+        ))
+        .expect("suite");
+    (run, t.elapsed())
 }

@@ -112,6 +112,11 @@ pub(crate) struct Rest {
 const MAX_ATTEMPTS: u32 = 100;
 
 impl Rest {
+    /// The token the client presents now (a refresh replaces it).
+    pub(crate) fn current_token(&self) -> String {
+        self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Calls `path` (absolute, like a `next_page_url`, or relative to the base) and decodes the
     /// answer as `T`, retrying gated and unreachable answers on virtual time.
     pub(crate) async fn call<T: DeserializeOwned>(
@@ -127,7 +132,7 @@ impl Rest {
         };
         let mut backoff = Duration::from_millis(500);
         for _ in 0..MAX_ATTEMPTS {
-            let token = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let token = self.current_token();
             let mut req = self
                 .http
                 .request(method.clone(), &url)

@@ -190,12 +190,7 @@ impl Engine {
         let wanted = self.wanted_link.clone();
         wanted.store(link, std::sync::atomic::Ordering::SeqCst);
         let events_url = s.login.events_url.clone();
-        let token = s
-            .rest
-            .token
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let token = s.rest.current_token();
         let instance = s.instance.clone();
         let (token_url, identity) = (s.login.token_url.clone(), s.login.identity.clone());
         let expires = s.token_expires;

@@ -262,12 +262,7 @@ impl Engine {
         let Some(s) = self.session.as_ref() else {
             return;
         };
-        let token = s
-            .rest
-            .token
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let token = s.rest.current_token();
         let url = format!(
             "{}/v1/Users/{}?token={token}",
             s.rest.base,
