@@ -18,7 +18,7 @@ use convo_tck::adapter::process::{ProcessAdapter, ProcessLimits};
 use convo_tck::reference::{Fault, FaultSet, ReferenceAdapter};
 use convo_tck::report::{self, Report};
 use convo_tck::rules::{self, CATALOG, RuleId};
-use convo_tck::scenario::{QUOTE_CHARS, SuiteOptions, elide, run_suite};
+use convo_tck::scenario::{Partition, QUOTE_CHARS, SuiteOptions, elide, run_suite};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,83 @@ struct Cli {
 enum Format {
     Table,
     Json,
+}
+
+/// A report writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReportFormat {
+    Table,
+    Json,
+    Junit,
+    Markdown,
+}
+
+impl ReportFormat {
+    const ALL: [(&'static str, ReportFormat); 4] = [
+        ("table", ReportFormat::Table),
+        ("json", ReportFormat::Json),
+        ("junit", ReportFormat::Junit),
+        ("markdown", ReportFormat::Markdown),
+    ];
+
+    /// The file it is written to under `--out DIR`.
+    fn file_name(self) -> &'static str {
+        match self {
+            Self::Table => "matrix.txt",
+            Self::Json => "report.json",
+            Self::Junit => "junit.xml",
+            Self::Markdown => "summary.md",
+        }
+    }
+
+    fn render(self, report: &Report) -> String {
+        match self {
+            Self::Table => report::table::render(report),
+            Self::Json => report::json::to_string(report),
+            Self::Junit => report::junit::render(report),
+            Self::Markdown => report::markdown::render(report),
+        }
+    }
+}
+
+/// One `--format` item: `junit` (to `--out DIR`, or stdout) or `junit=PATH`.
+#[derive(Clone, Debug)]
+struct Output {
+    format: ReportFormat,
+    path: Option<PathBuf>,
+}
+
+fn parse_output(item: &str) -> Result<Output, String> {
+    let (name, path) = match item.split_once('=') {
+        Some((n, p)) if !p.is_empty() => (n, Some(PathBuf::from(p))),
+        Some(_) => return Err(format!("`{}` names no file after `=`", elide(item))),
+        None => (item, None),
+    };
+    let format = ReportFormat::ALL
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+        .map(|(_, f)| *f)
+        .ok_or_else(|| {
+            format!(
+                "unknown format `{}`: one of table, json, junit, markdown (optionally =PATH)",
+                elide(name)
+            )
+        })?;
+    Ok(Output { format, path })
+}
+
+/// Where each report goes: `--format` items, under `--out DIR` when they name no file, else
+/// stdout (for at most one of them).
+#[derive(clap::Args, Clone, Debug)]
+struct Outputs {
+    /// Report formats, comma-separated or repeated: table, json, junit, markdown; each may name
+    /// its own file (`junit=reports/junit.xml`). [default: table]
+    #[arg(long = "format", value_delimiter = ',', value_parser = parse_output)]
+    formats: Vec<Output>,
+    /// Write the reports into this directory (created if missing): matrix.txt, report.json,
+    /// junit.xml, summary.md.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -56,15 +133,18 @@ enum Cmd {
         /// Only scenarios of this rule (repeatable).
         #[arg(long = "rule")]
         rules: Vec<RuleId>,
+        /// Only the scenario of this name (exactly as reports print it; replay commands use it).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Run only shard K of N (e.g. 2/4): the selected scenarios, sorted, dealt round-robin.
+        /// `convo-tck merge` combines the shards' JSON reports.
+        #[arg(long)]
+        partition: Option<Partition>,
         /// Seed for sids and token secrets.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
-        /// Write the report here instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        outputs: Outputs,
         /// Show cucumber's scenario progress on stderr.
         #[arg(long)]
         progress: bool,
@@ -84,6 +164,15 @@ enum Cmd {
         /// How long an adapter process may take to say hello, in milliseconds (default 10000).
         #[arg(long, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
         hello_timeout_ms: Option<u64>,
+    },
+    /// Merge the JSON reports of a sharded run (`run --partition K/N --format json=...`) into
+    /// the matrix one run would have given; exit code as `run`'s.
+    Merge {
+        /// The shards' JSON reports, one per shard.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        #[command(flatten)]
+        outputs: Outputs,
     },
     /// Print the rule catalog.
     Rules {
@@ -259,6 +348,88 @@ impl OutFile {
     }
 }
 
+/// Where one report goes.
+enum Sink {
+    Stdout,
+    File(OutFile),
+}
+
+/// The reports' destinations, opened before the suite runs.
+struct Destinations(Vec<(ReportFormat, Sink)>);
+
+impl Destinations {
+    fn open(outputs: Outputs) -> anyhow::Result<Self> {
+        let mut formats = outputs.formats;
+        if formats.is_empty() {
+            formats.push(Output {
+                format: ReportFormat::Table,
+                path: None,
+            });
+        }
+        if let Some(dir) = &outputs.out {
+            if dir.is_file() {
+                anyhow::bail!(
+                    "--out {} is a file: --out names a directory now (one file per format); to write one report to a file, use --format FORMAT=PATH",
+                    shown(dir)
+                );
+            }
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the report directory {}", shown(dir)))?;
+        }
+        let to_stdout = formats
+            .iter()
+            .filter(|o| o.path.is_none() && outputs.out.is_none())
+            .count();
+        if to_stdout > 1 {
+            anyhow::bail!(
+                "{to_stdout} formats would go to standard output: give --out DIR, or a file for each (--format junit=junit.xml)"
+            );
+        }
+        let mut sinks = Vec::new();
+        for o in formats {
+            let path = o
+                .path
+                .or_else(|| outputs.out.as_ref().map(|d| d.join(o.format.file_name())));
+            let sink = match path {
+                Some(p) => Sink::File(OutFile::open(p)?),
+                None => Sink::Stdout,
+            };
+            sinks.push((o.format, sink));
+        }
+        Ok(Self(sinks))
+    }
+
+    /// Writes every report; a note on stderr for each file.
+    fn write(self, report: &Report) -> anyhow::Result<()> {
+        for (format, sink) in self.0 {
+            let text = format.render(report);
+            match sink {
+                Sink::File(out) => {
+                    let path = shown(&out.path);
+                    out.write(&text)?;
+                    let s = &report.summary;
+                    note(format_args!(
+                        "wrote {}: {} pass, {} fail, {} n/a, {} untested; exit {}",
+                        path, s.pass, s.fail, s.not_applicable, s.untested, s.exit_code
+                    ));
+                }
+                // A broken pipe here keeps the verdict's exit code: the verdict was reached.
+                Sink::Stdout => emit(&text)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the files this run created: it produced no report.
+    fn abandon(self) {
+        for (_, sink) in self.0 {
+            if let Sink::File(out) = sink {
+                out.abandon();
+            }
+        }
+    }
+}
+
 /// A path as an error message quotes it.
 fn shown(path: &Path) -> String {
     elide(&path.display().to_string()).into_owned()
@@ -271,9 +442,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             faults,
             tags,
             rules,
+            scenario,
+            partition,
             seed,
-            format,
-            out,
+            outputs,
             progress,
             adapter,
             jobs,
@@ -281,8 +453,9 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             hello_timeout_ms,
         } => {
             let config = Config::load()?;
-            let out = out.map(OutFile::open).transpose()?;
+            let out = Destinations::open(outputs)?;
             let command = adapter.or(config.adapter.command.clone());
+            let explicit_profile = profile;
             // The flag, then the file (for an adapter), then mobile.
             let profile = profile
                 .or(config.adapter.profile.filter(|_| command.is_some()))
@@ -290,6 +463,17 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let mut defaults = SuiteOptions::default();
             if let Some(ms) = timeout_ms.or(config.adapter.timeout_ms) {
                 defaults.safety = std::time::Duration::from_millis(ms);
+            }
+            // What a replay command repeats to get the same client.
+            let mut client_args = Vec::new();
+            if let Some(line) = &command {
+                client_args.extend(["--adapter".to_owned(), line.clone()]);
+            }
+            if command.is_none() || explicit_profile.is_some() {
+                client_args.extend(["--profile".to_owned(), profile.to_string()]);
+            }
+            for f in &faults {
+                client_args.extend(["--fault".to_owned(), f.name().to_owned()]);
             }
             let adapter: Arc<dyn convo_tck::Adapter> = match &command {
                 Some(line) => {
@@ -320,36 +504,44 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 seed,
                 progress,
                 profile,
+                scenario,
+                partition,
+                client_args,
                 ..defaults
             };
             let suite = match run_suite(adapter, &opts).await {
                 Ok(s) => s,
                 Err(e) => {
                     note(format_args!("error: {e}"));
-                    if let Some(out) = out {
-                        out.abandon();
-                    }
+                    out.abandon();
                     return Ok(ExitCode::from(2));
                 }
             };
             let report = Report::build(&suite);
-            let text = match format {
-                Format::Table => report::table::render(&report),
-                Format::Json => report::json::to_string(&report),
-            };
-            match out {
-                Some(out) => {
-                    let path = shown(&out.path);
-                    out.write(&text)?;
-                    let s = &report.summary;
-                    note(format_args!(
-                        "wrote {}: {} pass, {} fail, {} n/a, {} untested; exit {}",
-                        path, s.pass, s.fail, s.not_applicable, s.untested, s.exit_code
-                    ));
+            out.write(&report)?;
+            Ok(ExitCode::from(report.exit_code() as u8))
+        }
+        Cmd::Merge { reports, outputs } => {
+            let out = Destinations::open(outputs)?;
+            let mut inputs = Vec::new();
+            for path in &reports {
+                match std::fs::read_to_string(path) {
+                    Ok(text) => inputs.push((shown(path), text)),
+                    Err(e) => {
+                        out.abandon();
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("cannot read the report {}", shown(path))));
+                    }
                 }
-                // A broken pipe here keeps the verdict's exit code: the verdict was reached.
-                None => emit(&text)?,
             }
+            let report = match report::merge(&inputs) {
+                Ok(r) => r,
+                Err(e) => {
+                    out.abandon();
+                    return Err(e.into());
+                }
+            };
+            out.write(&report)?;
             Ok(ExitCode::from(report.exit_code() as u8))
         }
         Cmd::Rules { format } => {

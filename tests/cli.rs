@@ -68,9 +68,7 @@ fn json_report_has_the_documented_shape_and_no_tokens() {
         "--fault",
         "local-write-wins",
         "--format",
-        "json",
-        "--out",
-        path.to_str().unwrap(),
+        &format!("json={}", path.display()),
     ]);
     assert_eq!(code, 1);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -305,7 +303,7 @@ fn tag_expressions_too_long_or_too_deep_are_refused_at_once() {
 fn an_unwritable_out_path_fails_before_the_suite_runs() {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_convo-tck"))
-        .args(["run", "--out", "/nonexistent/x.json"])
+        .args(["run", "--format", "json=/nonexistent/x.json"])
         .env("RUST_LOG", "debug")
         .output()
         .unwrap();
@@ -324,9 +322,36 @@ fn an_unwritable_out_path_fails_before_the_suite_runs() {
     assert!(started.elapsed() < Duration::from_secs(10));
     // A directory is not a file either.
     let dir = std::env::temp_dir();
-    let (code, _, err) = tck(&["run", "--out", dir.to_str().unwrap()]);
+    let (code, _, err) = tck(&["run", "--format", &format!("table={}", dir.display())]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot write the report to"), "{err}");
+    // --out is a directory: one under a file cannot be made, and a file is not taken for one.
+    let (code, _, err) = tck(&["run", "--out", "/dev/null/reports"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot create the report directory /dev/null/reports"),
+        "{err}"
+    );
+    let file = dir.join(format!("convo-tck-not-a-dir-{}", std::process::id()));
+    std::fs::write(&file, "x").unwrap();
+    let (code, _, err) = tck(&["run", "--out", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is a file") && err.contains("--format FORMAT=PATH"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    let _ = std::fs::remove_file(&file);
+    // Two formats cannot share standard output.
+    let (code, _, err) = tck(&["run", "--format", "table,json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("2 formats would go to standard output"),
+        "{err}"
+    );
+    let (code, _, err) = tck(&["run", "--format", "xml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown format `xml`"), "{err}");
 }
 
 #[test]
@@ -334,12 +359,14 @@ fn a_run_refused_after_out_was_opened_leaves_the_file_as_it_was() {
     let dir = std::env::temp_dir();
     let kept = dir.join(format!("convo-tck-kept-{}.json", std::process::id()));
     std::fs::write(&kept, "previous report").unwrap();
-    let (code, _, err) = tck(&["run", "--tags", "@UPD-9", "--out", kept.to_str().unwrap()]);
+    let kept_arg = format!("json={}", kept.display());
+    let (code, _, err) = tck(&["run", "--tags", "@UPD-9", "--format", &kept_arg]);
     assert_eq!(code, 2, "{err}");
     assert_eq!(std::fs::read_to_string(&kept).unwrap(), "previous report");
     let _ = std::fs::remove_file(&kept);
     let fresh = dir.join(format!("convo-tck-fresh-{}.json", std::process::id()));
-    let (code, _, _) = tck(&["run", "--tags", "@UPD-9", "--out", fresh.to_str().unwrap()]);
+    let fresh_arg = format!("json={}", fresh.display());
+    let (code, _, _) = tck(&["run", "--tags", "@UPD-9", "--format", &fresh_arg]);
     assert_eq!(code, 2);
     assert!(!fresh.exists(), "a file the run created is removed");
 }
@@ -350,7 +377,7 @@ fn no_argument_is_echoed_back_unbounded() {
     let fault_eq = format!("--fault={huge}");
     let rule = format!("UPD-{}", "1".repeat(100_000));
     let tags = format!("@{huge}");
-    let out = format!("/nonexistent/{huge}");
+    let out = format!("/dev/null/{huge}");
     for args in [
         &["run", "--fault", &huge][..],
         &["run", &fault_eq],

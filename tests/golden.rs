@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use convo_tck::journal::Entry;
-use convo_tck::report::{json, table};
+use convo_tck::report::{json, junit, markdown, table};
 use convo_tck::rules;
 use convo_tck::scenario::{ScenarioRecord, SuiteOptions, SuiteRun, run_suite};
 use convo_tck::{Fault, Profile, ReferenceAdapter, Report, Secrets};
@@ -49,6 +49,13 @@ fn golden_run() -> SuiteRun {
         parse_errors: 0,
         seed: 1,
         filtered: true,
+        partition: None,
+        client_args: vec![
+            "--profile".into(),
+            "mobile".into(),
+            "--fault".into(),
+            "update-completes-on-ack".into(),
+        ],
     }
 }
 
@@ -71,6 +78,13 @@ fn a_failure_renders_its_evidence_and_minimal_trace_as_pinned() {
 fn the_json_report_of_a_failure_is_pinned() {
     let report = Report::build(&golden_run());
     insta::assert_snapshot!("failure_json", json::to_string(&report));
+}
+
+#[test]
+fn the_markdown_and_junit_reports_of_a_failure_are_pinned() {
+    let report = Report::build(&golden_run());
+    insta::assert_snapshot!("failure_markdown", markdown::render(&report));
+    insta::assert_snapshot!("failure_junit", junit::render(&report));
 }
 
 /// Records the fixture: runs the UPD-1 scenario against the reference client with its planted

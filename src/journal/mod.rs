@@ -10,6 +10,7 @@
 //! Must not import: the harness, the scenario runner, the checks, the rules, the report.
 
 mod summary;
+pub use summary::{Flow, Party};
 
 use std::sync::{Arc, Mutex};
 

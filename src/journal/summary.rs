@@ -78,10 +78,85 @@ fn frame(f: &FrameFact) -> String {
     )
 }
 
+/// Who takes part in a journal entry, as a sequence diagram draws it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Party {
+    /// The harness: scenario steps, controls, checkpoints.
+    Harness,
+    /// The client under test (through its adapter).
+    Client,
+    /// The backend's REST face.
+    Rest,
+    /// The backend's event channel.
+    Events,
+}
+
+/// An entry as a sequence diagram draws it: an arrow from one party to another, or a note
+/// over one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// A request or command: `from` asks `to`.
+    Call(Party, Party),
+    /// An answer: `from` answers `to`.
+    Answer(Party, Party),
+    /// A push `from` one party `to` another (an event, an observation).
+    Push(Party, Party),
+    /// Something that broke off between `from` and `to` (a refusal, a close, a drop).
+    Broken(Party, Party),
+    /// A note over a party.
+    Note(Party),
+}
+
 impl Entry {
+    /// Who this entry is between, for a sequence diagram.
+    pub fn flow(&self) -> Flow {
+        use Party::{Client, Events, Harness, Rest};
+        match &self.kind {
+            EntryKind::Backend(Fact::Request(_)) => Flow::Call(Client, Rest),
+            EntryKind::Backend(Fact::Refused(r)) => match r.layer {
+                Layer::Http => Flow::Broken(Rest, Client),
+                Layer::WebSocket => Flow::Broken(Events, Client),
+            },
+            EntryKind::Backend(Fact::Frame(_)) => Flow::Push(Events, Client),
+            EntryKind::Backend(Fact::Published(_) | Fact::Binding(_)) => Flow::Note(Rest),
+            EntryKind::Backend(Fact::Connected { .. }) => Flow::Call(Client, Events),
+            EntryKind::Backend(Fact::Disconnected { .. }) => Flow::Broken(Events, Client),
+            EntryKind::Backend(Fact::Dropped(d)) => match d.port {
+                crate::backend::Port::Rest => Flow::Broken(Rest, Client),
+                crate::backend::Port::Events => Flow::Broken(Events, Client),
+            },
+            EntryKind::Backend(Fact::Control(_)) => Flow::Call(Harness, Rest),
+            EntryKind::Backend(Fact::Token(t)) => match t.notice {
+                TokenNotice::Updated => Flow::Call(Client, Events),
+                TokenNotice::Rejected => Flow::Answer(Events, Client),
+                TokenNotice::AboutToExpire => Flow::Push(Events, Client),
+                TokenNotice::Expired => Flow::Broken(Events, Client),
+            },
+            EntryKind::Harness(HarnessEntry::Command { .. }) => Flow::Call(Harness, Client),
+            EntryKind::Harness(HarnessEntry::Reply(_)) => Flow::Answer(Client, Harness),
+            EntryKind::Harness(HarnessEntry::Observation { .. }) => Flow::Push(Client, Harness),
+            EntryKind::Harness(HarnessEntry::Log { .. }) => Flow::Note(Client),
+            EntryKind::Harness(
+                HarnessEntry::Restless { .. }
+                | HarnessEntry::TimePassed { .. }
+                | HarnessEntry::Checkpoint(_),
+            ) => Flow::Note(Harness),
+        }
+    }
+
     /// A one-line human description: `#12 t+1.000s [ref-1] POST /v1/... → 200 (revision 3)`.
     pub fn summary(&self) -> String {
-        let what = match &self.kind {
+        let who = self
+            .instance
+            .as_ref()
+            .map(|i| format!(" [{i}]"))
+            .unwrap_or_default();
+        format!("#{} {}{who} {}", self.seq, self.at, self.describe())
+    }
+
+    /// What happened, without the sequence number, time and instance of [`Entry::summary`].
+    pub fn describe(&self) -> String {
+        match &self.kind {
             EntryKind::Backend(Fact::Request(r)) => request(r),
             EntryKind::Backend(Fact::Refused(r)) => refused(r),
             EntryKind::Backend(Fact::Frame(f)) => frame(f),
@@ -174,13 +249,7 @@ impl Entry {
             EntryKind::Harness(HarnessEntry::Checkpoint(Checkpoint::CountCacheLifetime { ms })) => {
                 format!("harness: count reads are judged with a cache lifetime of {ms} ms")
             }
-        };
-        let who = self
-            .instance
-            .as_ref()
-            .map(|i| format!(" [{i}]"))
-            .unwrap_or_default();
-        format!("#{} {}{who} {what}", self.seq, self.at)
+        }
     }
 }
 

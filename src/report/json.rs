@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::Report;
 
 /// The report's format version (bumped on incompatible changes).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The report as JSON.
 pub fn to_value(report: &Report) -> Value {

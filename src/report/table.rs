@@ -22,6 +22,9 @@ fn failure(out: &mut String, r: &RuleRow) {
         let _ = writeln!(out, "  - {e}");
     }
     let _ = writeln!(out, "  if this fails, check: {}", r.hint);
+    for command in &r.replay {
+        let _ = writeln!(out, "  rerun: {command}");
+    }
     if let Some(t) = &r.trace {
         let _ = writeln!(
             out,
@@ -69,6 +72,9 @@ pub fn render(report: &Report) -> String {
     }
     for e in &report.errors {
         let _ = writeln!(out, "\nERROR in \"{}\": {}", e.scenario, e.error);
+        if let Some(command) = &e.replay {
+            let _ = writeln!(out, "  rerun: {command}");
+        }
     }
     let s = &report.summary;
     let _ = writeln!(

@@ -57,6 +57,18 @@ impl Parser<()> for Embedded {
     }
 }
 
+/// The embedded features that parse, with their examples expanded (what the runner runs).
+pub(crate) fn parsed() -> Vec<gherkin::Feature> {
+    sources()
+        .into_iter()
+        .filter_map(|(path, text)| {
+            let mut f = gherkin::Feature::parse(text, GherkinEnv::default()).ok()?;
+            f.path = Some(PathBuf::from(path));
+            f.expand_examples().ok()
+        })
+        .collect()
+}
+
 /// All rule-id tags (`@SYNC-1` → `SYNC-1`) of the embedded features, with where they appear.
 pub fn rule_tags() -> Vec<(String, String)> {
     let mut out = Vec::new();

@@ -37,6 +37,72 @@ pub struct SuiteOptions {
     pub concurrency: usize,
     /// The profile to judge by when the adapter never said hello (it could not be started).
     pub profile: Profile,
+    /// Only the scenario of this name (exact, as reports print it).
+    pub scenario: Option<String>,
+    /// Only this shard of the selected scenarios.
+    pub partition: Option<Partition>,
+    /// The command-line arguments that select this client (`--adapter ...`, `--fault ...`,
+    /// `--profile ...`): replay commands repeat them.
+    pub client_args: Vec<String>,
+}
+
+/// Shard `index` of `count` (both from 1): `--partition 2/4`. The selected scenarios, sorted by
+/// feature and name, are dealt round-robin, so every scenario lands in exactly one shard and a
+/// shard's share does not depend on the machine or the order features were read in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Partition {
+    /// This shard, from 1.
+    pub index: u32,
+    /// How many shards.
+    pub count: u32,
+}
+
+impl Partition {
+    /// The most shards a run may be split into.
+    pub const MAX_COUNT: u32 = 1024;
+
+    /// Whether the `nth` (from 0) of the sorted selection belongs to this shard.
+    pub fn owns(self, nth: usize) -> bool {
+        nth % self.count as usize == (self.index - 1) as usize
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// A `--partition` that is not `K/N` with `1 <= K <= N <= 1024`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid partition `{given}`: expected K/N with 1 <= K <= N <= {max}, e.g. 2/4", max = Partition::MAX_COUNT)]
+pub struct BadPartition {
+    /// What was given (elided if long).
+    pub given: String,
+}
+
+impl FromStr for Partition {
+    type Err = BadPartition;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadPartition {
+            given: elide(s).into_owned(),
+        };
+        // nextest's spelling is accepted too: `count:2/4`.
+        let (k, n) = s
+            .trim()
+            .trim_start_matches("count:")
+            .split_once('/')
+            .ok_or_else(bad)?;
+        let (index, count) = (
+            k.trim().parse::<u32>().map_err(|_| bad())?,
+            n.trim().parse::<u32>().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count || count > Self::MAX_COUNT {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
 }
 
 impl Default for SuiteOptions {
@@ -49,6 +115,9 @@ impl Default for SuiteOptions {
             progress: false,
             concurrency: 16,
             profile: Profile::Mobile,
+            scenario: None,
+            partition: None,
+            client_args: Vec::new(),
         }
     }
 }
@@ -119,6 +188,14 @@ pub enum SuiteError {
     /// A rule id (in `--rule` or in the tag expression) is not in the catalog.
     #[error(transparent)]
     UnknownRule(#[from] UnknownRule),
+    /// `--scenario` names no embedded scenario.
+    #[error("no scenario is named `{given}`{}", nearest.as_ref().map(|n| format!("; the nearest is `{n}`")).unwrap_or_default())]
+    UnknownScenario {
+        /// The name given (elided if long).
+        given: String,
+        /// The closest scenario name, if one is close.
+        nearest: Option<String>,
+    },
 }
 
 /// Everything a run produced.
@@ -138,6 +215,10 @@ pub struct SuiteRun {
     pub seed: u64,
     /// Whether the run was restricted to some scenarios.
     pub filtered: bool,
+    /// The shard this run was, if it was one.
+    pub partition: Option<Partition>,
+    /// The arguments that select the client, for replay commands.
+    pub client_args: Vec<String>,
 }
 
 fn rules_of(feature: &gherkin::Feature, scenario: &gherkin::Scenario) -> Vec<RuleId> {
@@ -334,24 +415,11 @@ pub async fn run_suite(
                 .push(record);
         })
     });
-    let wanted = opts.rules.clone();
-    let filtered = tags.is_some() || !wanted.is_empty();
+    let filtered = tags.is_some() || !opts.rules.is_empty() || opts.scenario.is_some();
+    let chosen = select(opts, tags.as_ref())?;
     let writer = cucumber
-        .filter_run((), move |feature, rule, scenario| {
-            let by_tags = tags.as_ref().is_none_or(|t| {
-                t.eval(
-                    feature
-                        .tags
-                        .iter()
-                        .chain(rule.iter().flat_map(|r| &r.tags))
-                        .chain(scenario.tags.iter()),
-                )
-            });
-            let by_rule = wanted.is_empty()
-                || rules_of(feature, scenario)
-                    .iter()
-                    .any(|r| wanted.contains(r));
-            by_tags && by_rule
+        .filter_run((), move |feature, _, scenario| {
+            chosen.contains(&(feature.name.clone(), scenario.name.clone()))
         })
         .await;
     tracing::debug!(parse_errors = writer.parsing_errors(), "suite ends");
@@ -367,7 +435,83 @@ pub async fn run_suite(
         parse_errors: writer.parsing_errors(),
         seed: opts.seed,
         filtered,
+        partition: opts.partition,
+        client_args: opts.client_args.clone(),
     })
+}
+
+/// The `(feature, scenario)` names this run plays: the scenarios the tags, rules and name
+/// select, sorted, then this shard's share of them.
+fn select(
+    opts: &SuiteOptions,
+    tags: Option<&TagOperation>,
+) -> Result<std::collections::HashSet<(String, String)>, SuiteError> {
+    let features = super::features::parsed();
+    let mut all: Vec<(String, String)> = Vec::new();
+    let mut selected: Vec<(String, String)> = Vec::new();
+    for feature in &features {
+        let in_rules = feature
+            .rules
+            .iter()
+            .flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s)));
+        for (rule, scenario) in feature.scenarios.iter().map(|s| (None, s)).chain(in_rules) {
+            let name = (feature.name.clone(), scenario.name.clone());
+            all.push(name.clone());
+            let by_tags = tags.is_none_or(|t| {
+                t.eval(
+                    feature
+                        .tags
+                        .iter()
+                        .chain(rule.iter().flat_map(|r: &&gherkin::Rule| &r.tags))
+                        .chain(scenario.tags.iter()),
+                )
+            });
+            let by_rule = opts.rules.is_empty()
+                || rules_of(feature, scenario)
+                    .iter()
+                    .any(|r| opts.rules.contains(r));
+            let by_name = opts.scenario.as_ref().is_none_or(|n| *n == scenario.name);
+            if by_tags && by_rule && by_name {
+                selected.push(name);
+            }
+        }
+    }
+    if let Some(given) = &opts.scenario
+        && !all.iter().any(|(_, s)| s == given)
+    {
+        return Err(SuiteError::UnknownScenario {
+            given: elide(given).into_owned(),
+            nearest: nearest(given, all.iter().map(|(_, s)| s.as_str())),
+        });
+    }
+    selected.sort();
+    selected.dedup();
+    Ok(selected
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| opts.partition.is_none_or(|p| p.owns(*i)))
+        .map(|(_, name)| name)
+        .collect())
+}
+
+/// The candidate closest to `given` by edit distance over words, if it shares at least half of
+/// its words (a typo, a changed number), so an error can say what was probably meant.
+fn nearest<'a>(given: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    let words = |s: &str| -> Vec<String> {
+        s.split_whitespace()
+            .map(|w| w.to_lowercase())
+            .collect::<Vec<_>>()
+    };
+    let wanted = words(given);
+    candidates
+        .map(|c| {
+            let have = words(c);
+            let shared = wanted.iter().filter(|w| have.contains(w)).count();
+            (shared, c)
+        })
+        .filter(|(shared, _)| *shared * 2 >= wanted.len().max(1))
+        .max_by_key(|(shared, c)| (*shared, std::cmp::Reverse(c.len())))
+        .map(|(_, c)| c.to_owned())
 }
 
 #[cfg(test)]
