@@ -21,11 +21,14 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use regex::Regex;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A token's fingerprint: `tok:` and the first 12 hex digits of its SHA-256.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct TokenFingerprint(String);
 

@@ -18,6 +18,7 @@ use convo_tck::scenario::{Partition, SuiteOptions, run_suite};
 use convo_tck::{Fault, FaultSet, Profile, ReferenceAdapter, Report, Verdict};
 
 const TOOLS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools");
+const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/report.schema.json");
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -187,6 +188,19 @@ fn every_writer_accepts_every_fault_and_hostile_text() {
     );
     let (ok, text) = junit_validate(&xml_files);
     assert!(ok, "a JUnit file is invalid:\n{text}");
+    // And the JSON of each is what the published schema says.
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SCHEMA_PATH).unwrap()).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).expect("a valid draft 2020-12 schema");
+    for (name, r) in &reports {
+        let value = json::to_value(r);
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .take(5)
+            .map(|e| format!("{e} (at {})", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{name}: {}", errors.join("\n"));
+    }
 
     // Hostile text stays text: outside code blocks, no markup of its own.
     let hostile = &reports.last().unwrap().1;
@@ -205,6 +219,29 @@ fn every_writer_accepts_every_fault_and_hostile_text() {
     let xml = junit::render(hostile);
     assert!(xml.contains("\\u{1}") && !xml.contains('\u{1}'), "{xml}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_committed_report_schema_is_the_generated_one() {
+    let mut fresh = serde_json::to_string_pretty(&json::schema()).unwrap();
+    fresh.push('\n');
+    if std::env::var_os("CONVO_TCK_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(SCHEMA_PATH, &fresh).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(SCHEMA_PATH).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "docs/report.schema.json is not what the report types generate; regenerate it with \
+         `cargo run --example report_schema > docs/report.schema.json` (or CONVO_TCK_BLESS=1 \
+         cargo test --test reports) and commit it"
+    );
+    // A report of another format version is refused by the schema.
+    let validator = jsonschema::draft202012::new(&json::schema()).unwrap();
+    let mut old = json::to_value(&hostile_report());
+    assert!(validator.is_valid(&old));
+    old["format_version"] = 2.into();
+    assert!(!validator.is_valid(&old));
 }
 
 /// The Markdown without its fenced code blocks (whose content is shown as is).

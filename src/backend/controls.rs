@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -90,7 +91,7 @@ impl BindingState {
 
 /// The counts of one conversation as one participant sees them now, and when each last changed
 /// (the truth a client's counts are judged against).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CountsTruth {
     /// The conversation.
     pub conversation: ConversationSid,

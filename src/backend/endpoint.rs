@@ -4,12 +4,13 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::wire::ConversationSid;
 
 /// One endpoint of the mock service, with what identifies the request's object.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "endpoint", rename_all = "snake_case")]
 pub enum Endpoint {
     /// The app's token generator.
@@ -132,7 +133,7 @@ pub enum Endpoint {
 
 /// An endpoint without what identifies the request's object: what a gate on "every request to
 /// one endpoint" names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointKind {
     /// `token`

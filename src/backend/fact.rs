@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -26,7 +27,7 @@ pub trait Recorder: Send + Sync + 'static {
 }
 
 /// A REST request and how it was answered.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestFact {
     /// HTTP method.
     pub method: String,
@@ -73,7 +74,7 @@ pub fn quoted(text: &str) -> String {
 }
 
 /// Which layer refused some input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
     /// HTTP/1.1 on the REST port, or the event channel's handshake.
@@ -83,7 +84,7 @@ pub enum Layer {
 }
 
 /// Why input was refused before any endpoint saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// The request line or a header could not be parsed (400).
@@ -155,7 +156,7 @@ impl fmt::Display for Refusal {
 /// Input the backend refused before any endpoint saw it: malformed HTTP on the REST port, a
 /// bad upgrade on the event channel's port, a WebSocket protocol violation. Every raw text it
 /// quotes is cut to [`MAX_QUOTED`] characters (and, like every entry, redacted by the journal).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RefusedFact {
     /// Which layer refused it.
     pub layer: Layer,
@@ -189,7 +190,7 @@ impl RefusedFact {
 }
 
 /// A token the backend minted, by fingerprint, and the identity it was minted for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Issued {
     /// The chat identity.
     pub identity: String,
@@ -215,7 +216,7 @@ impl RequestFact {
 }
 
 /// An event frame written to a client's socket.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FrameFact {
     /// The event's sequence number.
     pub event_seq: u64,
@@ -252,7 +253,7 @@ impl FrameFact {
 /// An event the backend published: numbered, and queued for every connected member of its
 /// audience. Recorded when it enters the event log, before any socket carries it, so a `settle`
 /// sent after this entry is answered only once the client has processed the event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PublishedFact {
     /// The event's sequence number.
     pub event_seq: u64,
@@ -271,7 +272,7 @@ pub struct PublishedFact {
 /// A change to the set of push bindings, recorded by the service while the model is locked:
 /// every change of the set (a creation, a refresh, a removal, an expiry) is exactly one of
 /// these, so the set at any point of the journal is the replay of these facts before it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BindingFact {
     /// What happened.
     pub change: BindingChange,
@@ -302,7 +303,7 @@ impl fmt::Display for BindingFact {
 }
 
 /// Which of the backend's public ports a connection came to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Port {
     /// The REST API (and the token generator).
@@ -312,7 +313,7 @@ pub enum Port {
 }
 
 /// A connection the half-open network took and dropped without an answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DroppedFact {
     /// The port it came to.
     pub port: Port,
@@ -326,7 +327,7 @@ pub struct DroppedFact {
 }
 
 /// A change the harness made to the backend.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "control", rename_all = "snake_case")]
 pub enum Control {
     /// A fixture's users and conversations were added (as if they always existed).
@@ -452,15 +453,16 @@ pub enum Control {
     },
     /// A list change was scheduled for a point of the page walk.
     ListChangeScheduled {
-        /// The point.
+        /// The point (serialized as `point`: an entry's `at` is its time).
+        #[serde(rename = "point")]
         at: At,
         /// The change.
         change: ListAction,
     },
     /// A list change was made.
     ListChanged {
-        /// The point it was scheduled for, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The point it was scheduled for, if any (serialized as `point`).
+        #[serde(rename = "point", default, skip_serializing_if = "Option::is_none")]
         at: Option<At>,
         /// Whether its point was never reached and it was made once the client settled.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -585,7 +587,7 @@ impl fmt::Display for Control {
 }
 
 /// One thing the backend saw or did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fact {
     /// A REST request (or the event channel's handshake) and its answer.
@@ -626,7 +628,7 @@ pub enum Fact {
 }
 
 /// What happened to the token of an open event channel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenNotice {
     /// `token_about_to_expire` was sent ([`crate::backend::EXPIRY_WARNING`] before expiry).
@@ -640,7 +642,7 @@ pub enum TokenNotice {
 }
 
 /// One token notice on one socket.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TokenFact {
     /// Which socket.
     pub socket: u64,

@@ -14,6 +14,7 @@ pub use summary::{Flow, Party};
 
 use std::sync::{Arc, Mutex};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::adapter::{Command, CommandKind, Observation, Outcome, WireOutcome};
@@ -23,7 +24,7 @@ use crate::secrets::Secrets;
 use crate::wire::{ConversationSid, InstanceId};
 
 /// A reply as the journal keeps it: with the command it answers, so its body can be read back.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct ReplyRecord {
     /// The request's id.
     pub id: u64,
@@ -55,7 +56,7 @@ impl<'de> Deserialize<'de> for ReplyRecord {
 }
 
 /// What the harness checked the client against at one moment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "checkpoint", rename_all = "snake_case")]
 pub enum Checkpoint {
     /// The backend's subscribed list of `user` now: the client's next list must equal it.
@@ -77,7 +78,7 @@ pub enum Checkpoint {
 }
 
 /// What the harness did or heard.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HarnessEntry {
     /// The harness sent a command.
@@ -115,7 +116,7 @@ pub enum HarnessEntry {
 }
 
 /// One journal entry's content: a backend fact or a harness entry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum EntryKind {
     /// Recorded by the backend.
@@ -125,7 +126,7 @@ pub enum EntryKind {
 }
 
 /// One journal entry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Entry {
     /// Global order within the scenario.
     pub seq: u64,

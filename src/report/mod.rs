@@ -18,6 +18,7 @@ pub mod markdown;
 pub mod merge;
 pub mod table;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use merge::{MergeError, merge};
@@ -36,7 +37,7 @@ pub const EXIT_FAIL: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
 
 /// The journal of a failing scenario, cut after the last entry that shows the failure.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Trace {
     /// Feature name.
     pub feature: String,
@@ -49,7 +50,7 @@ pub struct Trace {
 }
 
 /// One row of the matrix.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct RuleRow {
     /// Rule id.
     pub id: RuleId,
@@ -76,7 +77,7 @@ pub struct RuleRow {
 }
 
 /// A scenario the harness or adapter could not complete.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct HarnessError {
     /// Scenario name.
     pub scenario: String,
@@ -90,7 +91,7 @@ pub struct HarnessError {
 }
 
 /// Verdict counts.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct Summary {
     /// Rules that passed.
     pub pass: usize,
@@ -111,7 +112,7 @@ pub struct Summary {
 }
 
 /// What one check found in one scenario, as the report keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckOutcome {
     /// The rule.
     pub rule: RuleId,
@@ -127,7 +128,7 @@ pub struct CheckOutcome {
 }
 
 /// How a check ended in one scenario.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// Provoked, and it held.
@@ -139,7 +140,7 @@ pub enum FindingKind {
 }
 
 /// What one scenario showed, without its journal: the matrix is a function of these.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ScenarioOutcome {
     /// Feature name.
     pub feature: String,
@@ -216,7 +217,7 @@ impl ScenarioOutcome {
 }
 
 /// The compliance matrix of one run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Report {
     /// Adapter name.
     pub adapter: String,

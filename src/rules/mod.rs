@@ -18,6 +18,7 @@ mod catalog;
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 use crate::adapter::Profile;
@@ -121,6 +122,27 @@ impl<'de> serde::Deserialize<'de> for RuleId {
     }
 }
 
+/// Written as in tags and reports (`"UPD-1"`), like its [`Serialize`]: a string, one of the
+/// catalog's ids.
+impl JsonSchema for RuleId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RuleId".into()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        concat!(module_path!(), "::RuleId").into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let ids: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
+        schemars::json_schema!({
+            "description": "A rule identifier of the catalog, as written in tags and reports.",
+            "type": "string",
+            "enum": ids,
+        })
+    }
+}
+
 /// A rule id that is not in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown rule `{given}`; known rules: {}", RuleId::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))]
@@ -145,7 +167,7 @@ impl FromStr for RuleId {
 }
 
 /// How strongly a rule binds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     /// A failure fails the run (exit code 1).
@@ -167,7 +189,7 @@ impl fmt::Display for Level {
 }
 
 /// Which client profile a rule is required of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleProfile {
     /// Every client stack.
@@ -274,7 +296,7 @@ pub fn collateral_of(fault: Fault) -> Vec<RuleId> {
 }
 
 /// The verdict on one rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Every check of the rule was provoked and held.

@@ -49,7 +49,9 @@ pub struct SuiteOptions {
 /// Shard `index` of `count` (both from 1): `--partition 2/4`. The selected scenarios, sorted by
 /// feature and name, are dealt round-robin, so every scenario lands in exactly one shard and a
 /// shard's share does not depend on the machine or the order features were read in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Partition {
     /// This shard, from 1.
     pub index: u32,

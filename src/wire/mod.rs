@@ -144,6 +144,26 @@ impl Serialize for ObjectKey {
     }
 }
 
+/// Written as its [`Display`](fmt::Display), like its [`Serialize`]: `user:{identity}` for a
+/// user, the bare sid for a conversation. Any other string reads as a conversation's sid.
+impl schemars::JsonSchema for ObjectKey {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ObjectKey".into()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        concat!(module_path!(), "::ObjectKey").into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An object that has revisions and Updated events: `user:{identity}` \
+                for a user, the conversation's sid for a conversation.",
+            "type": "string",
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for ObjectKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;

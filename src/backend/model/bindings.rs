@@ -5,6 +5,7 @@
 //! Every change returns what it did ([`BindingChange`] with the record), so the service can
 //! journal exactly one fact per change of the binding set.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Model;
@@ -13,7 +14,7 @@ use crate::clock::VirtualInstant;
 use crate::wire::sid;
 
 /// What happened to a binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BindingChange {
     /// A registration write (or the harness) created it.

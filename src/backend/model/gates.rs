@@ -2,13 +2,14 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::endpoint::{Endpoint, EndpointKind};
 use crate::wire::ConversationSid;
 
 /// A closed gate on part of the service.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "gate", rename_all = "snake_case")]
 pub enum Gate {
     /// The final page of a user's subscribed list.

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -13,7 +14,7 @@ use super::{Model, PendingEvent};
 use crate::wire::{ConversationSid, EventType, ObjectKey};
 
 /// A point in the client's walk through its subscribed list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "point", content = "page", rename_all = "snake_case")]
 pub enum At {
     /// When page `n` (0-based) is requested, before it is computed.
@@ -36,7 +37,7 @@ impl fmt::Display for At {
 }
 
 /// One change to a user's subscribed conversations.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum ListAction {
     /// Create a conversation with these participants and announce it (`conversation_added`).
