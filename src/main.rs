@@ -37,6 +37,14 @@ enum Format {
     Json,
 }
 
+/// Which property campaigns to run.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CampaignChoice {
+    Lifecycle,
+    Lists,
+    All,
+}
+
 /// A report writer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ReportFormat {
@@ -164,6 +172,43 @@ enum Cmd {
         /// How long an adapter process may take to say hello, in milliseconds (default 10000).
         #[arg(long, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
         hello_timeout_ms: Option<u64>,
+    },
+    /// Run property campaigns: random lifecycles (starts, updates, gates, held events, other
+    /// writers, outages, background spells, tokens, counts, time) and random subscribed lists,
+    /// every selected rule an invariant after every step; a violation is shrunk to a minimal
+    /// case and printed with the command that replays it. Exit 0 held, 1 violated, 2 error.
+    Properties {
+        /// Which profile's rules are held (its required MUST rules, unless --rule says).
+        /// With --adapter, give the profile the adapter declares. [default: mobile]
+        #[arg(long)]
+        profile: Option<Profile>,
+        /// Switch on a planted bug of the reference client (repeatable).
+        #[arg(long = "fault")]
+        faults: Vec<Fault>,
+        /// Test this adapter process instead of the reference client.
+        #[arg(long, conflicts_with = "faults")]
+        adapter: Option<String>,
+        /// Hold exactly these rules (repeatable) instead of the profile's required MUST rules.
+        #[arg(long = "rule")]
+        rules: Vec<RuleId>,
+        /// Which campaigns.
+        #[arg(long, value_enum, default_value = "all")]
+        campaign: CampaignChoice,
+        /// Random cases per campaign (split across shards with --partition).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        cases: u32,
+        /// Longest random lifecycle, in steps.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=500))]
+        max_steps: u64,
+        /// Seed of the case generator: same seed, same cases.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run only shard K of N: its share of the cases, from its own seed.
+        #[arg(long)]
+        partition: Option<Partition>,
+        /// Play this counterexample again (the JSON a violation prints) instead of a campaign.
+        #[arg(long, conflicts_with_all = ["campaign", "cases", "partition"])]
+        replay: Option<String>,
     },
     /// Merge the JSON reports of a sharded run (`run --partition K/N --format json=...`) into
     /// the matrix one run would have given; exit code as `run`'s.
@@ -430,6 +475,282 @@ impl Destinations {
     }
 }
 
+/// A progress bar on stderr when it is a terminal; hidden (and free) otherwise, so logs and CI
+/// output stay clean.
+fn progress_bar(prefix: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if !io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(prefix.to_owned());
+    bar
+}
+
+/// Feeds a suite run's progress to `bar`: one tick per scenario, each failing scenario printed
+/// above the bar as it ends.
+fn suite_feed(bar: &indicatif::ProgressBar) -> convo_tck::scenario::ProgressFeed {
+    use convo_tck::scenario::SuiteProgress;
+    let bar = bar.clone();
+    convo_tck::scenario::ProgressFeed::new(move |p| match p {
+        SuiteProgress::Selected(n) => bar.set_length(n as u64),
+        SuiteProgress::Ended {
+            feature,
+            scenario,
+            failed,
+        } => {
+            if failed {
+                bar.println(format!("failed: {feature}: {scenario}"));
+            }
+            bar.set_message(scenario.to_owned());
+            bar.inc(1);
+        }
+    })
+}
+
+/// Words as a shell reads them back.
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| shlex::try_quote(w).map_or_else(|_| w.replace('\0', ""), |q| q.into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The adapter a `run` or `properties` command tests, with the arguments a replay command
+/// repeats to get the same client.
+fn client(
+    command: Option<&String>,
+    profile: Profile,
+    explicit_profile: bool,
+    faults: &[Fault],
+    hello_timeout_ms: Option<u64>,
+) -> anyhow::Result<(Arc<dyn convo_tck::Adapter>, Vec<String>)> {
+    let mut args = Vec::new();
+    if let Some(line) = command {
+        args.extend(["--adapter".to_owned(), line.clone()]);
+    }
+    if command.is_none() || explicit_profile {
+        args.extend(["--profile".to_owned(), profile.to_string()]);
+    }
+    for f in faults {
+        args.extend(["--fault".to_owned(), f.name().to_owned()]);
+    }
+    let adapter: Arc<dyn convo_tck::Adapter> = match command {
+        Some(line) => {
+            if !faults.is_empty() {
+                anyhow::bail!(
+                    "--fault plants bugs in the reference client; it cannot be combined with an adapter"
+                );
+            }
+            let mut limits = ProcessLimits::default();
+            if let Some(ms) = hello_timeout_ms {
+                limits.hello_timeout = std::time::Duration::from_millis(ms);
+            }
+            Arc::new(ProcessAdapter::new(line)?.with_limits(limits))
+        }
+        None => Arc::new(ReferenceAdapter::with_faults(
+            profile,
+            faults.iter().copied().collect::<FaultSet>(),
+        )),
+    };
+    Ok((adapter, args))
+}
+
+/// `convo-tck properties`: runs outside the async runtime (each case drives its own).
+#[allow(clippy::too_many_arguments)]
+fn properties(
+    profile: Option<Profile>,
+    faults: Vec<Fault>,
+    adapter: Option<String>,
+    rules: Vec<RuleId>,
+    campaign: CampaignChoice,
+    cases: u32,
+    max_steps: u64,
+    seed: u64,
+    partition: Option<Partition>,
+    replay: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    use convo_tck::properties::{self as props, CampaignResult, Counterexample};
+    let config = Config::load()?;
+    let command = adapter.or(config.adapter.command.clone());
+    let explicit_profile = profile.is_some();
+    let profile = profile
+        .or(config.adapter.profile.filter(|_| command.is_some()))
+        .unwrap_or(Profile::Mobile);
+    let (adapter, mut client_args) = client(
+        command.as_ref(),
+        profile,
+        explicit_profile,
+        &faults,
+        config.adapter.hello_timeout_ms,
+    )?;
+    let judged: Vec<RuleId> = if rules.is_empty() {
+        CATALOG
+            .iter()
+            .filter(|r| {
+                r.is_implemented() && r.level == rules::Level::Must && r.profile.requires(profile)
+            })
+            .map(|r| r.id)
+            .collect()
+    } else {
+        for r in &rules {
+            client_args.extend(["--rule".to_owned(), r.as_str().to_owned()]);
+        }
+        rules
+    };
+    let replay_command = |c: &Counterexample| {
+        let mut words = vec!["convo-tck".to_owned(), "properties".to_owned()];
+        words.extend(client_args.iter().cloned());
+        words.extend(["--replay".to_owned(), c.to_json()]);
+        shell_words(&words)
+    };
+    let mut text = format!(
+        "property campaigns against {}, profile {profile}; invariants: {}\n",
+        adapter.name(),
+        judged
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(json) = replay {
+        let case: Counterexample = serde_json::from_str(&json).map_err(|e| {
+            anyhow::anyhow!(
+                "--replay `{}` is not a counterexample (the JSON a violation prints): {e}",
+                elide(&json)
+            )
+        })?;
+        let code = match case.replay(adapter, &judged) {
+            Ok(()) => {
+                text.push_str(&format!("replay of {} step(s): held\n", case.len()));
+                0
+            }
+            Err(m) if m.contains("harness error") => {
+                text.push_str(&format!("replay: harness error: {m}\n"));
+                2
+            }
+            Err(m) => {
+                text.push_str(&format!("replay of {} step(s): VIOLATED {m}\n", case.len()));
+                1
+            }
+        };
+        emit(&text)?;
+        return Ok(ExitCode::from(code));
+    }
+    let (index, count) = partition.map_or((1, 1), |p| (p.index, p.count));
+    let (share, shard_seed) = props::shard(cases, seed, index, count);
+    if let Some(p) = partition {
+        text.push_str(&format!(
+            "shard {p}: {share} of {cases} case(s) per campaign, from seed {shard_seed}\n"
+        ));
+    }
+    emit(&text)?;
+    let mut code = 0u8;
+    let kinds: &[(&str, CampaignChoice)] = &[
+        ("lifecycle", CampaignChoice::Lifecycle),
+        ("lists", CampaignChoice::Lists),
+    ];
+    for (name, kind) in kinds {
+        if campaign != CampaignChoice::All && campaign != *kind {
+            continue;
+        }
+        if share == 0 {
+            emit(&format!("{name}: no case in this shard\n"))?;
+            continue;
+        }
+        let bar = progress_bar(name);
+        bar.set_length(u64::from(share));
+        let feed = {
+            let bar = bar.clone();
+            let share = u64::from(share);
+            props::Progress::new(move |n| {
+                if n > share {
+                    bar.set_message(format!("shrinking a violation: step {}", n - share));
+                } else {
+                    bar.set_position(n);
+                }
+            })
+        };
+        let result: CampaignResult<Counterexample> = match kind {
+            CampaignChoice::Lifecycle => {
+                let c = props::Campaign {
+                    cases: share,
+                    max_steps: usize::try_from(max_steps).unwrap_or(30),
+                    seed: shard_seed,
+                    rules: judged.clone(),
+                    progress: Some(feed),
+                    ..props::Campaign::default()
+                };
+                map_counterexample(
+                    props::run_campaign(adapter.clone(), &c),
+                    Counterexample::Lifecycle,
+                )
+            }
+            _ => {
+                let c = props::ListCampaign {
+                    cases: share,
+                    seed: shard_seed,
+                    rules: judged.clone(),
+                    progress: Some(feed),
+                    ..props::ListCampaign::default()
+                };
+                map_counterexample(
+                    props::lists::run_list_campaign_with(adapter.clone(), &c),
+                    Counterexample::List,
+                )
+            }
+        };
+        bar.finish_and_clear();
+        let line = match result {
+            CampaignResult::Held { cases } => {
+                format!("{name}: {cases} case(s), every invariant held\n")
+            }
+            CampaignResult::Error { message } => {
+                code = 2;
+                format!("{name}: harness error: {message}\n")
+            }
+            CampaignResult::Violated {
+                counterexample,
+                message,
+            } => {
+                code = code.max(1);
+                format!(
+                    "{name}: VIOLATED {message}\n  shrunk to {} step(s): {}\n  replay: {}\n",
+                    counterexample.len(),
+                    counterexample.to_json(),
+                    replay_command(&counterexample)
+                )
+            }
+        };
+        emit(&line)?;
+    }
+    Ok(ExitCode::from(code))
+}
+
+fn map_counterexample<C, D>(
+    r: convo_tck::properties::CampaignResult<C>,
+    f: impl FnOnce(C) -> D,
+) -> convo_tck::properties::CampaignResult<D> {
+    use convo_tck::properties::CampaignResult;
+    match r {
+        CampaignResult::Held { cases } => CampaignResult::Held { cases },
+        CampaignResult::Error { message } => CampaignResult::Error { message },
+        CampaignResult::Violated {
+            counterexample,
+            message,
+        } => CampaignResult::Violated {
+            counterexample: f(counterexample),
+            message,
+        },
+    }
+}
+
 /// A path as an error message quotes it.
 fn shown(path: &Path) -> String {
     elide(&path.display().to_string()).into_owned()
@@ -464,40 +785,26 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             if let Some(ms) = timeout_ms.or(config.adapter.timeout_ms) {
                 defaults.safety = std::time::Duration::from_millis(ms);
             }
-            // What a replay command repeats to get the same client.
-            let mut client_args = Vec::new();
-            if let Some(line) = &command {
-                client_args.extend(["--adapter".to_owned(), line.clone()]);
+            let (adapter, client_args) = client(
+                command.as_ref(),
+                profile,
+                explicit_profile.is_some(),
+                &faults,
+                hello_timeout_ms.or(config.adapter.hello_timeout_ms),
+            )?;
+            if command.is_some() {
+                defaults.concurrency = 1;
             }
-            if command.is_none() || explicit_profile.is_some() {
-                client_args.extend(["--profile".to_owned(), profile.to_string()]);
-            }
-            for f in &faults {
-                client_args.extend(["--fault".to_owned(), f.name().to_owned()]);
-            }
-            let adapter: Arc<dyn convo_tck::Adapter> = match &command {
-                Some(line) => {
-                    if !faults.is_empty() {
-                        anyhow::bail!(
-                            "--fault plants bugs in the reference client; it cannot be combined with an adapter"
-                        );
-                    }
-                    defaults.concurrency = 1;
-                    let mut limits = ProcessLimits::default();
-                    if let Some(ms) = hello_timeout_ms.or(config.adapter.hello_timeout_ms) {
-                        limits.hello_timeout = std::time::Duration::from_millis(ms);
-                    }
-                    Arc::new(ProcessAdapter::new(line)?.with_limits(limits))
-                }
-                None => Arc::new(ReferenceAdapter::with_faults(
-                    profile,
-                    faults.into_iter().collect::<FaultSet>(),
-                )),
-            };
             // The file's `jobs` is about the adapter process; the flag applies to any run.
             if let Some(j) = jobs.or(config.adapter.jobs.filter(|_| command.is_some())) {
                 defaults.concurrency = usize::from(j);
             }
+            // cucumber's own lines with --progress; else a bar on a terminal.
+            let bar = if progress {
+                indicatif::ProgressBar::hidden()
+            } else {
+                progress_bar("scenarios")
+            };
             let opts = SuiteOptions {
                 tags,
                 rules,
@@ -507,9 +814,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 scenario,
                 partition,
                 client_args,
+                on_progress: Some(suite_feed(&bar)),
                 ..defaults
             };
-            let suite = match run_suite(adapter, &opts).await {
+            let suite = run_suite(adapter, &opts).await;
+            bar.finish_and_clear();
+            let suite = match suite {
                 Ok(s) => s,
                 Err(e) => {
                     note(format_args!("error: {e}"));
@@ -604,6 +914,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Cmd::Properties { .. } => unreachable!("handled before the runtime runs commands"),
         Cmd::ReferenceAdapter { profile, faults } => {
             let adapter = ReferenceAdapter::with_faults(profile, faults.into_iter().collect());
             convo_tck::adapter::stdio::serve(&adapter).await?;
@@ -830,8 +1141,35 @@ fn main() -> ExitCode {
         }
     };
     // Only runs start adapter processes; `backend` handles its signals itself.
-    if matches!(cli.command, Cmd::Run { .. } | Cmd::Stress { .. }) {
+    if matches!(
+        cli.command,
+        Cmd::Run { .. } | Cmd::Stress { .. } | Cmd::Properties { .. }
+    ) {
         reap_adapters_on_interrupt(&runtime);
+    }
+    // Property campaigns drive their own runtimes, case by case.
+    if let Cmd::Properties {
+        profile,
+        faults,
+        adapter,
+        rules,
+        campaign,
+        cases,
+        max_steps,
+        seed,
+        partition,
+        replay,
+    } = cli.command
+    {
+        return match properties(
+            profile, faults, adapter, rules, campaign, cases, max_steps, seed, partition, replay,
+        ) {
+            Ok(code) => code,
+            Err(e) => {
+                note(format_args!("error: {e:#}"));
+                ExitCode::from(2)
+            }
+        };
     }
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,

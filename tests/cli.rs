@@ -473,3 +473,78 @@ fn convo_tck_toml_is_checked_and_flags_win_over_it() {
     assert!(out.contains("\"profile\": \"js\""), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_property_failure_prints_its_shrunk_case_as_a_command_that_replays_it() {
+    let (code, out, err) = tck(&[
+        "properties",
+        "--fault",
+        "update-completes-on-ack",
+        "--campaign",
+        "lifecycle",
+        "--cases",
+        "16",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("lifecycle: VIOLATED UPD-"), "{out}");
+    let command = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: "))
+        .unwrap_or_else(|| panic!("no replay line: {out}"));
+    let mut words = shlex::split(command).unwrap();
+    assert_eq!(words.remove(0), "convo-tck");
+    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+    let (code, again, _) = tck(&args);
+    assert_eq!(code, 1, "{command}\n{again}");
+    assert!(again.contains("VIOLATED UPD-"), "{again}");
+    // Without the fault the same case holds.
+    let fixed: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--fault" && *a != "update-completes-on-ack")
+        .collect();
+    let (code, held, _) = tck(&fixed);
+    assert_eq!(code, 0, "{held}");
+    assert!(held.contains("held"), "{held}");
+}
+
+#[test]
+fn property_campaigns_pass_the_reference_client_shard_their_cases_and_refuse_garbage() {
+    let (code, out, err) = tck(&["properties", "--cases", "4"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("lifecycle: 4 case(s), every invariant held"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lists: 4 case(s), every invariant held"),
+        "{out}"
+    );
+    let (code, out, _) = tck(&["properties", "--cases", "10", "--partition", "3/4"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("shard 3/4: 2 of 10 case(s) per campaign"),
+        "{out}"
+    );
+    assert!(out.contains("lifecycle: 2 case(s)"), "{out}");
+    let (code, _, err) = tck(&["properties", "--replay", "{\"nope\":1}"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not a counterexample"), "{err}");
+    let (code, _, err) = tck(&["properties", "--partition", "5/4"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid partition `5/4`"), "{err}");
+}
+
+#[test]
+fn an_unknown_scenario_name_is_an_error_naming_the_nearest() {
+    let (code, _, err) = tck(&[
+        "run",
+        "--scenario",
+        "The same client comes back after the network refused it for 11 minutes",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the nearest is `The same client comes back after the network refused it for 10 minutes`"),
+        "{err}"
+    );
+}

@@ -33,6 +33,18 @@ fn finds_and_shrinks(fault: Fault, persistence: &'static str) {
         "fault `{fault}` shrank only to {} steps: {steps:?}",
         steps.len()
     );
+    // The shrunk case is the failure: played again, it fails the same way (an empty case
+    // once passed here, the shrinker having dropped every step untested).
+    let err = replay(reference(fault.into()), steps.clone())
+        .expect_err("the shrunk counterexample replays to a violation");
+    let rules: Vec<_> = convo_tck::rules::targets_of(fault)
+        .into_iter()
+        .chain(convo_tck::rules::collateral_of(fault))
+        .collect();
+    assert!(
+        rules.iter().any(|r| err.starts_with(r.as_str())),
+        "{fault}: {steps:?} replays to {err}"
+    );
 }
 
 macro_rules! campaigns {

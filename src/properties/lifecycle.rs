@@ -21,12 +21,13 @@ use crate::adapter::{Adapter, Command, CountKind, HandleId, Outcome, ReplyBody, 
 use crate::backend::fixture::Fixture;
 use crate::backend::{Gate, Outage};
 use crate::harness::Harness;
-use crate::harness::panics::{assert_held, harness_panic, quiet_marked_panics, unmarked};
-use crate::rules;
+use crate::harness::panics::{harness_panic, quiet_marked_panics, unmarked};
+use crate::rules::{self, RuleId};
 use crate::wire::{ConversationSid, ObjectKey};
 
 /// One step of a lifecycle.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Start alice's client.
     Start,
@@ -533,9 +534,9 @@ impl System {
     }
 
     /// Every rule, judged on the whole journal so far.
-    fn check(&mut self) {
+    fn check(&mut self, judged: &[RuleId]) {
         let entries = self.harness().journal.snapshot();
-        assert_held(&rules::judge(&entries));
+        super::assert_judged(&rules::judge(&entries), judged);
     }
 }
 
@@ -547,14 +548,30 @@ impl Drop for System {
     }
 }
 
-/// Plays `steps` against a fresh system; panics at the first violation.
-fn play(adapter: &Arc<dyn Adapter>, steps: &[Step]) {
+/// Plays `steps` against a fresh system; panics at the first violation of a `judged` rule
+/// (any rule when empty).
+pub(super) fn play(adapter: &Arc<dyn Adapter>, steps: &[Step], judged: &[RuleId]) {
+    play_counting(adapter, steps, judged, None);
+}
+
+/// [`play`], telling `seen` of every step before it is played. The shrinker needs it: it drops
+/// the steps after the failing one untested, as never seen, so a campaign that did not count
+/// them shrank every counterexample to nothing.
+fn play_counting(
+    adapter: &Arc<dyn Adapter>,
+    steps: &[Step],
+    judged: &[RuleId],
+    seen: Option<&std::sync::atomic::AtomicUsize>,
+) {
     let mut system = System::new(adapter.clone());
     let mut model = Model::default();
     for step in steps {
+        if let Some(seen) = seen {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         model = Lifecycle::apply(model, step);
         system.step(step.clone(), &model);
-        system.check();
+        system.check(judged);
     }
 }
 
@@ -569,6 +586,10 @@ pub struct Campaign {
     pub seed: u64,
     /// Where failing seeds are persisted (and replayed first next time).
     pub persistence: Option<&'static str>,
+    /// The rules held as invariants (all when empty).
+    pub rules: Vec<RuleId>,
+    /// Fed the number of cases played so far.
+    pub progress: Option<super::Progress>,
 }
 
 impl Default for Campaign {
@@ -578,6 +599,8 @@ impl Default for Campaign {
             max_steps: 30,
             seed: 1,
             persistence: None,
+            rules: Vec::new(),
+            progress: None,
         }
     }
 }
@@ -592,22 +615,90 @@ pub fn run_campaign(adapter: Arc<dyn Adapter>, campaign: &Campaign) -> CampaignR
         2048,
     ));
     let strategy = Lifecycle::sequential_strategy(1..campaign.max_steps);
-    let result = runner.run(&strategy, |(_, steps, _)| {
-        play(&adapter, &steps);
+    let tick = super::Progress::counter(campaign.progress.as_ref());
+    let result = runner.run(&strategy, |(_, steps, seen)| {
+        tick();
+        play_counting(&adapter, &steps, &campaign.rules, seen.as_deref());
         Ok(())
     });
-    CampaignResult::from_run(
+    let result = CampaignResult::from_run(
         campaign.cases,
         result.map_err(|e| match e {
             TestError::Fail(r, (_, steps, _)) => TestError::Fail(r, steps),
             TestError::Abort(r) => TestError::Abort(r),
         }),
-    )
+    );
+    match result {
+        CampaignResult::Violated {
+            counterexample,
+            message,
+        } => {
+            let (counterexample, message) =
+                minimize(&adapter, counterexample, message, &campaign.rules);
+            CampaignResult::Violated {
+                counterexample,
+                message,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The rule a violation message names (`UPD-1 FAIL: ...` → `UPD-1`).
+fn violated_rule(message: &str) -> &str {
+    message.split_whitespace().next().unwrap_or_default()
+}
+
+/// Shrinks a counterexample further than proptest can: proptest deletes one step at a time, and
+/// a step whose removal breaks the model's preconditions (a `logout` between two `start`s) is
+/// never deleted, though the pair could be. This removes runs of two steps, then single steps,
+/// keeping a removal when the rest is a valid lifecycle that still breaks the same rule, until
+/// nothing more can go.
+fn minimize(
+    adapter: &Arc<dyn Adapter>,
+    mut steps: Vec<Step>,
+    mut message: String,
+    judged: &[RuleId],
+) -> (Vec<Step>, String) {
+    let rule = violated_rule(&message).to_owned();
+    let valid = |steps: &[Step]| {
+        let mut model = Model::default();
+        steps.iter().all(|step| {
+            let ok = Lifecycle::preconditions(&model, step);
+            model = Lifecycle::apply(model.clone(), step);
+            ok
+        })
+    };
+    let fails = |steps: &[Step]| -> Option<String> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            play(adapter, steps, judged)
+        }))
+        .err()
+        .map(|p| unmarked(p.as_ref()))
+        .filter(|m| violated_rule(m) == rule)
+    };
+    'shrink: loop {
+        for width in [2, 1] {
+            for at in 0..steps.len().saturating_sub(width - 1) {
+                let mut candidate = steps.clone();
+                candidate.drain(at..at + width);
+                if !valid(&candidate) {
+                    continue;
+                }
+                if let Some(m) = fails(&candidate) {
+                    steps = candidate;
+                    message = m;
+                    continue 'shrink;
+                }
+            }
+        }
+        return (steps, message);
+    }
 }
 
 /// Replays one step sequence (e.g. a shrunk counterexample); returns the violation, if any.
 pub fn replay(adapter: Arc<dyn Adapter>, steps: Vec<Step>) -> Result<(), String> {
     quiet_marked_panics();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| play(&adapter, &steps)))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| play(&adapter, &steps, &[])))
         .map_err(|p| unmarked(p.as_ref()))
 }

@@ -20,12 +20,13 @@ use crate::adapter::{Adapter, Command, Outcome};
 use crate::backend::{At, Gate, ListAction, ListOrder};
 use crate::checks::History;
 use crate::harness::Harness;
-use crate::harness::panics::{assert_held, harness_panic, quiet_marked_panics};
+use crate::harness::panics::{harness_panic, quiet_marked_panics};
 use crate::journal::{Checkpoint, HarnessEntry};
-use crate::rules;
+use crate::rules::{self, RuleId};
 
 /// A change to the list, aimed at an existing conversation by position where it needs one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Change {
     /// A new conversation, announced.
     Insert,
@@ -42,7 +43,7 @@ pub enum Change {
 }
 
 /// One random case.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListCase {
     /// Conversations alice has at the start.
     pub conversations: usize,
@@ -137,6 +138,11 @@ fn action(change: &Change, n: usize, k: usize) -> Vec<ListAction> {
 
 /// Plays one case against `adapter`; panics on a violation of any rule.
 pub fn play(case: &ListCase, adapter: &Arc<dyn Adapter>) {
+    play_judging(case, adapter, &[]);
+}
+
+/// Plays one case against `adapter`; panics on a violation of a `judged` rule (any when empty).
+pub fn play_judging(case: &ListCase, adapter: &Arc<dyn Adapter>, judged: &[RuleId]) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -204,7 +210,7 @@ pub fn play(case: &ListCase, adapter: &Arc<dyn Adapter>) {
         }
         let entries = h.journal.snapshot();
         h.close().await;
-        assert_held(&rules::judge(&entries));
+        super::assert_judged(&rules::judge(&entries), judged);
     });
 }
 
@@ -216,11 +222,65 @@ pub fn run_list_campaign(
     seed: u64,
     persistence: Option<&'static str>,
 ) -> CampaignResult<ListCase> {
+    run_list_campaign_with(
+        adapter,
+        &ListCampaign {
+            cases: cases_to_run,
+            max_conversations,
+            seed,
+            persistence,
+            ..ListCampaign::default()
+        },
+    )
+}
+
+/// How to run a list campaign.
+#[derive(Clone, Debug)]
+pub struct ListCampaign {
+    /// Random lists to try.
+    pub cases: u32,
+    /// Most conversations in a list.
+    pub max_conversations: usize,
+    /// Seed of the case generator.
+    pub seed: u64,
+    /// Where failing seeds are persisted.
+    pub persistence: Option<&'static str>,
+    /// The rules held as invariants (all when empty).
+    pub rules: Vec<RuleId>,
+    /// Fed the number of cases played so far.
+    pub progress: Option<super::Progress>,
+}
+
+impl Default for ListCampaign {
+    fn default() -> Self {
+        Self {
+            cases: 32,
+            max_conversations: 120,
+            seed: 1,
+            persistence: None,
+            rules: Vec::new(),
+            progress: None,
+        }
+    }
+}
+
+/// Runs a list campaign against `adapter`.
+pub fn run_list_campaign_with(
+    adapter: Arc<dyn Adapter>,
+    campaign: &ListCampaign,
+) -> CampaignResult<ListCase> {
     quiet_marked_panics();
-    let mut runner = TestRunner::new(config(cases_to_run, seed, persistence, 1024));
-    let result = runner.run(&cases(max_conversations), |case| {
-        play(&case, &adapter);
+    let mut runner = TestRunner::new(config(
+        campaign.cases,
+        campaign.seed,
+        campaign.persistence,
+        1024,
+    ));
+    let tick = super::Progress::counter(campaign.progress.as_ref());
+    let result = runner.run(&cases(campaign.max_conversations), |case| {
+        tick();
+        play_judging(&case, &adapter, &campaign.rules);
         Ok(())
     });
-    CampaignResult::from_run(cases_to_run, result)
+    CampaignResult::from_run(campaign.cases, result)
 }

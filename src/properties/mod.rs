@@ -13,16 +13,125 @@ pub mod lifecycle;
 pub mod lists;
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
 
 use proptest::test_runner::{
     Config, FailurePersistence, FileFailurePersistence, RngSeed, TestError,
 };
 
-use crate::harness::panics::PANIC_MARKER;
+use crate::adapter::Adapter;
+use crate::harness::panics::{PANIC_MARKER, quiet_marked_panics, unmarked};
 use crate::reference::Fault;
-use crate::rules;
+use crate::rules::{self, Judgement, RuleId};
 
 pub use lifecycle::{Campaign, Step, replay, run_campaign};
+pub use lists::{ListCampaign, ListCase};
+
+/// Which rules a campaign holds the client to: every rule of the catalog when empty (the
+/// reference client must hold them all), else these (a vendor's adapter: the rules its profile
+/// requires).
+fn assert_judged(judgements: &[Judgement], rules: &[RuleId]) {
+    if rules.is_empty() {
+        crate::harness::panics::assert_held(judgements);
+    } else {
+        let kept: Vec<Judgement> = judgements
+            .iter()
+            .filter(|j| rules.contains(&j.rule))
+            .cloned()
+            .collect();
+        crate::harness::panics::assert_held(&kept);
+    }
+}
+
+/// A feed of a campaign's progress: called with the number of cases played so far (shrinking
+/// steps included), for a progress bar.
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(u64) + Send + Sync>);
+
+impl Progress {
+    /// A feed calling `f`.
+    pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    fn counter(progress: Option<&Progress>) -> impl Fn() + use<> {
+        let played = AtomicU64::new(0);
+        let progress = progress.cloned();
+        move || {
+            let n = played.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(p) = &progress {
+                (p.0)(n);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Progress(..)")
+    }
+}
+
+/// A campaign's shrunk counterexample in replayable form: `{"lifecycle": [steps]}` or
+/// `{"list": case}`, which `convo-tck properties --replay` plays again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counterexample {
+    /// A lifecycle's steps.
+    Lifecycle(Vec<Step>),
+    /// A list case.
+    List(ListCase),
+}
+
+impl Counterexample {
+    /// Plays it again against `adapter`, judging `rules` (all when empty); the violation, if any.
+    pub fn replay(&self, adapter: Arc<dyn Adapter>, rules: &[RuleId]) -> Result<(), String> {
+        quiet_marked_panics();
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match self {
+            Self::Lifecycle(steps) => lifecycle::play(&adapter, steps, rules),
+            Self::List(case) => lists::play_judging(case, &adapter, rules),
+        }))
+        .map_err(|p| unmarked(p.as_ref()))
+    }
+
+    /// Its one-line JSON form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// How long it is: steps, or scheduled changes.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Lifecycle(steps) => steps.len(),
+            Self::List(case) => case.schedule.len(),
+        }
+    }
+
+    /// Whether it has no steps.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Shard `index` (from 1) of `count` of a campaign of `cases` cases from `seed`: its share of
+/// the cases (they differ by at most one) and its own seed (shard 1 of 1 is the campaign
+/// itself), so shards on different machines draw different cases, the same ones every time.
+pub fn shard(cases: u32, seed: u64, index: u32, count: u32) -> (u32, u64) {
+    let count = count.max(1);
+    let index = index.clamp(1, count);
+    let share = cases / count + u32::from(index - 1 < cases % count);
+    if count == 1 {
+        return (share, seed);
+    }
+    // splitmix64 of (seed, index): well spread, and stable across versions.
+    let mut z = seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (share, z ^ (z >> 31))
+}
 
 /// The outcome of a campaign whose counterexamples are `C` (a step sequence, a list case).
 #[derive(Debug)]

@@ -15,7 +15,7 @@ mod steps;
 mod world;
 
 pub use runner::{
-    BadPartition, MAX_TAGS_DEPTH, MAX_TAGS_LEN, MAX_TAGS_OPERATORS, Partition, QUOTE_CHARS,
-    SuiteError, SuiteOptions, SuiteRun, elide, run_suite,
+    BadPartition, MAX_TAGS_DEPTH, MAX_TAGS_LEN, MAX_TAGS_OPERATORS, Partition, ProgressFeed,
+    QUOTE_CHARS, SuiteError, SuiteOptions, SuiteProgress, SuiteRun, elide, run_suite,
 };
 pub use world::ScenarioRecord;

@@ -44,6 +44,41 @@ pub struct SuiteOptions {
     /// The command-line arguments that select this client (`--adapter ...`, `--fault ...`,
     /// `--profile ...`): replay commands repeat them.
     pub client_args: Vec<String>,
+    /// Told when the selection is known and as each scenario ends (a progress bar's feed).
+    pub on_progress: Option<ProgressFeed>,
+}
+
+/// What a [`ProgressFeed`] is told.
+#[derive(Clone, Copy, Debug)]
+pub enum SuiteProgress<'a> {
+    /// The run will play this many scenarios.
+    Selected(usize),
+    /// A scenario ended.
+    Ended {
+        /// Its feature.
+        feature: &'a str,
+        /// Its name.
+        scenario: &'a str,
+        /// Whether a check was violated in it or it hit a harness error.
+        failed: bool,
+    },
+}
+
+/// A callback fed the run's [`SuiteProgress`].
+#[derive(Clone)]
+pub struct ProgressFeed(Arc<dyn Fn(SuiteProgress<'_>) + Send + Sync>);
+
+impl ProgressFeed {
+    /// A feed calling `f`.
+    pub fn new(f: impl Fn(SuiteProgress<'_>) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for ProgressFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFeed(..)")
+    }
 }
 
 /// Shard `index` of `count` (both from 1): `--partition 2/4`. The selected scenarios, sorted by
@@ -120,6 +155,7 @@ impl Default for SuiteOptions {
             scenario: None,
             partition: None,
             client_args: Vec::new(),
+            on_progress: None,
         }
     }
 }
@@ -361,8 +397,14 @@ pub async fn run_suite(
     let runner = runner::Basic::default()
         .max_concurrent_scenarios(opts.concurrency.max(1))
         .steps(steps::collection());
+    let filtered = tags.is_some() || !opts.rules.is_empty() || opts.scenario.is_some();
+    let chosen = select(opts, tags.as_ref())?;
+    if let Some(feed) = &opts.on_progress {
+        (feed.0)(SuiteProgress::Selected(chosen.len()));
+    }
     let before_ctx = ctx.clone();
     let after_ctx = ctx.clone();
+    let feed = opts.on_progress.clone();
     let cucumber = Cucumber::<_, _, _, _, _, cucumber::cli::Empty>::custom(
         Embedded,
         runner,
@@ -383,6 +425,7 @@ pub async fn run_suite(
     })
     .after(move |feature, _, scenario, finished, world| {
         let ctx = after_ctx.clone();
+        let feed = feed.clone();
         let feature = feature.name.clone();
         let name = scenario.name.clone();
         let error = step_error(finished);
@@ -411,14 +454,20 @@ pub async fn run_suite(
                     "scenario ends"
                 );
             }
+            if let Some(feed) = &feed {
+                (feed.0)(SuiteProgress::Ended {
+                    feature: &record.feature,
+                    scenario: &record.scenario,
+                    failed: record.error.is_some()
+                        || record.judgements.iter().any(|j| j.finding.is_violated()),
+                });
+            }
             ctx.records
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(record);
         })
     });
-    let filtered = tags.is_some() || !opts.rules.is_empty() || opts.scenario.is_some();
-    let chosen = select(opts, tags.as_ref())?;
     let writer = cucumber
         .filter_run((), move |feature, _, scenario| {
             chosen.contains(&(feature.name.clone(), scenario.name.clone()))
