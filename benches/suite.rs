@@ -30,9 +30,14 @@
 //!   group's wall time; the simulated year of daily app starts (the scenario tagged `@PUSH-5`):
 //!   its real time (target under 3 s) and the cost per virtual day.
 //!
+//! - reports: rendering a failing full-suite report in every format (table, JSON, JUnit,
+//!   Markdown with its diagrams) and its size; a 4-shard run (shards one after the other) and
+//!   the merge of its shard reports, against the single run.
+//!
 //! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it;
 //! `CONVO_BENCH_ONLY=overhead,requests,fuzz` (any of `overhead`, `suite`, `properties`, `pages`,
-//! `lists`, `mutants`, `requests`, `fuzz`, `stdio`, `lifecycle`, `time`) runs only those figures.
+//! `lists`, `mutants`, `requests`, `fuzz`, `stdio`, `lifecycle`, `time`, `reports`) runs only
+//! those figures.
 
 #[path = "../tests/support/hostile.rs"]
 mod hostile;
@@ -196,6 +201,10 @@ fn main() {
     ));
     if wants("stdio") {
         stdio_figures(&runtime, quick);
+    }
+
+    if wants("reports") {
+        report_figures(&runtime, quick);
     }
 
     if wants("overhead") {
@@ -700,4 +709,80 @@ fn one_at_a_time(
         ))
         .expect("suite");
     (run, t.elapsed())
+}
+
+/// What the report writers and a sharded run cost.
+fn report_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
+    use convo_tck::Report;
+    use convo_tck::report::{json, junit, markdown, merge, table};
+    use convo_tck::scenario::Partition;
+    let faults: FaultSet = [
+        convo_tck::Fault::UpdateCompletesOnAck,
+        convo_tck::Fault::NoBackoff,
+        convo_tck::Fault::OpsBeforeSync,
+    ]
+    .into_iter()
+    .collect();
+    let run_with = |opts: SuiteOptions| {
+        let adapter = Arc::new(ReferenceAdapter::with_faults(Profile::Mobile, faults.clone()));
+        runtime.block_on(run_suite(adapter, &opts)).expect("suite")
+    };
+    let runs = if quick { 3 } else { 10 };
+    let mut single = Vec::new();
+    let mut report = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let run = run_with(SuiteOptions::default());
+        report = Some(Report::build(&run));
+        single.push(t.elapsed());
+    }
+    let report = report.expect("a report");
+    println!(
+        "single run with 3 faults ({} scenarios, {} FAIL): {}",
+        report.summary.scenarios,
+        report.summary.fail,
+        stats(single)
+    );
+    type Writer = fn(&Report) -> String;
+    let writers: [(&str, Writer); 4] = [
+        ("table", table::render),
+        ("json", json::to_string),
+        ("junit", junit::render),
+        ("markdown", markdown::render),
+    ];
+    for (name, write) in writers {
+        let samples: Vec<Duration> = (0..if quick { 5 } else { 30 })
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(write(&report));
+                t.elapsed()
+            })
+            .collect();
+        println!(
+            "writing the {name} report ({} bytes): {}",
+            write(&report).len(),
+            stats(samples)
+        );
+    }
+    let mut sharded = Vec::new();
+    let mut merges = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let shards: Vec<(String, String)> = (1..=4)
+            .map(|index| {
+                let run = run_with(SuiteOptions {
+                    partition: Some(Partition { index, count: 4 }),
+                    ..SuiteOptions::default()
+                });
+                (format!("shard{index}"), json::to_string(&Report::build(&run)))
+            })
+            .collect();
+        sharded.push(t.elapsed());
+        let t = Instant::now();
+        let merged = merge(&shards).expect("the shards merge");
+        merges.push(t.elapsed());
+        assert_eq!(merged.summary, report.summary);
+    }
+    println!("4 shards one after the other (same machine): {}", stats(sharded));
+    println!("merging the 4 shard reports: {}", stats(merges));
 }
