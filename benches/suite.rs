@@ -724,7 +724,10 @@ fn report_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
     .into_iter()
     .collect();
     let run_with = |opts: SuiteOptions| {
-        let adapter = Arc::new(ReferenceAdapter::with_faults(Profile::Mobile, faults.clone()));
+        let adapter = Arc::new(ReferenceAdapter::with_faults(
+            Profile::Mobile,
+            faults.clone(),
+        ));
         runtime.block_on(run_suite(adapter, &opts)).expect("suite")
     };
     let runs = if quick { 3 } else { 10 };
@@ -774,7 +777,10 @@ fn report_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
                     partition: Some(Partition { index, count: 4 }),
                     ..SuiteOptions::default()
                 });
-                (format!("shard{index}"), json::to_string(&Report::build(&run)))
+                (
+                    format!("shard{index}"),
+                    json::to_string(&Report::build(&run)),
+                )
             })
             .collect();
         sharded.push(t.elapsed());
@@ -783,6 +789,9 @@ fn report_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
         merges.push(t.elapsed());
         assert_eq!(merged.summary, report.summary);
     }
-    println!("4 shards one after the other (same machine): {}", stats(sharded));
+    println!(
+        "4 shards one after the other (same machine): {}",
+        stats(sharded)
+    );
     println!("merging the 4 shard reports: {}", stats(merges));
 }

@@ -430,28 +430,52 @@ impl Destinations {
                 "{to_stdout} formats would go to standard output: give --out DIR, or a file for each (--format junit=junit.xml)"
             );
         }
-        let mut sinks = Vec::new();
+        let mut planned: Vec<(ReportFormat, Option<PathBuf>)> = Vec::new();
         for o in formats {
             let path = o
                 .path
                 .or_else(|| outputs.out.as_ref().map(|d| d.join(o.format.file_name())));
+            if let Some(p) = &path
+                && let Some((other, _)) = planned.iter().find(|(_, q)| q.as_ref() == Some(p))
+            {
+                anyhow::bail!(
+                    "{} would hold two reports ({other:?} and {:?}): give each format its own file",
+                    shown(p),
+                    o.format
+                );
+            }
+            planned.push((o.format, path));
+        }
+        let mut opened = Self(Vec::new());
+        for (format, path) in planned {
             let sink = match path {
-                Some(p) => Sink::File(OutFile::open(p)?),
+                Some(p) => match OutFile::open(p) {
+                    Ok(f) => Sink::File(f),
+                    Err(e) => {
+                        opened.abandon();
+                        return Err(e);
+                    }
+                },
                 None => Sink::Stdout,
             };
-            sinks.push((o.format, sink));
+            opened.0.push((format, sink));
         }
-        Ok(Self(sinks))
+        Ok(opened)
     }
 
     /// Writes every report; a note on stderr for each file.
     fn write(self, report: &Report) -> anyhow::Result<()> {
-        for (format, sink) in self.0 {
+        let mut sinks = self.0.into_iter();
+        while let Some((format, sink)) = sinks.next() {
             let text = format.render(report);
             match sink {
                 Sink::File(out) => {
                     let path = shown(&out.path);
-                    out.write(&text)?;
+                    if let Err(e) = out.write(&text) {
+                        // The reports not yet written are not left behind empty.
+                        Self(sinks.collect()).abandon();
+                        return Err(e);
+                    }
                     let s = &report.summary;
                     note(format_args!(
                         "wrote {}: {} pass, {} fail, {} n/a, {} untested; exit {}",
@@ -579,14 +603,14 @@ fn properties(
     use convo_tck::properties::{self as props, CampaignResult, Counterexample};
     let config = Config::load()?;
     let command = adapter.or(config.adapter.command.clone());
-    let explicit_profile = profile.is_some();
     let profile = profile
         .or(config.adapter.profile.filter(|_| command.is_some()))
         .unwrap_or(Profile::Mobile);
+    // The profile decides the invariants: a replay names it, whatever decided it here.
     let (adapter, mut client_args) = client(
         command.as_ref(),
         profile,
-        explicit_profile,
+        true,
         &faults,
         config.adapter.hello_timeout_ms,
     )?;
@@ -774,7 +798,6 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             hello_timeout_ms,
         } => {
             let config = Config::load()?;
-            let out = Destinations::open(outputs)?;
             let command = adapter.or(config.adapter.command.clone());
             let explicit_profile = profile;
             // The flag, then the file (for an adapter), then mobile.
@@ -795,6 +818,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             if command.is_some() {
                 defaults.concurrency = 1;
             }
+            // Every report file is opened (or refused) before the suite runs.
+            let out = Destinations::open(outputs)?;
             // The file's `jobs` is about the adapter process; the flag applies to any run.
             if let Some(j) = jobs.or(config.adapter.jobs.filter(|_| command.is_some())) {
                 defaults.concurrency = usize::from(j);

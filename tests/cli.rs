@@ -548,3 +548,34 @@ fn an_unknown_scenario_name_is_an_error_naming_the_nearest() {
         "{err}"
     );
 }
+
+#[test]
+fn an_empty_shard_is_not_an_error_and_two_reports_cannot_share_a_file() {
+    let dir = std::env::temp_dir().join(format!("convo-tck-empty-shard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (code, _, err) = tck(&[
+        "run",
+        "--partition",
+        "1000/1000",
+        "--format",
+        "json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["summary"]["scenarios"], 0);
+    assert_eq!(report["errors"].as_array().unwrap().len(), 0);
+    assert_eq!(report["partition"]["index"], 1000);
+    let (code, _, err) = tck(&[
+        "run",
+        "--format",
+        "json,json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("would hold two reports"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

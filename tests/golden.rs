@@ -50,6 +50,7 @@ fn golden_run() -> SuiteRun {
         seed: 1,
         filtered: true,
         partition: None,
+        selected: 1,
         client_args: vec![
             "--profile".into(),
             "mobile".into(),

@@ -377,6 +377,7 @@ fn the_merge_of_a_runs_shards_is_exactly_its_report() {
                 filtered: run.filtered,
                 partition: Some(p),
                 client_args: run.client_args.clone(),
+                selected: run.selected,
             };
             json::to_string(&Report::build(&part))
         })
@@ -452,6 +453,16 @@ fn merge_refuses_what_is_not_one_whole_sharded_run() {
     let err = |inputs: &[(String, String)]| report::merge(inputs).unwrap_err().to_string();
     assert!(err(&[named(0)]).contains("shard(s) 2 of 2 missing"));
     assert!(err(&[named(0), named(0)]).contains("shard 1/2 is given twice"));
+    // Shards of another selection: the counts do not add up.
+    let mut other: serde_json::Value = serde_json::from_str(&shards[1]).unwrap();
+    other["selected"] = 59.into();
+    assert!(
+        err(&[named(0), ("s2.json".into(), other.to_string())])
+            .contains("its selection differs (59 vs 60)")
+    );
+    let mut bad: serde_json::Value = serde_json::from_str(&shards[1]).unwrap();
+    bad["partition"]["count"] = 0.into();
+    assert!(err(&[named(0), ("s2.json".into(), bad.to_string())]).contains("not a valid shard"));
     assert!(err(&[]).contains("nothing to merge"));
     assert!(
         err(&[("x.json".into(), "{".into())]).contains("x.json is not a convo-tck JSON report")

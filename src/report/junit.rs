@@ -151,7 +151,20 @@ fn testsuite(out: &mut String, report: &Report) {
         let _ = writeln!(
             out,
             "    <testcase name=\"{}\" classname=\"convo-tck.{profile}.harness\" time=\"0\">\n      <error message=\"{}\" type=\"harness\">{}</error>\n    </testcase>",
-            escape(&format!("harness: {}", e.scenario)),
+            escape(&if e.rules.is_empty() {
+                format!("harness: {}", e.scenario)
+            } else {
+                // One scenario may have an error per rule: each case needs a name of its own.
+                format!(
+                    "harness: {} ({})",
+                    e.scenario,
+                    e.rules
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }),
             escape(&e.error),
             escape(&text)
         );

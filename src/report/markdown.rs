@@ -30,7 +30,8 @@ fn icon(v: Verdict) -> &'static str {
     }
 }
 
-/// `text` as inline Markdown: no HTML, no emphasis, no links, no table breaks, one line.
+/// `text` as inline Markdown: no HTML, no emphasis, no links, no math, no mentions, no table
+/// breaks, one line.
 pub fn inline(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -39,10 +40,12 @@ pub fn inline(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '\n' | '\r' | '\t' => out.push(' '),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
+            // No @-mention of a user or team when the report is posted as a comment.
+            '@' => out.push_str("@\u{2060}"),
             c if c.is_control() => out.push(' '),
             c => out.push(c),
         }
@@ -54,6 +57,18 @@ pub fn inline(text: &str) -> String {
 fn fence(content: &str) -> String {
     let longest = content.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     "`".repeat((longest + 1).max(3))
+}
+
+/// `content` as an inline code span (shown as is): delimited by more backticks than it holds in
+/// a row, on one line.
+fn code_span(content: &str) -> String {
+    let line: String = content
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let longest = line.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let ticks = "`".repeat(longest + 1);
+    format!("{ticks} {line} {ticks}")
 }
 
 fn code_block(out: &mut String, lang: &str, content: &str) {
@@ -150,7 +165,8 @@ fn drawn(entries: &[Entry], culprits: &[u64]) -> Vec<usize> {
         .filter(|(_, e)| culprits.contains(&e.seq))
         .map(|(i, _)| i)
         .collect();
-    for &i in &at {
+    // The last culprit first: the trace ends at it, and it is the one the failure turned on.
+    for &i in at.iter().rev() {
         take(i, &mut keep);
     }
     for back in 1..=CONTEXT_BEFORE {
@@ -308,8 +324,8 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(out, "## convo-tck: {headline}\n");
     let _ = writeln!(
         out,
-        "Adapter `{}`, profile **{}**, seed {}{}: {} scenarios; {} pass, {} fail, {} n/a, {} untested; exit {}.\n",
-        inline(&report.adapter).replace('`', "'"),
+        "Adapter {}, profile **{}**, seed {}{}: {} scenario(s); {} pass, {} fail, {} n/a, {} untested; exit {}.\n",
+        code_span(&report.adapter),
         report.profile,
         report.seed,
         report

@@ -51,6 +51,28 @@ pub enum MergeError {
         /// Which input.
         source_name: String,
     },
+    /// A partition that no run writes (`0/0`, `3/2`).
+    #[error("{source_name} names shard {index}/{count}, which is not a valid shard")]
+    BadShard {
+        /// Which input.
+        source_name: String,
+        /// Its index.
+        index: u32,
+        /// Its count.
+        count: u32,
+    },
+    /// Shards whose scenarios do not make up their selection.
+    #[error(
+        "the shards hold {held} scenario(s) between them, but their selection has {selected}: {detail}"
+    )]
+    Incomplete {
+        /// Scenarios in all shards.
+        held: usize,
+        /// The selection's size.
+        selected: usize,
+        /// What is wrong.
+        detail: String,
+    },
     /// The reports are of different runs.
     #[error(
         "{source_name} is of another run than {first}: its {what} differs ({theirs} vs {ours})"
@@ -99,6 +121,7 @@ struct Shard {
     partition: Option<Partition>,
     filtered: bool,
     parse_errors: usize,
+    selected: usize,
     scenarios: Vec<ScenarioOutcome>,
     rules: Vec<ShardRow>,
 }
@@ -131,16 +154,31 @@ pub fn merge(inputs: &[(String, String)]) -> Result<Report, MergeError> {
             reason: e.to_string(),
         })?;
         debug_assert_eq!(shard.format_version, u64::from(FORMAT_VERSION));
-        if shard.partition.is_none() {
-            return Err(MergeError::NotAShard {
-                source_name: name.clone(),
-            });
+        match shard.partition {
+            None => {
+                return Err(MergeError::NotAShard {
+                    source_name: name.clone(),
+                });
+            }
+            Some(p) if p.count == 0 || p.index == 0 || p.index > p.count => {
+                return Err(MergeError::BadShard {
+                    source_name: name.clone(),
+                    index: p.index,
+                    count: p.count,
+                });
+            }
+            Some(_) => {}
         }
         shards.push((name.clone(), shard));
     }
-    let Some((first_name, first)) = shards.first() else {
+    if shards.is_empty() {
         return Err(MergeError::Empty);
-    };
+    }
+    // The profile is the adapter's hello's; a shard that never heard one (no scenario, or an
+    // adapter that never started) reports the fallback, so the profile is compared among the
+    // shards with a scenario that ran.
+    let ran = |s: &Shard| s.scenarios.iter().any(|o| o.error.is_none());
+    let (first_name, first) = shards.iter().find(|(_, s)| ran(s)).unwrap_or(&shards[0]);
     let count = first.partition.map_or(1, |p| p.count);
     let mut seen: BTreeMap<u32, &str> = BTreeMap::new();
     for (name, s) in &shards {
@@ -158,7 +196,7 @@ pub fn merge(inputs: &[(String, String)]) -> Result<Report, MergeError> {
                 first.adapter.clone(),
             ));
         }
-        if s.profile != first.profile {
+        if s.profile != first.profile && ran(s) {
             return Err(mismatch(
                 "profile",
                 s.profile.to_string(),
@@ -168,11 +206,11 @@ pub fn merge(inputs: &[(String, String)]) -> Result<Report, MergeError> {
         if s.seed != first.seed {
             return Err(mismatch("seed", s.seed.to_string(), first.seed.to_string()));
         }
-        if s.filtered != first.filtered {
+        if s.filtered != first.filtered || s.selected != first.selected {
             return Err(mismatch(
-                "scenario selection (--tags, --rule, --scenario)",
-                s.filtered.to_string(),
-                first.filtered.to_string(),
+                "selection",
+                s.selected.to_string(),
+                first.selected.to_string(),
             ));
         }
         let p = s.partition.expect("checked above");
@@ -201,6 +239,26 @@ pub fn merge(inputs: &[(String, String)]) -> Result<Report, MergeError> {
             count,
         });
     }
+    let held: usize = shards.iter().map(|(_, s)| s.scenarios.len()).sum();
+    let mut titles: Vec<String> = shards
+        .iter()
+        .flat_map(|(_, s)| s.scenarios.iter().map(ScenarioOutcome::title))
+        .collect();
+    titles.sort();
+    if let Some(w) = titles.windows(2).find(|w| w[0] == w[1]) {
+        return Err(MergeError::Incomplete {
+            held,
+            selected: first.selected,
+            detail: format!("`{}` is in two shards", w[0]),
+        });
+    }
+    if held != first.selected {
+        return Err(MergeError::Incomplete {
+            held,
+            selected: first.selected,
+            detail: "a shard is not the run's own".into(),
+        });
+    }
     let header = Header {
         adapter: first.adapter.clone(),
         profile: first.profile,
@@ -213,6 +271,7 @@ pub fn merge(inputs: &[(String, String)]) -> Result<Report, MergeError> {
             .map(|(_, s)| s.parse_errors)
             .max()
             .unwrap_or(0),
+        selected: first.selected,
     };
     let mut traces: BTreeMap<(RuleId, String, String), Trace> = BTreeMap::new();
     let mut scenarios = Vec::new();

@@ -232,6 +232,9 @@ pub struct Report {
     pub filtered: bool,
     /// Feature files that failed to parse.
     pub parse_errors: usize,
+    /// How many scenarios the selection holds in all shards (this report's share when it is a
+    /// shard: `summary.scenarios`).
+    pub selected: usize,
     /// One row per rule, in catalog order.
     pub rules: Vec<RuleRow>,
     /// Harness/adapter errors.
@@ -457,6 +460,7 @@ pub(crate) struct Header {
     pub(crate) partition: Option<Partition>,
     pub(crate) filtered: bool,
     pub(crate) parse_errors: usize,
+    pub(crate) selected: usize,
 }
 
 impl Report {
@@ -481,6 +485,7 @@ impl Report {
                 partition: run.partition,
                 filtered: run.filtered,
                 parse_errors: run.parse_errors,
+                selected: run.selected,
             },
             scenarios,
             &trace,
@@ -513,11 +518,23 @@ impl Report {
             })
             .collect();
         errors.extend(scenarios.iter().flat_map(unprovoked_tags));
-        if scenarios.is_empty() {
+        // A shard may hold no scenario (more shards than scenarios): the merge judges the whole.
+        if scenarios.is_empty() && header.partition.is_none() {
             errors.push(HarnessError {
                 scenario: "(selection)".into(),
                 rules: Vec::new(),
                 error: "the selection ran no scenario: nothing was judged".into(),
+                replay: None,
+            });
+        }
+        if header.parse_errors > 0 {
+            errors.push(HarnessError {
+                scenario: "(features)".into(),
+                rules: Vec::new(),
+                error: format!(
+                    "{} feature file(s) failed to parse: their scenarios did not run",
+                    header.parse_errors
+                ),
                 replay: None,
             });
         }
@@ -526,7 +543,8 @@ impl Report {
             .iter()
             .filter(|r| r.verdict == Verdict::Fail && r.required && r.level == Level::Must)
             .count();
-        let harness_errors = errors.len() + header.parse_errors;
+        // Every file that did not parse counts, though the errors list them as one entry.
+        let harness_errors = errors.len() + header.parse_errors.saturating_sub(1);
         let exit_code = if harness_errors > 0 {
             EXIT_ERROR
         } else if required_must_failures > 0 {
@@ -551,6 +569,7 @@ impl Report {
             partition: header.partition,
             filtered: header.filtered,
             parse_errors: header.parse_errors,
+            selected: header.selected,
             rules,
             errors,
             scenarios,

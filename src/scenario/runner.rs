@@ -226,6 +226,13 @@ pub enum SuiteError {
     /// A rule id (in `--rule` or in the tag expression) is not in the catalog.
     #[error(transparent)]
     UnknownRule(#[from] UnknownRule),
+    /// Two scenarios share a name (an outline's examples included): a replay or a shard could
+    /// not tell them apart.
+    #[error("two scenarios are named `{name}`: scenario names must be unique across the features")]
+    DuplicateScenario {
+        /// The name.
+        name: String,
+    },
     /// `--scenario` names no embedded scenario.
     #[error("no scenario is named `{given}`{}", nearest.as_ref().map(|n| format!("; the nearest is `{n}`")).unwrap_or_default())]
     UnknownScenario {
@@ -257,6 +264,8 @@ pub struct SuiteRun {
     pub partition: Option<Partition>,
     /// The arguments that select the client, for replay commands.
     pub client_args: Vec<String>,
+    /// How many scenarios the selection holds before it is cut into shards.
+    pub selected: usize,
 }
 
 fn rules_of(feature: &gherkin::Feature, scenario: &gherkin::Scenario) -> Vec<RuleId> {
@@ -398,7 +407,7 @@ pub async fn run_suite(
         .max_concurrent_scenarios(opts.concurrency.max(1))
         .steps(steps::collection());
     let filtered = tags.is_some() || !opts.rules.is_empty() || opts.scenario.is_some();
-    let chosen = select(opts, tags.as_ref())?;
+    let (chosen, selected) = select(opts, tags.as_ref())?;
     if let Some(feed) = &opts.on_progress {
         (feed.0)(SuiteProgress::Selected(chosen.len()));
     }
@@ -488,15 +497,17 @@ pub async fn run_suite(
         filtered,
         partition: opts.partition,
         client_args: opts.client_args.clone(),
+        selected,
     })
 }
 
 /// The `(feature, scenario)` names this run plays: the scenarios the tags, rules and name
 /// select, sorted, then this shard's share of them.
+#[allow(clippy::type_complexity)]
 fn select(
     opts: &SuiteOptions,
     tags: Option<&TagOperation>,
-) -> Result<std::collections::HashSet<(String, String)>, SuiteError> {
+) -> Result<(std::collections::HashSet<(String, String)>, usize), SuiteError> {
     let features = super::features::parsed();
     let mut all: Vec<(String, String)> = Vec::new();
     let mut selected: Vec<(String, String)> = Vec::new();
@@ -535,14 +546,23 @@ fn select(
             nearest: nearest(given, all.iter().map(|(_, s)| s.as_str())),
         });
     }
+    // A scenario name is how replays and shards find a scenario: it must name one.
+    let mut names: Vec<&String> = all.iter().map(|(_, s)| s).collect();
+    names.sort();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(SuiteError::DuplicateScenario {
+            name: elide(w[0]).into_owned(),
+        });
+    }
     selected.sort();
-    selected.dedup();
-    Ok(selected
+    let count = selected.len();
+    let chosen = selected
         .into_iter()
         .enumerate()
         .filter(|(i, _)| opts.partition.is_none_or(|p| p.owns(*i)))
         .map(|(_, name)| name)
-        .collect())
+        .collect();
+    Ok((chosen, count))
 }
 
 /// The candidate closest to `given` by edit distance over words, if it shares at least half of
