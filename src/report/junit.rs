@@ -45,29 +45,10 @@ fn group(row: &RuleRow) -> &'static str {
 }
 
 fn failure_text(row: &RuleRow) -> String {
-    let mut text = String::new();
-    let _ = writeln!(text, "{} ({}): {}", row.id, row.level, row.summary);
-    for e in &row.evidence {
-        let _ = writeln!(text, "- {e}");
-    }
-    let _ = writeln!(text, "if this fails, check: {}", row.hint);
-    for command in &row.replay {
-        let _ = writeln!(text, "rerun: {command}");
-    }
-    if let Some(t) = &row.trace {
-        let _ = writeln!(
-            text,
-            "trace of \"{}\" ({}), >> marks what the check pointed at:",
-            t.scenario, t.feature
-        );
-        for e in &t.entries {
-            let mark = if t.culprits.contains(&e.seq) {
-                ">>"
-            } else {
-                "  "
-            };
-            let _ = writeln!(text, "{mark} {}", e.summary());
-        }
+    let mut text = format!("{} ({}): {}\n", row.id, row.level, row.summary);
+    for line in row.failure_lines() {
+        text.push_str(&line);
+        text.push('\n');
     }
     text
 }

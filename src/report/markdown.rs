@@ -285,17 +285,7 @@ fn failure(out: &mut String, r: &RuleRow) {
             String::new()
         }
     );
-    let text: Vec<String> = t.entries[skipped..]
-        .iter()
-        .map(|e| {
-            let mark = if t.culprits.contains(&e.seq) {
-                ">>"
-            } else {
-                "  "
-            };
-            format!("{mark} {}", e.summary())
-        })
-        .collect();
+    let text: Vec<String> = t.entries[skipped..].iter().map(|e| t.marked(e)).collect();
     code_block(out, "text", &text.join("\n"));
     out.push_str("\n</details>\n");
 }
@@ -341,16 +331,12 @@ pub fn render(report: &Report) -> String {
     );
     out.push_str("| | Rule | Level | Profile | Verdict | Rule text |\n|---|---|---|---|---|---|\n");
     for r in &report.rules {
-        let level = if r.required {
-            r.level.to_string()
-        } else {
-            format!("({})", r.level)
-        };
         let _ = writeln!(
             out,
-            "| {} | {} | {level} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             icon(r.verdict),
             r.id,
+            r.level_shown(),
             r.profile,
             r.verdict,
             inline(r.summary)

@@ -76,6 +76,47 @@ pub struct RuleRow {
     pub hint: &'static str,
 }
 
+impl RuleRow {
+    /// The level as the matrix shows it: in parentheses when this run's profile does not
+    /// require the rule.
+    pub fn level_shown(&self) -> String {
+        if self.required {
+            self.level.to_string()
+        } else {
+            format!("({})", self.level)
+        }
+    }
+
+    /// A failure's details as text lines, for the writers that show it as text: the evidence,
+    /// where to look, the replay commands, and the trace with `>>` on the entries the check
+    /// pointed at.
+    pub fn failure_lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.evidence.iter().map(|e| format!("- {e}")).collect();
+        lines.push(format!("if this fails, check: {}", self.hint));
+        lines.extend(self.replay.iter().map(|c| format!("rerun: {c}")));
+        if let Some(t) = &self.trace {
+            lines.push(format!(
+                "trace of \"{}\" ({}), >> marks what the check pointed at:",
+                t.scenario, t.feature
+            ));
+            lines.extend(t.entries.iter().map(|e| t.marked(e)));
+        }
+        lines
+    }
+}
+
+impl Trace {
+    /// An entry's summary, marked `>>` when the check pointed at it.
+    pub fn marked(&self, e: &Entry) -> String {
+        let mark = if self.culprits.contains(&e.seq) {
+            ">>"
+        } else {
+            "  "
+        };
+        format!("{mark} {}", e.summary())
+    }
+}
+
 /// A scenario the harness or adapter could not complete.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct HarnessError {

@@ -2,38 +2,13 @@
 
 use std::fmt::Write as _;
 
-use crate::journal::Entry;
-
 use super::{Report, RuleRow};
 use crate::rules::Verdict;
 
-fn trace_line(e: &Entry, culprits: &[u64]) -> String {
-    let mark = if culprits.contains(&e.seq) {
-        ">>"
-    } else {
-        "  "
-    };
-    format!("  {mark} {}", e.summary())
-}
-
 fn failure(out: &mut String, r: &RuleRow) {
     let _ = writeln!(out, "\nFAIL {} ({}): {}", r.id, r.level, r.summary);
-    for e in &r.evidence {
-        let _ = writeln!(out, "  - {e}");
-    }
-    let _ = writeln!(out, "  if this fails, check: {}", r.hint);
-    for command in &r.replay {
-        let _ = writeln!(out, "  rerun: {command}");
-    }
-    if let Some(t) = &r.trace {
-        let _ = writeln!(
-            out,
-            "  trace of \"{}\" ({}), >> marks what the check pointed at:",
-            t.scenario, t.feature
-        );
-        for e in &t.entries {
-            let _ = writeln!(out, "{}", trace_line(e, &t.culprits));
-        }
+    for line in r.failure_lines() {
+        let _ = writeln!(out, "  {line}");
     }
 }
 
@@ -51,15 +26,14 @@ pub fn render(report: &Report) -> String {
         "ID", "LEVEL", "PROFILE", "VERDICT"
     );
     for r in &report.rules {
-        let level = if r.required {
-            r.level.to_string()
-        } else {
-            format!("({})", r.level)
-        };
         let _ = writeln!(
             out,
             "{:<8} {:<8} {:<7} {:<9} {}",
-            r.id, level, r.profile, r.verdict, r.summary
+            r.id,
+            r.level_shown(),
+            r.profile,
+            r.verdict,
+            r.summary
         );
     }
     let _ = writeln!(
