@@ -161,11 +161,18 @@ fn every_writer_accepts_every_fault_and_hostile_text() {
     for (name, r) in &reports {
         let md = markdown::render(r);
         diagrams += md.matches("```mermaid").count();
-        let failures = r.rules.iter().filter(|r| r.trace.is_some()).count();
+        let mut traces: Vec<(&str, usize)> = r
+            .rules
+            .iter()
+            .filter_map(|r| r.trace.as_ref())
+            .map(|t| (t.scenario.as_str(), t.entries.len()))
+            .collect();
+        traces.sort();
+        traces.dedup();
         assert_eq!(
             md.matches("```mermaid").count(),
-            failures,
-            "{name}: one diagram per traced failure"
+            traces.len(),
+            "{name}: one diagram per distinct traced failure"
         );
         for row in r.rules.iter().filter(|r| r.verdict == Verdict::Fail) {
             assert!(!row.replay.is_empty(), "{name}: {} has no replay", row.id);
@@ -392,11 +399,14 @@ fn the_merge_of_a_runs_shards_is_exactly_its_report() {
 /// summary), up to what varies between any two runs of one seed.
 #[test]
 fn four_shards_merge_into_the_single_runs_matrix() {
-    for faults in [
-        FaultSet::none(),
-        [Fault::UpdateCompletesOnAck, Fault::NoBackoff]
-            .into_iter()
-            .collect(),
+    for (faulty, faults) in [
+        (false, FaultSet::none()),
+        (
+            true,
+            [Fault::UpdateCompletesOnAck, Fault::NoBackoff]
+                .into_iter()
+                .collect(),
+        ),
     ] {
         let (single, shards) = single_and_shards(Profile::Mobile, faults, 4);
         let sizes: Vec<usize> = shards
@@ -422,6 +432,13 @@ fn four_shards_merge_into_the_single_runs_matrix() {
         };
         assert_eq!(verdicts(&merged), verdicts(&single));
         assert_eq!(merged.summary, single.summary);
+        assert_eq!(merged.errors, single.errors);
+        // Evidence is compared for the compliant client, as the determinism test does: under a
+        // planted fault, how often a race-dependent violation shows (an update answered before
+        // or after its event) varies between any two runs, not only between sharded and not.
+        if faulty {
+            continue;
+        }
         let (a, b) = (comparable(&merged), comparable(&single));
         if a != b {
             let lines = |v: &serde_json::Value| -> Vec<String> {
@@ -546,27 +563,16 @@ fn a_printed_replay_command_reruns_the_one_scenario_to_the_same_failure() {
         .find(|r| r["id"] == row["id"])
         .unwrap();
     assert_eq!(again_row["verdict"], "fail");
-    // The same failure: the same evidence, pointing at as many entries, up to what varies
-    // between any two runs of one seed (journal sequence numbers, ports: the determinism
-    // test's normalisation).
-    let normal = |e: &serde_json::Value| convo_tck::stress::normalise(e.as_str().unwrap());
-    let of_scenario: Vec<String> = row["evidence"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e.as_str().unwrap().starts_with(&format!("{scenario}: ")))
-        .map(normal)
-        .collect();
-    let again_evidence: Vec<String> = again_row["evidence"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(normal)
-        .collect();
-    assert_eq!(again_evidence, of_scenario);
-    assert_eq!(
-        again_row["trace"]["culprits"].as_array().unwrap().len(),
-        row["trace"]["culprits"].as_array().unwrap().len()
-    );
+    // The same failure: the same rule broken in the same scenario, with a trace. (Its evidence
+    // is not compared: under a planted fault, race-dependent details such as whether an update
+    // was answered before or after its event vary between any two runs of one seed; the
+    // determinism test compares evidence for compliant runs only.)
+    assert_eq!(again_row["trace"]["scenario"], scenario);
+    for e in again_row["evidence"].as_array().unwrap() {
+        assert!(
+            e.as_str().unwrap().starts_with(&format!("{scenario}: ")),
+            "{e}"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -13,13 +13,13 @@ use crate::journal::{Entry, Flow, Party};
 use crate::rules::Verdict;
 
 /// The most entries a diagram draws; the rest of a long trace is elided around the culprits.
-pub const MAX_DIAGRAM_ENTRIES: usize = 60;
+pub const MAX_DIAGRAM_ENTRIES: usize = 30;
 /// The most entries the text trace under a diagram lists (the last ones).
 pub const MAX_TEXT_ENTRIES: usize = 200;
 /// The longest message text in a diagram, in characters.
 const MAX_MESSAGE_CHARS: usize = 110;
 /// Entries drawn before each culprit, for context.
-const CONTEXT_BEFORE: usize = 6;
+const CONTEXT_BEFORE: usize = 4;
 
 fn icon(v: Verdict) -> &'static str {
     match v {
@@ -184,18 +184,39 @@ fn drawn(entries: &[Entry], culprits: &[u64]) -> Vec<usize> {
     (0..entries.len()).filter(|&i| keep[i]).collect()
 }
 
-fn diagram_line(e: &Entry, culprit: bool) -> String {
+/// Sids as diagrams write them: `CH…0033`, the part that tells them apart (the text trace keeps
+/// them whole).
+fn short_sids(text: &str) -> std::borrow::Cow<'_, str> {
+    static SID: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\b([A-Z]{2})0*([0-9a-f]{28})([0-9a-f]{4})\b").expect("a valid regex")
+    });
+    SID.replace_all(text, "$1…$3")
+}
+
+/// How diagram lines are labelled: the time only when it moved since the line before, the
+/// instance only when the trace has more than one.
+struct Labels {
+    instances: bool,
+    last_time: Option<crate::clock::VirtualInstant>,
+}
+
+fn diagram_line(e: &Entry, labels: &mut Labels) -> String {
     let who = e
         .instance
         .as_ref()
+        .filter(|_| labels.instances)
         .map(|i| format!(" [{i}]"))
         .unwrap_or_default();
+    let when = if labels.last_time == Some(e.at) {
+        String::new()
+    } else {
+        format!(" {}", e.at)
+    };
+    labels.last_time = Some(e.at);
     let text = mermaid_text(&format!(
-        "{}{} {}{who} {}",
-        if culprit { "!! " } else { "" },
+        "#{}{when}{who} {}",
         e.seq,
-        e.at,
-        e.describe()
+        short_sids(&e.describe())
     ));
     match e.flow() {
         Flow::Call(a, b) => format!("{}->>{}: {text}", alias(a), alias(b)),
@@ -217,8 +238,19 @@ pub fn sequence_diagram(entries: &[Entry], culprits: &[u64]) -> String {
         let _ = writeln!(
             out,
             "    Note over H,E: {}",
-            mermaid_text(&format!("... {n} entries not drawn ...")),
+            mermaid_text(&format!(
+                "... {n} {} not drawn ...",
+                if n == 1 { "entry" } else { "entries" }
+            )),
         );
+    };
+    let mut instances: Vec<&crate::adapter::InstanceId> =
+        entries.iter().filter_map(|e| e.instance.as_ref()).collect();
+    instances.sort();
+    instances.dedup();
+    let mut labels = Labels {
+        instances: instances.len() > 1,
+        last_time: None,
     };
     for &i in &keep {
         if i > next {
@@ -228,10 +260,10 @@ pub fn sequence_diagram(entries: &[Entry], culprits: &[u64]) -> String {
         let culprit = culprits.contains(&e.seq);
         if culprit {
             out.push_str("    rect rgb(255, 214, 214)\n");
-            let _ = writeln!(out, "        {}", diagram_line(e, true));
+            let _ = writeln!(out, "        {}", diagram_line(e, &mut labels));
             out.push_str("    end\n");
         } else {
-            let _ = writeln!(out, "    {}", diagram_line(e, false));
+            let _ = writeln!(out, "    {}", diagram_line(e, &mut labels));
         }
         next = i + 1;
     }
@@ -241,7 +273,10 @@ pub fn sequence_diagram(entries: &[Entry], culprits: &[u64]) -> String {
     out
 }
 
-fn failure(out: &mut String, r: &RuleRow) {
+/// The traces already drawn in a report: `(feature, scenario, entries)` and the rule drawn for.
+type Drawn = Vec<(String, String, usize, crate::rules::RuleId)>;
+
+fn failure(out: &mut String, r: &RuleRow, drawn_before: &mut Drawn) {
     let level = if r.required {
         r.level.to_string()
     } else {
@@ -265,9 +300,27 @@ fn failure(out: &mut String, r: &RuleRow) {
     let Some(t) = &r.trace else {
         return;
     };
+    let pointed = t
+        .culprits
+        .iter()
+        .map(|c| format!("#{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some((_, _, _, rule)) = drawn_before
+        .iter()
+        .find(|(f, s, n, _)| *f == t.feature && *s == t.scenario && *n == t.entries.len())
+    {
+        let _ = writeln!(
+            out,
+            "\nTrace: the journal of *{}* drawn above for {rule}; this check pointed at {pointed}.",
+            inline(&t.scenario)
+        );
+        return;
+    }
+    drawn_before.push((t.feature.clone(), t.scenario.clone(), t.entries.len(), r.id));
     let _ = writeln!(
         out,
-        "\nTrace of *{}* ({}): {} entries up to the last one the check pointed at (highlighted).\n",
+        "\nTrace of *{}* ({}): {} entries up to the last one the check pointed at ({pointed}, highlighted).\n",
         inline(&t.scenario),
         inline(&t.feature),
         t.entries.len()
@@ -354,8 +407,9 @@ pub fn render(report: &Report) -> String {
         .collect();
     if !failed.is_empty() {
         let _ = writeln!(out, "\n## Failures");
+        let mut drawn_before = Drawn::new();
         for r in failed {
-            failure(&mut out, r);
+            failure(&mut out, r, &mut drawn_before);
         }
     }
     if !report.errors.is_empty() {
