@@ -1,6 +1,9 @@
 //! The adapter protocol documented as data: the committed JSON Schema is the one the Rust types
 //! generate, and every JSON example in docs/protocol.md is a line the protocol accepts.
 
+#[path = "support/committed.rs"]
+mod committed;
+
 use std::collections::BTreeMap;
 
 use convo_tck::adapter::{AdapterMessage, CommandKind, Outcome, Request, protocol_schema};
@@ -8,8 +11,7 @@ use serde_json::Value;
 
 const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.schema.json");
 const PROTOCOL_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md");
-const REGENERATE: &str = "cargo run --example protocol_schema > docs/protocol.schema.json \
-                          (or CONVO_TCK_BLESS=1 cargo test --test protocol_schema)";
+const REGENERATE: &str = "cargo run --example protocol_schema > docs/protocol.schema.json";
 
 /// The schema as committed: pretty JSON and a final newline, as the example prints it.
 fn generated() -> String {
@@ -20,16 +22,13 @@ fn generated() -> String {
 
 #[test]
 fn the_committed_schema_is_the_generated_one() {
-    let fresh = generated();
-    if std::env::var_os("CONVO_TCK_BLESS").is_some_and(|v| v == "1") {
-        std::fs::write(SCHEMA_PATH, &fresh).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(SCHEMA_PATH).unwrap_or_default();
-    assert!(
-        committed == fresh,
-        "docs/protocol.schema.json is not what the protocol types generate; \
-         regenerate it with `{REGENERATE}` and commit it"
+    committed::assert_committed(
+        SCHEMA_PATH,
+        &generated(),
+        &format!(
+            "docs/protocol.schema.json is not what the protocol types generate; regenerate it \
+             with `{REGENERATE}`"
+        ),
     );
 }
 

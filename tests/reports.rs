@@ -7,6 +7,9 @@
 //! The validators live in tests/tools (see its README); the Mermaid one installs its pinned
 //! packages with `npm ci` on first use.
 
+#[path = "support/committed.rs"]
+mod committed;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -232,16 +235,11 @@ fn every_writer_accepts_every_fault_and_hostile_text() {
 fn the_committed_report_schema_is_the_generated_one() {
     let mut fresh = serde_json::to_string_pretty(&json::schema()).unwrap();
     fresh.push('\n');
-    if std::env::var_os("CONVO_TCK_BLESS").is_some_and(|v| v == "1") {
-        std::fs::write(SCHEMA_PATH, &fresh).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(SCHEMA_PATH).unwrap_or_default();
-    assert!(
-        committed == fresh,
+    committed::assert_committed(
+        SCHEMA_PATH,
+        &fresh,
         "docs/report.schema.json is not what the report types generate; regenerate it with \
-         `cargo run --example report_schema > docs/report.schema.json` (or CONVO_TCK_BLESS=1 \
-         cargo test --test reports) and commit it"
+         `cargo run --example report_schema > docs/report.schema.json`",
     );
     // A report of another format version is refused by the schema.
     let validator = jsonschema::draft202012::new(&json::schema()).unwrap();
