@@ -37,6 +37,42 @@ enum Format {
     Json,
 }
 
+/// `convo-tck properties`'s arguments.
+#[derive(clap::Args)]
+struct PropertiesArgs {
+    /// Which profile's rules are held (its required MUST rules, unless --rule says).
+    /// With --adapter, give the profile the adapter declares. [default: mobile]
+    #[arg(long)]
+    profile: Option<Profile>,
+    /// Switch on a planted bug of the reference client (repeatable).
+    #[arg(long = "fault")]
+    faults: Vec<Fault>,
+    /// Test this adapter process instead of the reference client.
+    #[arg(long, conflicts_with = "faults")]
+    adapter: Option<String>,
+    /// Hold exactly these rules (repeatable) instead of the profile's required MUST rules.
+    #[arg(long = "rule")]
+    rules: Vec<RuleId>,
+    /// Which campaigns.
+    #[arg(long, value_enum, default_value = "all")]
+    campaign: CampaignChoice,
+    /// Random cases per campaign (split across shards with --partition).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    cases: u32,
+    /// Longest random lifecycle, in steps.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=500))]
+    max_steps: u64,
+    /// Seed of the case generator: same seed, same cases.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run only shard K of N: its share of the cases, from its own seed.
+    #[arg(long)]
+    partition: Option<Partition>,
+    /// Play this counterexample again (the JSON a violation prints) instead of a campaign.
+    #[arg(long, conflicts_with_all = ["campaign", "cases", "partition"])]
+    replay: Option<String>,
+}
+
 /// Which property campaigns to run.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CampaignChoice {
@@ -177,39 +213,7 @@ enum Cmd {
     /// writers, outages, background spells, tokens, counts, time) and random subscribed lists,
     /// every selected rule an invariant after every step; a violation is shrunk to a minimal
     /// case and printed with the command that replays it. Exit 0 held, 1 violated, 2 error.
-    Properties {
-        /// Which profile's rules are held (its required MUST rules, unless --rule says).
-        /// With --adapter, give the profile the adapter declares. [default: mobile]
-        #[arg(long)]
-        profile: Option<Profile>,
-        /// Switch on a planted bug of the reference client (repeatable).
-        #[arg(long = "fault")]
-        faults: Vec<Fault>,
-        /// Test this adapter process instead of the reference client.
-        #[arg(long, conflicts_with = "faults")]
-        adapter: Option<String>,
-        /// Hold exactly these rules (repeatable) instead of the profile's required MUST rules.
-        #[arg(long = "rule")]
-        rules: Vec<RuleId>,
-        /// Which campaigns.
-        #[arg(long, value_enum, default_value = "all")]
-        campaign: CampaignChoice,
-        /// Random cases per campaign (split across shards with --partition).
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-        cases: u32,
-        /// Longest random lifecycle, in steps.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=500))]
-        max_steps: u64,
-        /// Seed of the case generator: same seed, same cases.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Run only shard K of N: its share of the cases, from its own seed.
-        #[arg(long)]
-        partition: Option<Partition>,
-        /// Play this counterexample again (the JSON a violation prints) instead of a campaign.
-        #[arg(long, conflicts_with_all = ["campaign", "cases", "partition"])]
-        replay: Option<String>,
-    },
+    Properties(PropertiesArgs),
     /// Merge the JSON reports of a sharded run (`run --partition K/N --format json=...`) into
     /// the matrix one run would have given; exit code as `run`'s.
     Merge {
@@ -537,15 +541,6 @@ fn suite_feed(bar: &indicatif::ProgressBar) -> convo_tck::scenario::ProgressFeed
     })
 }
 
-/// Words as a shell reads them back.
-fn shell_words(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| shlex::try_quote(w).map_or_else(|_| w.replace('\0', ""), |q| q.into_owned()))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The adapter a `run` or `properties` command tests, with the arguments a replay command
 /// repeats to get the same client.
 fn client(
@@ -587,20 +582,20 @@ fn client(
 }
 
 /// `convo-tck properties`: runs outside the async runtime (each case drives its own).
-#[allow(clippy::too_many_arguments)]
-fn properties(
-    profile: Option<Profile>,
-    faults: Vec<Fault>,
-    adapter: Option<String>,
-    rules: Vec<RuleId>,
-    campaign: CampaignChoice,
-    cases: u32,
-    max_steps: u64,
-    seed: u64,
-    partition: Option<Partition>,
-    replay: Option<String>,
-) -> anyhow::Result<ExitCode> {
+fn properties(args: PropertiesArgs) -> anyhow::Result<ExitCode> {
     use convo_tck::properties::{self as props, CampaignResult, Counterexample};
+    let PropertiesArgs {
+        profile,
+        faults,
+        adapter,
+        rules,
+        campaign,
+        cases,
+        max_steps,
+        seed,
+        partition,
+        replay,
+    } = args;
     let config = Config::load()?;
     let command = adapter.or(config.adapter.command.clone());
     let profile = profile
@@ -632,7 +627,7 @@ fn properties(
         let mut words = vec!["convo-tck".to_owned(), "properties".to_owned()];
         words.extend(client_args.iter().cloned());
         words.extend(["--replay".to_owned(), c.to_json()]);
-        shell_words(&words)
+        report::shell_words(&words)
     };
     let mut text = format!(
         "property campaigns against {}, profile {profile}; invariants: {}\n",
@@ -711,10 +706,7 @@ fn properties(
                     progress: Some(feed),
                     ..props::Campaign::default()
                 };
-                map_counterexample(
-                    props::run_campaign(adapter.clone(), &c),
-                    Counterexample::Lifecycle,
-                )
+                props::run_campaign(adapter.clone(), &c).map(Counterexample::Lifecycle)
             }
             _ => {
                 let c = props::ListCampaign {
@@ -724,10 +716,7 @@ fn properties(
                     progress: Some(feed),
                     ..props::ListCampaign::default()
                 };
-                map_counterexample(
-                    props::lists::run_list_campaign_with(adapter.clone(), &c),
-                    Counterexample::List,
-                )
+                props::lists::run_list_campaign_with(adapter.clone(), &c).map(Counterexample::List)
             }
         };
         bar.finish_and_clear();
@@ -755,24 +744,6 @@ fn properties(
         emit(&line)?;
     }
     Ok(ExitCode::from(code))
-}
-
-fn map_counterexample<C, D>(
-    r: convo_tck::properties::CampaignResult<C>,
-    f: impl FnOnce(C) -> D,
-) -> convo_tck::properties::CampaignResult<D> {
-    use convo_tck::properties::CampaignResult;
-    match r {
-        CampaignResult::Held { cases } => CampaignResult::Held { cases },
-        CampaignResult::Error { message } => CampaignResult::Error { message },
-        CampaignResult::Violated {
-            counterexample,
-            message,
-        } => CampaignResult::Violated {
-            counterexample: f(counterexample),
-            message,
-        },
-    }
 }
 
 /// A path as an error message quotes it.
@@ -939,7 +910,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Cmd::Properties { .. } => unreachable!("handled before the runtime runs commands"),
+        Cmd::Properties(_) => unreachable!("handled before the runtime runs commands"),
         Cmd::ReferenceAdapter { profile, faults } => {
             let adapter = ReferenceAdapter::with_faults(profile, faults.into_iter().collect());
             convo_tck::adapter::stdio::serve(&adapter).await?;
@@ -1173,22 +1144,8 @@ fn main() -> ExitCode {
         reap_adapters_on_interrupt(&runtime);
     }
     // Property campaigns drive their own runtimes, case by case.
-    if let Cmd::Properties {
-        profile,
-        faults,
-        adapter,
-        rules,
-        campaign,
-        cases,
-        max_steps,
-        seed,
-        partition,
-        replay,
-    } = cli.command
-    {
-        return match properties(
-            profile, faults, adapter, rules, campaign, cases, max_steps, seed, partition, replay,
-        ) {
+    if let Cmd::Properties(args) = cli.command {
+        return match properties(args) {
             Ok(code) => code,
             Err(e) => {
                 note(format_args!("error: {e:#}"));

@@ -46,8 +46,8 @@ pub(crate) fn harness_panic(e: impl fmt::Display) -> ! {
 }
 
 /// Stops a property case at the first violated check, naming its rule first.
-pub(crate) fn assert_held(judgements: &[Judgement]) {
-    if let Some(j) = judgements.iter().find(|j| j.finding.is_violated()) {
+pub(crate) fn assert_held<'a>(judgements: impl IntoIterator<Item = &'a Judgement>) {
+    if let Some(j) = judgements.into_iter().find(|j| j.finding.is_violated()) {
         panic!("{PANIC_MARKER} {} FAIL: {}", j.rule, j.finding.evidence());
     }
 }

@@ -21,7 +21,7 @@ use crate::adapter::{Adapter, Command, CountKind, HandleId, Outcome, ReplyBody, 
 use crate::backend::fixture::Fixture;
 use crate::backend::{Gate, Outage};
 use crate::harness::Harness;
-use crate::harness::panics::{harness_panic, quiet_marked_panics, unmarked};
+use crate::harness::panics::{harness_panic, quiet_marked_panics};
 use crate::rules::{self, RuleId};
 use crate::wire::{ConversationSid, ObjectKey};
 
@@ -670,12 +670,9 @@ fn minimize(
         })
     };
     let fails = |steps: &[Step]| -> Option<String> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            play(adapter, steps, judged)
-        }))
-        .err()
-        .map(|p| unmarked(p.as_ref()))
-        .filter(|m| violated_rule(m) == rule)
+        super::outcome(|| play(adapter, steps, judged))
+            .err()
+            .filter(|m| violated_rule(m) == rule)
     };
     'shrink: loop {
         for width in [2, 1] {
@@ -698,7 +695,5 @@ fn minimize(
 
 /// Replays one step sequence (e.g. a shrunk counterexample); returns the violation, if any.
 pub fn replay(adapter: Arc<dyn Adapter>, steps: Vec<Step>) -> Result<(), String> {
-    quiet_marked_panics();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| play(&adapter, &steps, &[])))
-        .map_err(|p| unmarked(p.as_ref()))
+    super::outcome(|| play(&adapter, &steps, &[]))
 }

@@ -34,16 +34,17 @@ pub use lists::{ListCampaign, ListCase};
 /// reference client must hold them all), else these (a vendor's adapter: the rules its profile
 /// requires).
 fn assert_judged(judgements: &[Judgement], rules: &[RuleId]) {
-    if rules.is_empty() {
-        crate::harness::panics::assert_held(judgements);
-    } else {
-        let kept: Vec<Judgement> = judgements
+    crate::harness::panics::assert_held(
+        judgements
             .iter()
-            .filter(|j| rules.contains(&j.rule))
-            .cloned()
-            .collect();
-        crate::harness::panics::assert_held(&kept);
-    }
+            .filter(|j| rules.is_empty() || rules.contains(&j.rule)),
+    );
+}
+
+/// Plays a case: the violation (or harness error) it panicked with, if any.
+fn outcome(play: impl FnOnce()) -> Result<(), String> {
+    quiet_marked_panics();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(play)).map_err(|p| unmarked(p.as_ref()))
 }
 
 /// A feed of a campaign's progress: called with the number of cases played so far (shrinking
@@ -89,12 +90,10 @@ pub enum Counterexample {
 impl Counterexample {
     /// Plays it again against `adapter`, judging `rules` (all when empty); the violation, if any.
     pub fn replay(&self, adapter: Arc<dyn Adapter>, rules: &[RuleId]) -> Result<(), String> {
-        quiet_marked_panics();
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match self {
+        outcome(|| match self {
             Self::Lifecycle(steps) => lifecycle::play(&adapter, steps, rules),
             Self::List(case) => lists::play_judging(case, &adapter, rules),
-        }))
-        .map_err(|p| unmarked(p.as_ref()))
+        })
     }
 
     /// Its one-line JSON form.
@@ -201,6 +200,21 @@ impl<C: fmt::Debug> CampaignResult<C> {
 }
 
 impl<C> CampaignResult<C> {
+    /// The same result with its counterexample turned into another form.
+    pub fn map<D>(self, f: impl FnOnce(C) -> D) -> CampaignResult<D> {
+        match self {
+            Self::Held { cases } => CampaignResult::Held { cases },
+            Self::Error { message } => CampaignResult::Error { message },
+            Self::Violated {
+                counterexample,
+                message,
+            } => CampaignResult::Violated {
+                counterexample: f(counterexample),
+                message,
+            },
+        }
+    }
+
     /// Sorts a proptest outcome into held, violated or harness error.
     fn from_run(cases: u32, result: Result<(), TestError<C>>) -> Self {
         match result {

@@ -289,17 +289,27 @@ pub struct Report {
 /// The command that reruns exactly one scenario of a run: the client's arguments, the
 /// scenario's name and the run's seed.
 pub fn replay_command(client_args: &[String], scenario: &str, seed: u64) -> String {
-    let quote = |a: &str| {
-        shlex::try_quote(a)
-            .map_or_else(|_| format!("'{}'", a.replace('\'', "")), |q| q.into_owned())
-    };
     let mut words = vec!["convo-tck".to_owned(), "run".to_owned()];
-    words.extend(client_args.iter().map(|a| quote(a)));
-    words.push("--scenario".into());
-    words.push(quote(scenario));
-    words.push("--seed".into());
-    words.push(seed.to_string());
-    words.join(" ")
+    words.extend(client_args.iter().cloned());
+    words.extend([
+        "--scenario".to_owned(),
+        scenario.to_owned(),
+        "--seed".to_owned(),
+        seed.to_string(),
+    ]);
+    shell_words(&words)
+}
+
+/// Words as one command line a POSIX shell reads back into the same words.
+pub fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            // `try_quote` refuses only a NUL, which no argument can carry anyway.
+            shlex::try_quote(w).map_or_else(|_| w.replace('\0', ""), |q| q.into_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn trace_of(record: &ScenarioRecord, culprits: &[u64]) -> Trace {

@@ -565,8 +565,8 @@ fn select(
     Ok((chosen, count))
 }
 
-/// The candidate closest to `given` by edit distance over words, if it shares at least half of
-/// its words (a typo, a changed number), so an error can say what was probably meant.
+/// The candidate sharing the most words with `given` (the shorter on a tie), if it shares at
+/// least half of them (a typo, a changed number), so an error can say what was probably meant.
 fn nearest<'a>(given: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     let words = |s: &str| -> Vec<String> {
         s.split_whitespace()
