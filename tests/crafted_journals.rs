@@ -333,6 +333,7 @@ impl Mints {
             token_url: "http://127.0.0.1:1/token".into(),
             rest_url: "http://127.0.0.1:1".into(),
             events_url: "ws://127.0.0.1:2/v1/events".into(),
+            twilsock_url: None,
             storage_dir: None,
             device_token: None,
         };

@@ -151,7 +151,7 @@ async fn an_exit_before_hello_names_its_status_and_stderr() {
 async fn a_hello_of_another_version_names_both_versions() {
     assert_classified(
         "old-version",
-        "the adapter speaks protocol version 2; this kit speaks version 1",
+        "the adapter speaks protocol version 99; this kit speaks versions 1 to 2",
     )
     .await;
 }
@@ -300,6 +300,7 @@ async fn an_adapter_that_stops_reading_cannot_hold_the_close() {
             token_url: "http://127.0.0.1:9/token".into(),
             rest_url: "http://127.0.0.1:9".into(),
             events_url: "ws://127.0.0.1:9/v1/events".into(),
+            twilsock_url: None,
             storage_dir: None,
             device_token: None,
         })

@@ -375,10 +375,10 @@ fn hello(bytes: &[u8]) -> Result<Hello, AdapterError> {
         )));
     }
     match value.get("protocol").and_then(Value::as_u64) {
-        Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
+        Some(v) if super::protocol::speaks(v) => {}
         Some(v) => {
             return Err(AdapterError::Handshake(format!(
-                "the adapter speaks protocol version {v}; this kit speaks version {PROTOCOL_VERSION}"
+                "the adapter speaks protocol version {v}; this kit speaks versions 1 to {PROTOCOL_VERSION}"
             )));
         }
         None => {
@@ -664,10 +664,13 @@ mod tests {
     #[test]
     fn a_hello_of_another_version_names_both() {
         let e =
-            hello(br#"{"type":"hello","protocol":2,"adapter":"x","version":"1","profile":"js"}"#)
+            hello(br#"{"type":"hello","protocol":3,"adapter":"x","version":"1","profile":"js"}"#)
                 .unwrap_err()
                 .to_string();
-        assert!(e.contains("version 2") && e.contains("version 1"), "{e}");
+        assert!(
+            e.contains("version 3") && e.contains("versions 1 to 2"),
+            "{e}"
+        );
     }
 
     #[test]

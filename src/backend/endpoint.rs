@@ -127,6 +127,17 @@ pub enum Endpoint {
         /// The device token.
         address: String,
     },
+    /// The client configuration the twilsock face serves first (`GET
+    /// /Client/v2/Configuration`: identity, links, options, the user's Sync object names).
+    Configuration,
+    /// A Sync object's descriptor on the twilsock face (a map, list or document without its
+    /// items, e.g. a conversation's message list before any message is read).
+    SyncObject {
+        /// The Sync object's name.
+        object: String,
+    },
+    /// A Sync subscription request on the twilsock face (`POST /v4/Subscriptions`).
+    Subscriptions,
     /// Nothing we serve.
     Unknown,
 }
@@ -182,11 +193,17 @@ pub enum EndpointKind {
     Register,
     /// `unregister`
     Unregister,
+    /// `configuration`
+    Configuration,
+    /// `sync_object`
+    SyncObject,
+    /// `subscriptions`
+    Subscriptions,
 }
 
 impl EndpointKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EndpointKind; 23] = [
+    pub const ALL: [EndpointKind; 26] = [
         Self::Token,
         Self::UserConversations,
         Self::GetUser,
@@ -210,6 +227,9 @@ impl EndpointKind {
         Self::DeleteBinding,
         Self::Register,
         Self::Unregister,
+        Self::Configuration,
+        Self::SyncObject,
+        Self::Subscriptions,
     ];
 
     /// The journal name (`update_conversation`).
@@ -238,6 +258,9 @@ impl EndpointKind {
             Self::DeleteBinding => "delete_binding",
             Self::Register => "register",
             Self::Unregister => "unregister",
+            Self::Configuration => "configuration",
+            Self::SyncObject => "sync_object",
+            Self::Subscriptions => "subscriptions",
         }
     }
 }
@@ -309,6 +332,9 @@ impl Endpoint {
             Self::DeleteBinding { .. } => EndpointKind::DeleteBinding,
             Self::Register { .. } => EndpointKind::Register,
             Self::Unregister { .. } => EndpointKind::Unregister,
+            Self::Configuration => EndpointKind::Configuration,
+            Self::SyncObject { .. } => EndpointKind::SyncObject,
+            Self::Subscriptions => EndpointKind::Subscriptions,
         }
     }
 
@@ -324,7 +350,10 @@ impl Endpoint {
             | Self::Message { .. }
             | Self::Webhooks { .. }
             | Self::UserConversation { .. }
-            | Self::Counts { .. } => OperationClass::Sync,
+            | Self::Counts { .. }
+            | Self::Configuration
+            | Self::SyncObject { .. }
+            | Self::Subscriptions => OperationClass::Sync,
             Self::UpdateUser => OperationClass::ClientOperation,
             Self::UpdateConversation { sid }
             | Self::SendMessage { sid }

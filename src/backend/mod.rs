@@ -200,6 +200,11 @@ impl Backend {
         &self.events_url
     }
 
+    /// The twilsock face's URL (on the event channel's port; see `transport::twilsock`).
+    pub fn twilsock_url(&self) -> String {
+        self.events_url.replace("/v1/events", "/v3/wsconnect")
+    }
+
     /// The account sid (`AC...`) every resource and token names.
     pub fn account_sid(&self) -> &str {
         &self.account_sid

@@ -34,6 +34,91 @@ pub(crate) struct Service {
     /// The next instant each open socket's token lease has something due (a warning, an
     /// expiry): the harness steps virtual time onto these, never over them.
     deadlines: Mutex<std::collections::BTreeMap<u64, crate::clock::VirtualInstant>>,
+    /// Where each open twilsock socket stands, for the settle barrier of that face.
+    pub(crate) channels: Channels,
+}
+
+/// Where one open twilsock socket stands.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ChannelStatus {
+    /// Its client instance.
+    pub(crate) instance: Option<crate::wire::InstanceId>,
+    /// The last event of the log it considered.
+    pub(crate) cursor: u64,
+    /// Frames written and not yet acknowledged.
+    pub(crate) unacked: usize,
+    /// Requests it carried.
+    pub(crate) requests: u64,
+    /// Notifications it carried.
+    pub(crate) notifications: u64,
+}
+
+/// The open twilsock sockets' statuses, and a signal that one changed.
+#[derive(Default)]
+pub(crate) struct Channels {
+    open: Mutex<std::collections::BTreeMap<u64, ChannelStatus>>,
+    /// Closed sockets' totals, per instance (a running total survives a reconnect).
+    closed: Mutex<std::collections::BTreeMap<Option<crate::wire::InstanceId>, (u64, u64)>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Channels {
+    fn lock(&self) -> MutexGuard<'_, std::collections::BTreeMap<u64, ChannelStatus>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets a socket's status.
+    pub(crate) fn set(&self, socket: u64, status: ChannelStatus) {
+        self.lock().insert(socket, status);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Forgets a closed socket (keeping its totals).
+    pub(crate) fn remove(&self, socket: u64) {
+        if let Some(s) = self.lock().remove(&socket) {
+            let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+            let t = closed.entry(s.instance).or_default();
+            t.0 += s.requests;
+            t.1 += s.notifications;
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver woken whenever a status changes.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The open sockets of `instance`.
+    pub(crate) fn of(&self, instance: &crate::wire::InstanceId) -> Vec<(u64, ChannelStatus)> {
+        self.lock()
+            .iter()
+            .filter(|(_, s)| s.instance.as_ref() == Some(instance))
+            .map(|(k, s)| (*k, s.clone()))
+            .collect()
+    }
+
+    fn totals(&self, instance: &crate::wire::InstanceId) -> (u64, u64) {
+        let open = self.of(instance);
+        let closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        let (r, n) = closed
+            .get(&Some(instance.clone()))
+            .copied()
+            .unwrap_or_default();
+        open.iter().fold((r, n), |(r, n), (_, s)| {
+            (r + s.requests, n + s.notifications)
+        })
+    }
+
+    /// Requests `instance`'s sockets carried, all told.
+    pub(crate) fn requests(&self, instance: &crate::wire::InstanceId) -> u64 {
+        self.totals(instance).0
+    }
+
+    /// Notifications `instance`'s sockets carried, all told.
+    pub(crate) fn notifications(&self, instance: &crate::wire::InstanceId) -> u64 {
+        self.totals(instance).1
+    }
 }
 
 impl Service {
@@ -47,6 +132,7 @@ impl Service {
             silenced_through: AtomicU64::new(0),
             bindings_changed: Notify::new(),
             deadlines: Mutex::default(),
+            channels: Channels::default(),
         }
     }
 

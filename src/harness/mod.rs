@@ -69,9 +69,9 @@ impl HarnessBuilder {
             .start()
             .await?;
         let session = self.adapter.open().await?;
-        if session.hello().protocol != PROTOCOL_VERSION {
+        if !crate::adapter::speaks(u64::from(session.hello().protocol)) {
             return Err(AdapterError::Handshake(format!(
-                "adapter speaks protocol {} but the harness speaks {PROTOCOL_VERSION}",
+                "adapter speaks protocol {} but the harness speaks 1 to {PROTOCOL_VERSION}",
                 session.hello().protocol
             ))
             .into());
@@ -127,6 +127,7 @@ impl Harness {
             token_url: self.backend.token_url(),
             rest_url: self.backend.rest_url().to_owned(),
             events_url: self.backend.events_url().to_owned(),
+            twilsock_url: Some(self.backend.twilsock_url()),
             storage_dir: Some(self.storage.path().display().to_string()),
             device_token: self.device_token.clone(),
         }

@@ -104,6 +104,8 @@ impl Wrapper {
                 events_url,
                 storage_dir,
                 device_token,
+                // The proxy speaks the v1 face only: a wrapped stack is not told of twilsock.
+                twilsock_url: _,
             } => {
                 {
                     // A new client walks its list afresh.
@@ -134,6 +136,7 @@ impl Wrapper {
                     token_url: token_url.replacen(&rest_url, &proxy.http_url, 1),
                     rest_url: proxy.http_url.clone(),
                     events_url: proxy.events_url.clone(),
+                    twilsock_url: None,
                     storage_dir,
                     device_token,
                 }

@@ -55,7 +55,7 @@ if MODE == "exit-before-hello":
     print("cannot find the SDK", file=sys.stderr, flush=True)
     sys.exit(4)
 if MODE == "old-version":
-    HELLO["protocol"] = 2
+    HELLO["protocol"] = 99
 send(HELLO)
 if MODE in ("orphan", "orphan-hang"):
     child = subprocess.Popen(["sleep", "300"])

@@ -61,6 +61,11 @@ pub enum Command {
         rest_url: String,
         /// WebSocket URL of the event channel.
         events_url: String,
+        /// WebSocket URL of the twilsock face (protocol 2): for a stack that speaks twilsock v3
+        /// (the Twilio Conversations JS SDK) instead of the v1 REST API and event channel.
+        /// Name the client instance with `?client=ID` (the SDK cannot send `X-Convo-Client`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        twilsock_url: Option<String>,
         /// Directory the client may persist to; survives `kill`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         storage_dir: Option<String>,

@@ -22,8 +22,17 @@ pub use hello::{Capabilities, Hello, Profile, UnknownProfile};
 pub use observation::{ClientSyncStatus, ConnectionState, ConversationSyncStatus, Observation};
 pub use reply::{CommandError, Inspection, Outcome, Reply, ReplyBody, WireOutcome};
 
-/// The protocol version this harness speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this harness speaks (version 2 added `start.twilsock_url`).
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest protocol version the harness still accepts: a version-1 adapter simply never
+/// sees the fields added since (they are optional).
+pub const OLDEST_PROTOCOL_VERSION: u32 = 1;
+
+/// Whether the harness speaks protocol `version`.
+pub fn speaks(version: u64) -> bool {
+    (u64::from(OLDEST_PROTOCOL_VERSION)..=u64::from(PROTOCOL_VERSION)).contains(&version)
+}
 
 /// The JSON Schema (draft 2020-12) of both directions of the stdio protocol, as committed in
 /// `docs/protocol.schema.json`.

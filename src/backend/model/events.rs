@@ -113,6 +113,22 @@ impl Events {
         self.log.push(Arc::new(p));
     }
 
+    /// The sequence number of the first published event that announced `frame`'s object at
+    /// `frame`'s revision (the frame's own for a first announcement; an earlier one for a
+    /// stale redelivery).
+    pub fn first_announcing(&self, frame: &EventFrame) -> u64 {
+        let target = frame.target();
+        self.log
+            .iter()
+            .take_while(|p| p.frame.seq < frame.seq)
+            .find(|p| {
+                p.frame.kind == frame.kind
+                    && p.frame.revision == frame.revision
+                    && p.frame.target() == target
+            })
+            .map_or(frame.seq, |p| p.frame.seq)
+    }
+
     /// The published events after `seq` that `identity` receives, in order.
     pub fn after(&self, seq: u64, identity: &str) -> Vec<Arc<Published>> {
         self.log

@@ -53,7 +53,7 @@ pub(crate) async fn serve(listener: TcpListener, service: Arc<Service>, stop: su
 /// anything larger is refused with close code 1009.
 pub(crate) const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
-fn ws_config() -> WebSocketConfig {
+pub(super) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
         .max_frame_size(Some(MAX_CLIENT_MESSAGE))
@@ -122,9 +122,27 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
         Ok(None) => return,
         Err(refused) => return super::refuse(&service, &mut stream, None, refused).await,
     };
+    let target_path = head
+        .target
+        .split_once('?')
+        .map_or(head.target.as_str(), |(p, _)| p);
+    let target_query = head
+        .target
+        .split_once('?')
+        .map_or("", |(_, q)| q)
+        .to_owned();
+    if target_path == super::twilsock::SETTLE_PATH && head.method == "GET" {
+        return super::twilsock::settle(stream, &target_query, service).await;
+    }
+    let twilsock = target_path == super::twilsock::PATH;
     let instance = head
         .header("x-convo-client")
-        .map(|i| InstanceId::from(quoted(i)));
+        .map(|i| InstanceId::from(quoted(i)))
+        .or_else(|| {
+            twilsock
+                .then(|| super::twilsock::instance_in(&target_query))
+                .flatten()
+        });
     let key = match upgrade_key(&head) {
         Ok(key) => key,
         Err(refused) => return super::refuse(&service, &mut stream, instance, refused).await,
@@ -183,6 +201,11 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
         );
         let answer = refuse(400, 20_001, message);
         return http1::answer_and_close(&mut stream, &answer).await;
+    }
+    if twilsock {
+        // The twilsock face: its token comes in the `init` frame, not in a header.
+        let accept = derive_accept_key(key);
+        return super::twilsock::session(stream, buf.to_vec(), accept, instance, service).await;
     }
     if path != "/v1/events" {
         record(404, Some("no such event channel".into()));
@@ -366,8 +389,8 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
 }
 
 /// The token that governs an open channel: when to warn, when to close.
-struct Lease {
-    token: Option<TokenFingerprint>,
+pub(super) struct Lease {
+    pub(super) token: Option<TokenFingerprint>,
     expires_at: VirtualInstant,
     warned: bool,
 }
@@ -382,7 +405,7 @@ enum Due {
 }
 
 impl Lease {
-    fn new(token: Option<TokenFingerprint>, exp: u64) -> Self {
+    pub(super) fn new(token: Option<TokenFingerprint>, exp: u64) -> Self {
         Self {
             token,
             expires_at: VirtualInstant::from_unix_secs(exp),
@@ -399,7 +422,7 @@ impl Lease {
     }
 
     /// The next instant something is due: the warning, then the expiry.
-    fn next_deadline(&self) -> VirtualInstant {
+    pub(super) fn next_deadline(&self) -> VirtualInstant {
         if self.warned {
             self.expires_at
         } else {
@@ -420,6 +443,33 @@ impl Lease {
         })
     }
 
+    /// Journals what the virtual clock made due and returns it: `AboutToExpire` once per
+    /// token, three minutes before its expiry; `Expired` at the expiry. The caller writes it in
+    /// its channel's dialect.
+    pub(super) fn notice(
+        &mut self,
+        service: &Service,
+        socket: u64,
+        instance: &Option<InstanceId>,
+    ) -> Option<TokenNotice> {
+        let now = service.tokens.clock().now();
+        if now >= self.expires_at {
+            service
+                .recorder
+                .record(instance.clone(), self.fact(socket, TokenNotice::Expired));
+            return Some(TokenNotice::Expired);
+        }
+        if !self.warned && now >= self.warn_at() {
+            self.warned = true;
+            service.recorder.record(
+                instance.clone(),
+                self.fact(socket, TokenNotice::AboutToExpire),
+            );
+            return Some(TokenNotice::AboutToExpire);
+        }
+        None
+    }
+
     /// Sends what the virtual clock made due: `token_about_to_expire` once per token, three
     /// minutes before its expiry; at the expiry, `token_expired` and a close with code 4410.
     /// Each is journaled before it is written.
@@ -430,48 +480,41 @@ impl Lease {
         instance: &Option<InstanceId>,
         sink: &mut Sink,
     ) -> Due {
-        let now = service.tokens.clock().now();
-        if now >= self.expires_at {
-            service
-                .recorder
-                .record(instance.clone(), self.fact(socket, TokenNotice::Expired));
-            let _ = sink
-                .send(Message::text(HubFrame::TokenExpired.encode()))
-                .await;
-            let close = CloseFrame {
-                code: CloseCode::from(TOKEN_EXPIRED_CLOSE),
-                reason: "token expired (20104)".into(),
-            };
-            let _ = sink.send(Message::Close(Some(close))).await;
-            return Due::Closed;
-        }
-        if !self.warned && now >= self.warn_at() {
-            self.warned = true;
-            service.recorder.record(
-                instance.clone(),
-                self.fact(socket, TokenNotice::AboutToExpire),
-            );
-            let frame = HubFrame::TokenAboutToExpire {
-                expires_at: self.expires_at.rfc3339(),
-            };
-            if sink.send(Message::text(frame.encode())).await.is_err() {
-                return Due::Closed;
+        match self.notice(service, socket, instance) {
+            Some(TokenNotice::Expired) => {
+                let _ = sink
+                    .send(Message::text(HubFrame::TokenExpired.encode()))
+                    .await;
+                let close = CloseFrame {
+                    code: CloseCode::from(TOKEN_EXPIRED_CLOSE),
+                    reason: "token expired (20104)".into(),
+                };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                Due::Closed
             }
-            return Due::Sent;
+            Some(_) => {
+                let frame = HubFrame::TokenAboutToExpire {
+                    expires_at: self.expires_at.rfc3339(),
+                };
+                if sink.send(Message::text(frame.encode())).await.is_err() {
+                    return Due::Closed;
+                }
+                Due::Sent
+            }
+            None => Due::Nothing,
         }
-        Due::Nothing
     }
 
     /// Takes a token handed over on the open channel, if the service accepts it and it is the
-    /// channel's identity's; journals either way and returns the answer to send.
-    fn update(
+    /// channel's identity's; journals either way and returns the new expiry or the refusal.
+    pub(super) fn accept(
         &mut self,
         service: &Service,
         socket: u64,
         instance: &Option<InstanceId>,
         identity: &str,
         token: &str,
-    ) -> HubFrame {
+    ) -> Result<VirtualInstant, TokenError> {
         let fingerprint = TokenFingerprint::of(token);
         let checked = service.tokens.validate(token).and_then(|c| {
             if c.grants.identity == identity {
@@ -486,9 +529,7 @@ impl Lease {
                 service
                     .recorder
                     .record(instance.clone(), self.fact(socket, TokenNotice::Updated));
-                HubFrame::TokenUpdated {
-                    expires_at: self.expires_at.rfc3339(),
-                }
+                Ok(self.expires_at)
             }
             Err(e) => {
                 service.recorder.record(
@@ -501,20 +542,37 @@ impl Lease {
                         code: Some(e.code()),
                     }),
                 );
-                HubFrame::TokenRejected {
-                    code: e.code(),
-                    message: e.to_string(),
-                }
+                Err(e)
             }
+        }
+    }
+
+    /// [`Lease::accept`] answered in the v1 channel's frames.
+    fn update(
+        &mut self,
+        service: &Service,
+        socket: u64,
+        instance: &Option<InstanceId>,
+        identity: &str,
+        token: &str,
+    ) -> HubFrame {
+        match self.accept(service, socket, instance, identity, token) {
+            Ok(at) => HubFrame::TokenUpdated {
+                expires_at: at.rfc3339(),
+            },
+            Err(e) => HubFrame::TokenRejected {
+                code: e.code(),
+                message: e.to_string(),
+            },
         }
     }
 }
 
 /// An open event socket: journals its close when dropped, however the connection ended.
-struct OpenSocket {
-    service: Arc<Service>,
-    instance: Option<InstanceId>,
-    socket: u64,
+pub(super) struct OpenSocket {
+    pub(super) service: Arc<Service>,
+    pub(super) instance: Option<InstanceId>,
+    pub(super) socket: u64,
 }
 
 impl Drop for OpenSocket {
@@ -559,7 +617,7 @@ async fn send_due(
     true
 }
 
-fn frame_fact(p: &Published) -> FrameFact {
+pub(super) fn frame_fact(p: &Published) -> FrameFact {
     FrameFact {
         event_seq: p.frame.seq,
         event: p.frame.kind,

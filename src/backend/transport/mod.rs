@@ -10,6 +10,7 @@ pub(crate) mod front;
 pub(crate) mod http1;
 pub(crate) mod hub;
 pub(crate) mod rest;
+pub(crate) mod twilsock;
 
 /// Journals a refusal (of the REST front door or of the hub's handshake), answers it and
 /// closes the connection.

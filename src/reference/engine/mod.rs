@@ -274,6 +274,7 @@ impl Engine {
                 rest_url,
                 storage_dir,
                 device_token,
+                twilsock_url: _,
             } => self.start(
                 responder,
                 Login {

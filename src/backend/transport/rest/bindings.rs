@@ -279,7 +279,7 @@ fn check_address(address: &str, ep: &Endpoint) -> Result<(), Answer> {
 /// `fcm` or `gcm`) and `MessageTypes` (optional, repeatable), with the client's access token.
 /// Creates the binding of (the token's identity, `Address`), answered 201, or refreshes it (same
 /// sid, new `date_updated` and type), answered 200; either way with the binding resource.
-pub(super) fn register(call: &Call<'_>) -> Answer {
+pub(crate) fn register(call: &Call<'_>) -> Answer {
     let address = call.form.get("Address").cloned().unwrap_or_default();
     let ep = Endpoint::Register {
         address: shown(&address),
@@ -353,7 +353,7 @@ pub(super) fn register(call: &Call<'_>) -> Answer {
 /// `DELETE /v1/Client/Registrations/{Address}` (the SDK's unregistration; NOT part of the
 /// public v1 API): removes the binding of (the token's identity, `Address`): 204, or 404 when
 /// there is none.
-pub(super) fn unregister(call: &Call<'_>) -> Answer {
+pub(crate) fn unregister(call: &Call<'_>) -> Answer {
     let address = call.segments.get(3).cloned().unwrap_or_default();
     let ep = Endpoint::Unregister {
         address: shown(&address),

@@ -23,7 +23,7 @@ fn named(call: &Call<'_>) -> String {
 }
 
 /// The conversation a unique name or sid in a path resolves to, if it is live.
-pub(super) fn resolve<'m>(m: &'m Model, named: &str) -> Option<&'m ConversationRecord> {
+pub(crate) fn resolve<'m>(m: &'m Model, named: &str) -> Option<&'m ConversationRecord> {
     m.conversation_by_sid_or_name(named)
 }
 
@@ -61,7 +61,7 @@ fn member<'m>(
     Ok((c, principal, ep))
 }
 
-pub(super) fn get(call: &Call<'_>) -> Answer {
+pub(crate) fn get(call: &Call<'_>) -> Answer {
     call.service.read(|m| {
         let (c, _, ep) = match member(call, m, |sid| Endpoint::GetConversation { sid }) {
             Ok(found) => found,
@@ -85,7 +85,7 @@ fn name_field(call: &Call<'_>, field: &str) -> Option<Option<String>> {
         .map(|v| Some(v.clone()).filter(|v| !v.is_empty()))
 }
 
-pub(super) fn update(call: &Call<'_>) -> Answer {
+pub(crate) fn update(call: &Call<'_>) -> Answer {
     call.service.change(|m| {
         let (sid, ep) = match member(call, m, |sid| Endpoint::UpdateConversation { sid }) {
             Ok((c, _, ep)) => (c.sid.clone(), ep),
@@ -208,7 +208,7 @@ fn sub_page<'i, V>(
     Ok((read.items.iter().map(|(_, v)| *v).collect(), meta))
 }
 
-pub(super) fn participants(call: &Call<'_>) -> Answer {
+pub(crate) fn participants(call: &Call<'_>) -> Answer {
     call.service.read(|m| {
         let (c, _, ep) = match member(call, m, |sid| Endpoint::Participants { sid }) {
             Ok(found) => found,
@@ -238,7 +238,7 @@ pub(super) fn participants(call: &Call<'_>) -> Answer {
 }
 
 /// `/v1/Conversations/{sid}/Participants/{Sid or identity}`.
-pub(super) fn participant(call: &Call<'_>) -> Answer {
+pub(crate) fn participant(call: &Call<'_>) -> Answer {
     let wanted = call.segments.get(4).cloned().unwrap_or_default();
     call.service.read(|m| {
         let (c, _, ep) = match member(call, m, |sid| Endpoint::Participant {
@@ -271,7 +271,7 @@ pub(super) fn participant(call: &Call<'_>) -> Answer {
     })
 }
 
-pub(super) fn messages(call: &Call<'_>) -> Answer {
+pub(crate) fn messages(call: &Call<'_>) -> Answer {
     call.service.read(|m| {
         let (c, _, ep) = match member(call, m, |sid| Endpoint::Messages { sid }) {
             Ok(found) => found,
@@ -310,7 +310,7 @@ pub(super) fn messages(call: &Call<'_>) -> Answer {
 }
 
 /// `/v1/Conversations/{sid}/Messages/{Sid}`.
-pub(super) fn message(call: &Call<'_>) -> Answer {
+pub(crate) fn message(call: &Call<'_>) -> Answer {
     let wanted = call.segments.get(4).cloned().unwrap_or_default();
     call.service.read(|m| {
         let (c, _, ep) = match member(call, m, |sid| Endpoint::Message {
@@ -338,7 +338,7 @@ pub(super) fn message(call: &Call<'_>) -> Answer {
 /// `GET /v1/Conversations/{sid}/Counts`: the participant and message counts the real JS SDK
 /// reads from its conversation resource. The kit's backend serves this; it is NOT part of the
 /// public v1 API. The principal must see the conversation, as for the conversation itself.
-pub(super) fn counts(call: &Call<'_>) -> Answer {
+pub(crate) fn counts(call: &Call<'_>) -> Answer {
     call.service.read(|m| {
         let (c, _, ep) = match member(call, m, |sid| Endpoint::Counts { sid }) {
             Ok(found) => found,
@@ -352,7 +352,7 @@ pub(super) fn counts(call: &Call<'_>) -> Answer {
 }
 
 /// `/v1/Conversations/{sid}/Webhooks`: the mock has no webhooks, so always an empty page.
-pub(super) fn webhooks(call: &Call<'_>) -> Answer {
+pub(crate) fn webhooks(call: &Call<'_>) -> Answer {
     call.service.read(|m| {
         let (c, _, ep) = match member(call, m, |sid| Endpoint::Webhooks { sid }) {
             Ok(found) => found,
@@ -387,7 +387,7 @@ fn author(call: &Call<'_>, principal: &Principal, ep: &Endpoint) -> Result<Strin
     }
 }
 
-pub(super) fn send_message(call: &Call<'_>) -> Answer {
+pub(crate) fn send_message(call: &Call<'_>) -> Answer {
     call.service.change(|m| {
         let (sid, principal, ep) = match member(call, m, |sid| Endpoint::SendMessage { sid }) {
             Ok((c, principal, ep)) => (c.sid.clone(), principal, ep),

@@ -11,11 +11,11 @@
     reason = "the error side is the HTTP answer itself, built once per request"
 )]
 
-mod bindings;
-mod conversations;
-mod paging;
+pub(crate) mod bindings;
+pub(crate) mod conversations;
+pub(crate) mod paging;
 mod token;
-mod users;
+pub(crate) mod users;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

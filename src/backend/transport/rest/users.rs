@@ -52,7 +52,7 @@ fn user_identity(call: &Call<'_>, m: &mut Model, ep: &Endpoint) -> Result<String
     }
 }
 
-pub(super) fn get(call: &Call<'_>) -> Answer {
+pub(crate) fn get(call: &Call<'_>) -> Answer {
     let ep = Endpoint::GetUser;
     call.service.quietly(|m| {
         let identity = match user_identity(call, m, &ep) {
@@ -70,7 +70,7 @@ pub(super) fn get(call: &Call<'_>) -> Answer {
     })
 }
 
-pub(super) fn update(call: &Call<'_>) -> Answer {
+pub(crate) fn update(call: &Call<'_>) -> Answer {
     let ep = Endpoint::UpdateUser;
     call.service.change(|m| {
         let identity = match user_identity(call, m, &ep) {
@@ -98,7 +98,7 @@ pub(super) fn update(call: &Call<'_>) -> Answer {
     })
 }
 
-pub(super) fn list_conversations(call: &Call<'_>) -> Answer {
+pub(crate) fn list_conversations(call: &Call<'_>) -> Answer {
     let wanted = named(call).to_owned();
     let probe = Endpoint::UserConversations {
         user: wanted.clone(),
@@ -255,7 +255,7 @@ fn render_user_conversation(
 }
 
 /// `GET /v1/Users/{UserSid}/Conversations/{ConversationSid}`.
-pub(super) fn get_user_conversation(call: &Call<'_>) -> Answer {
+pub(crate) fn get_user_conversation(call: &Call<'_>) -> Answer {
     call.service.quietly(|m| {
         let (identity, sid, ep) = match user_conversation(call, m, |user, sid| {
             Endpoint::UserConversation { user, sid }
@@ -275,7 +275,7 @@ const LEVELS: [&str; 2] = ["default", "muted"];
 
 /// `POST /v1/Users/{UserSid}/Conversations/{ConversationSid}`: moves the read horizon
 /// (`LastReadMessageIndex`, empty for none) or sets the `NotificationLevel`.
-pub(super) fn update_user_conversation(call: &Call<'_>) -> Answer {
+pub(crate) fn update_user_conversation(call: &Call<'_>) -> Answer {
     call.service.quietly(|m| {
         let (identity, sid, ep) = match user_conversation(call, m, |user, sid| {
             Endpoint::UpdateUserConversation { user, sid }
