@@ -1,0 +1,1011 @@
+#!/usr/bin/env node
+// A convo-tck stdio adapter around the real, unmodified Twilio Conversations JS SDK
+// (`@twilio/conversations` 3.0.1, pinned in package-lock.json).
+//
+// The harness writes one JSON request per line on stdin; this process answers `hello` first,
+// then one reply per request and unsolicited observations on stdout, and exits when stdin
+// closes. The adapter only translates: every behaviour the rules judge is the SDK's own (how it
+// connects, reconnects, pages, caches counts, delivers events). The app-level glue an app has
+// to write itself is here too, kept small: fetching tokens from the generator and handing them
+// over on `tokenAboutToExpire` / `tokenExpired`, keeping the token in `storage_dir`, merging
+// the subscribed list with the added/removed events, and handing out handles.
+//
+// The SDK is never patched. Two Node globals are wrapped (see README.md):
+// - the timers and `Date`, by @sinonjs/fake-timers, so that the SDK's clock is the harness's
+//   virtual clock (`advance_time`); a thin wrapper around the fake `setTimeout` notices timers
+//   due now (the SDK dispatches every socket event through `setTimeout(f, 0)`) and fires them on
+//   the next turn of the real event loop;
+// - `WebSocket`: the SDK's twilsock channel uses `global.WebSocket` when there is one, else the
+//   `ws` package. The adapter defines it as `ws`'s own class, recording each socket with the
+//   instance that opened it, so that `kill` can cut the socket abruptly and `logout` can answer
+//   once the socket is closed.
+'use strict';
+
+const fs = require('node:fs');
+const http = require('node:http');
+const path = require('node:path');
+const readline = require('node:readline');
+
+// ---------------------------------------------------------------- virtual time
+
+// Kept before the fakes go in: the adapter's own plumbing runs on real event-loop turns.
+const realSetImmediate = setImmediate;
+const FakeTimers = require('@sinonjs/fake-timers');
+
+// The SDK's clock. Only these are faked: setImmediate, process.nextTick, queueMicrotask and
+// Node's own I/O timers stay real (they are event-loop plumbing, not delays).
+const clock = FakeTimers.install({
+  now: Date.now(),
+  toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+  loopLimit: 100_000,
+});
+
+// How far `settle` may run the SDK's clock ahead of the harness's to fire a timer that is about
+// to be due (Sync's ~100 ms subscription batching: see README.md, "Time"). 0 = only timers due
+// at the harness's current time ever fire during a settle.
+const SETTLE_LEAD_MS = envNumber('TWJS_SETTLE_LEAD_MS', 150);
+// The most the SDK's clock may be ahead of the harness's in all; `advance_time` absorbs it.
+const MAX_LEAD_MS = envNumber('TWJS_MAX_LEAD_MS', 1000);
+
+function envNumber(name, fallback) {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v >= 0 ? v : fallback;
+}
+
+const time = {
+  // The harness's clock, on the same epoch as the SDK's (`clock.now` is never behind it).
+  harnessNow: clock.now,
+  pumping: false,
+  pumpQueued: false,
+  // The earliest timer of the SDK's clock, or null.
+  nextDue() {
+    let next = null;
+    const timers = clock.timers instanceof Map ? clock.timers.values() : Object.values(clock.timers || {});
+    for (const t of timers) if (next === null || t.callAt < next) next = t.callAt;
+    return next;
+  },
+  hasDue() {
+    const next = this.nextDue();
+    return next !== null && next <= clock.now;
+  },
+  busyNow() {
+    return this.hasDue() || this.nextZero() !== null;
+  },
+  // The earliest zero-delay timer, if any. fake-timers schedules a zero-delay timer created
+  // while it is firing timers 1 ms later (as browsers clamp nested timers), so the SDK's chains
+  // of `setTimeout(f, 0)` move its clock by a millisecond a link.
+  nextZero() {
+    let next = null;
+    const timers = clock.timers instanceof Map ? clock.timers.values() : Object.values(clock.timers || {});
+    for (const t of timers) if (!t.delay && !t.interval && (next === null || t.callAt < next)) next = t.callAt;
+    return next;
+  },
+  async fireNow() {
+    for (;;) {
+      if (this.hasDue()) {
+        await clock.tickAsync(0);
+        continue;
+      }
+      const zero = this.nextZero();
+      if (zero === null) return;
+      await clock.tickAsync(zero - clock.now);
+    }
+  },
+  // Fires the timers due now, on a real turn of the event loop, until none is left.
+  pumpSoon() {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    realSetImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  },
+  async pump() {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      await this.fireNow();
+    } finally {
+      this.pumping = false;
+    }
+  },
+  async advance(ms) {
+    this.harnessNow += ms;
+    while (this.pumping) await turns(1);
+    this.pumping = true;
+    try {
+      if (clock.now < this.harnessNow) await clock.tickAsync(this.harnessNow - clock.now);
+      await this.fireNow();
+    } finally {
+      this.pumping = false;
+    }
+  },
+  // Fires the earliest timer if it is due within the settle lead: returns whether it did.
+  async borrow() {
+    if (SETTLE_LEAD_MS <= 0) return false;
+    const next = this.nextDue();
+    if (next === null || next <= clock.now) return false;
+    if (next - clock.now > SETTLE_LEAD_MS || next - this.harnessNow > MAX_LEAD_MS) return false;
+    while (this.pumping) await turns(1);
+    this.pumping = true;
+    try {
+      await clock.tickAsync(next - clock.now);
+      await this.fireNow();
+    } finally {
+      this.pumping = false;
+    }
+    return true;
+  },
+};
+
+// Timers the SDK sets for "now" run without waiting for a settle or an advance.
+{
+  const fakeSetTimeout = globalThis.setTimeout;
+  globalThis.setTimeout = function setTimeout(fn, ms, ...args) {
+    const t = fakeSetTimeout(fn, ms, ...args);
+    if (!(Number(ms) > 0)) time.pumpSoon();
+    return t;
+  };
+}
+
+function turns(n) {
+  return new Promise((resolve) => {
+    const step = (left) => (left <= 0 ? resolve() : realSetImmediate(() => step(left - 1)));
+    step(n);
+  });
+}
+
+// ---------------------------------------------------------------- the SDK's WebSocket
+
+// The SDK's own copy of `ws` (a dependency of twilsock), wrapped so that sockets are known.
+const WsWebSocket = require(require.resolve('ws', { paths: [path.dirname(require.resolve('twilsock'))] }));
+const sockets = new Map(); // WebSocket -> instance id that opened it
+const deadInstances = new Set(); // instances killed or shut down: they never connect again
+
+class TrackedWebSocket extends WsWebSocket {
+  constructor(url, ...rest) {
+    const instance = new URL(url).searchParams.get('client');
+    if (deadInstances.has(instance)) {
+      // An ended instance must never reach the backend again: fail before any connection.
+      throw new Error(`instance ${instance} has ended`);
+    }
+    super(url, ...rest);
+    sockets.set(this, instance);
+    this.on('close', () => {
+      sockets.delete(this);
+      engine.socketClosed();
+    });
+    this.on('error', () => {});
+  }
+}
+globalThis.WebSocket = TrackedWebSocket;
+
+function socketsOf(instance) {
+  return [...sockets].filter(([, i]) => i === instance).map(([ws]) => ws);
+}
+
+// Loaded only now: everything it creates sees the fake clock and the tracked WebSocket.
+const { Client } = require('@twilio/conversations');
+const SDK_VERSION = require('@twilio/conversations/package.json').version;
+
+// ---------------------------------------------------------------- output
+
+const PROTOCOL = 1;
+const TOKEN_TTL_S = 4 * 3600; // asked of the generator: hours, at most a day (TOKEN-2)
+const TOKEN_MARGIN_MS = 180_000; // a stored token must outlive this to be used at start (TOKEN-5)
+const STORAGE_FILE = 'twilio-js-adapter.json';
+// The SDK's Network cache: `http_cache_interval` (seconds) x 100 ms; the SDK's default PT5S.
+const COUNT_CACHE_MS = 500;
+const COMMANDS = [
+  'start', 'logout', 'kill', 'list_conversations', 'open_conversation', 'release',
+  'fetch_messages', 'send_message', 'update_attributes', 'read_attributes', 'get_count',
+  'advance_time', 'settle', 'inspect',
+];
+
+let closedInput = false;
+function send(msg) {
+  process.stdout.write(JSON.stringify(msg) + '\n');
+}
+function observe(event, fields = {}) {
+  send({ type: 'observation', event, ...fields });
+}
+function log(...parts) {
+  // stderr is journaled: never put a token here.
+  process.stderr.write(`[twilio-js-adapter] ${parts.join(' ')}\n`);
+}
+
+class CommandError extends Error {
+  constructor(kind, message) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+class Responder {
+  constructor(id) {
+    this.id = id;
+    this.answered = false;
+  }
+  ok(body) {
+    if (this.answered) return;
+    this.answered = true;
+    send({ type: 'reply', id: this.id, ok: body });
+  }
+  error(kind, message) {
+    if (this.answered) return;
+    this.answered = true;
+    send({ type: 'reply', id: this.id, error: { kind, message: String(message) } });
+  }
+  fail(e) {
+    if (e instanceof CommandError) this.error(e.kind, e.message);
+    else this.error(sdkErrorKind(e), describeError(e));
+  }
+}
+
+function describeError(e) {
+  if (!e) return 'unknown error';
+  const parts = [e.message || String(e)];
+  if (e.status) parts.push(`status ${e.status}`);
+  if (e.code) parts.push(`code ${e.code}`);
+  return parts.join(', ');
+}
+
+// The SDK's errors carry the backend's HTTP status (TwilsockUpstreamError, SyncError).
+function sdkErrorKind(e) {
+  if (!e) return 'internal';
+  if (e.code === 20104 || e.code === 20157 || e.errorCode === 20104) return 'token_rejected';
+  if (e.status === 404 || e.code === 50350 || e.code === 54100 || e.code === 50300) return 'not_found';
+  if (typeof e.status === 'number' && e.status >= 400) return 'backend';
+  return 'internal';
+}
+
+// ---------------------------------------------------------------- tokens and storage
+
+async function fetchToken(tokenUrl, identity, instance) {
+  engine.io += 1;
+  try {
+    return await requestToken(tokenUrl, identity, instance);
+  } finally {
+    engine.io -= 1;
+    engine.activity += 1;
+  }
+}
+
+async function requestToken(tokenUrl, identity, instance) {
+  const body = new URLSearchParams({ identity, ttl: String(TOKEN_TTL_S) }).toString();
+  const { status, text } = await httpRequest(tokenUrl, {
+    method: 'POST',
+    headers: {
+      'X-Convo-Client': instance,
+      'Content-Type': 'application/x-www-form-urlencoded',
+      'Content-Length': Buffer.byteLength(body),
+    },
+    body,
+  }).catch((e) => {
+    throw new CommandError('backend', `token generator unreachable: ${e.message}`);
+  });
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  if (status === 200 && json && typeof json.token === 'string') {
+    const ttl = typeof json.ttl === 'number' ? json.ttl : TOKEN_TTL_S;
+    return { token: json.token, expiresAt: Date.now() + ttl * 1000, ttl };
+  }
+  throw new CommandError('token_rejected', `token generator answered ${status}: ${(json && json.message) || ''}`);
+}
+
+// Plain HTTP on Node's own sockets (not `fetch`, whose timers would be the fake ones).
+function httpRequest(url, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+// The app's persistent storage: the current token of an identity and its expiry (virtual ms).
+const storage = {
+  file(dir) {
+    return typeof dir === 'string' && dir !== '' ? path.join(dir, STORAGE_FILE) : null;
+  },
+  load(dir) {
+    const file = this.file(dir);
+    if (!file) return {};
+    try {
+      const v = JSON.parse(fs.readFileSync(file, 'utf8'));
+      return v && typeof v === 'object' ? v : {};
+    } catch {
+      return {};
+    }
+  },
+  update(dir, change) {
+    const file = this.file(dir);
+    if (!file) return;
+    const v = this.load(dir);
+    change(v);
+    try {
+      fs.writeFileSync(`${file}.tmp`, JSON.stringify(v), { mode: 0o600 });
+      fs.renameSync(`${file}.tmp`, file);
+    } catch (e) {
+      log('storage not writable:', e && e.code ? e.code : 'error');
+    }
+  },
+  keep(dir, identity, credential) {
+    this.update(dir, (v) => {
+      v.token = { identity, token: credential.token, expires_at: credential.expiresAt };
+    });
+  },
+  clear(dir) {
+    this.update(dir, (v) => delete v.token);
+  },
+  valid(dir, identity) {
+    const t = this.load(dir).token;
+    if (!t || t.identity !== identity || typeof t.token !== 'string') return null;
+    if (typeof t.expires_at !== 'number' || t.expires_at <= Date.now() + TOKEN_MARGIN_MS) return null;
+    return { token: t.token, expiresAt: t.expires_at, stored: true };
+  },
+};
+
+// ---------------------------------------------------------------- URLs
+
+function twilsockUrlOf(req) {
+  if (typeof req.twilsock_url === 'string' && req.twilsock_url !== '') return req.twilsock_url;
+  const u = new URL(req.events_url);
+  u.pathname = u.pathname.replace(/\/v1\/events$/, '/v3/wsconnect');
+  u.search = '';
+  return u.toString();
+}
+
+function withClient(url, instance) {
+  return `${url}${url.includes('?') ? '&' : '?'}client=${encodeURIComponent(instance)}`;
+}
+
+function barrierUrlOf(twilsockUrl, instance) {
+  const u = new URL(twilsockUrl);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  u.pathname = '/v3/kit/settle';
+  u.search = `?client=${encodeURIComponent(instance)}`;
+  return u.toString();
+}
+
+const CONNECTION_STATES = {
+  connecting: 'connecting',
+  connected: 'connected',
+  disconnected: 'disconnected',
+  denied: 'denied',
+};
+
+const REASONS = {
+  attributes: 'attributes',
+  friendlyName: 'friendly_name',
+  uniqueName: 'unique_name',
+  dateUpdated: 'date_updated',
+  dateCreated: 'date_created',
+  createdBy: 'created_by',
+  lastMessage: 'last_message',
+  lastReadMessageIndex: 'last_read_message_index',
+  notificationLevel: 'notification_level',
+  state: 'state',
+  status: 'status',
+  online: 'online',
+  notifiable: 'notifiable',
+};
+
+function reasonsOf(list) {
+  return (list || []).map((r) => REASONS[r] || r);
+}
+
+function sameJson(a, b) {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+// ---------------------------------------------------------------- the engine
+
+const engine = {
+  instances: 0,
+  handles: 0,
+  session: null, // the current client, see start()
+  handleOwners: new Map(), // handle -> instance (ids are never reused)
+  inflight: new Set(), // the adapter's SDK calls not settled yet
+  io: 0, // the adapter's own requests to the token generator in flight
+  activity: 0, // bumped on every SDK event, to tell a quiet round from a busy one
+  closeWaiters: [],
+
+  // Runs an SDK call, counted for settle.
+  track(promise) {
+    const p = Promise.resolve(promise);
+    this.inflight.add(p);
+    const done = () => {
+      this.inflight.delete(p);
+      this.activity += 1;
+    };
+    p.then(done, done);
+    return p;
+  },
+
+  current(instanceCheck = true) {
+    const s = this.session;
+    if (!s || s.ended) throw new CommandError('client_shut_down', 'no client');
+    if (instanceCheck && !s.client) throw new CommandError('client_shut_down', 'the client is still starting');
+    return s;
+  },
+
+  async command(req) {
+    const r = new Responder(req.id);
+    try {
+      switch (req.command) {
+        case 'start':
+          return await this.start(r, req);
+        case 'logout':
+          return await this.logout(r);
+        case 'kill':
+          return await this.kill(r);
+        case 'list_conversations':
+          return r.ok({ conversations: await this.listConversations() });
+        case 'open_conversation':
+          return r.ok({ handle: await this.open(req.conversation) });
+        case 'release':
+          return this.release(r, req.handle);
+        case 'fetch_messages':
+          return r.ok({ messages: await this.fetchMessages(req.conversation, req.count) });
+        case 'send_message':
+          return r.ok({ index: await this.sendMessage(req.conversation, req.body) });
+        case 'update_attributes':
+          return r.ok({ attributes: await this.update(req.target, req.attributes) });
+        case 'read_attributes':
+          return r.ok({ attributes: this.read(req.target) });
+        case 'get_count':
+          return r.ok({ count: await this.count(req.conversation, req.kind) });
+        case 'advance_time':
+          await time.advance(Math.max(0, Number(req.ms) || 0));
+          return r.ok({});
+        case 'settle':
+          await this.settle();
+          return r.ok({});
+        case 'inspect':
+          return r.ok(this.inspect());
+        default:
+          return r.error('unsupported', `the twilio-js adapter does not implement \`${req.command}\``);
+      }
+    } catch (e) {
+      if (!(e instanceof CommandError)) log('command', req.command, 'failed:', describeError(e));
+      r.fail(e);
+    }
+  },
+
+  // ------------------------------------------------------------ lifecycle
+
+  async start(r, req) {
+    const { identity, token_url: tokenUrl } = req;
+    if (![identity, tokenUrl, req.rest_url, req.events_url].every((v) => typeof v === 'string')) {
+      return r.error('invalid_command', 'start needs identity, token_url, rest_url, events_url');
+    }
+    if (this.session && !this.session.ended) {
+      if (this.session.identity === identity) {
+        return r.error('invalid_command', 'a client is already started for this identity; log out first');
+      }
+      // A switch of login: the previous user logs out first.
+      await this.shutDown(this.session);
+    }
+    this.instances += 1;
+    const instance = `twjs-${this.instances}`;
+    const twilsockUrl = twilsockUrlOf(req);
+    const s = {
+      instance,
+      identity,
+      tokenUrl,
+      storageDir: typeof req.storage_dir === 'string' ? req.storage_dir : null,
+      twilsockUrl,
+      barrierUrl: barrierUrlOf(twilsockUrl, instance),
+      client: null,
+      ended: false,
+      connection: null,
+      everConnected: false,
+      tokenWorked: false, // the token in use was accepted by the backend
+      refreshing: null,
+      known: new Map(), // sid -> Conversation, from conversationAdded (until conversationRemoved)
+      order: [], // sids in the order the app learnt them
+      removed: new Set(),
+      handles: new Map(), // handle -> sid
+      attributeEvents: new Map(), // target key -> count of attribute updates seen
+      attributeWaiters: [],
+    };
+    this.session = s;
+
+    let credential = storage.valid(s.storageDir, identity);
+    if (!credential) {
+      try {
+        credential = await this.track(fetchToken(tokenUrl, identity, instance));
+      } catch (e) {
+        s.ended = true;
+        observe('error', { kind: e.kind || 'internal', message: e.message });
+        return r.fail(e);
+      }
+      storage.keep(s.storageDir, identity, credential);
+    }
+    if (s.ended) return r.error('client_shut_down', 'the client was ended while starting');
+    s.token = credential.token;
+
+    const client = new Client(credential.token, {
+      logLevel: process.env.TWJS_SDK_LOG || 'silent',
+      twilsock: { uri: withClient(twilsockUrl, instance) },
+      apiUri: req.rest_url,
+      cdsUri: req.rest_url,
+      // Reconnect backoff: the SDK's defaults (1 s .. 2 min, 20% jitter), stated explicitly.
+      retryPolicy: { min: 1000, max: 120000, randomness: 0.2 },
+    });
+    s.client = client;
+    observe('client_created', { instance });
+    this.listen(s);
+
+    await new Promise((resolve) => {
+      s.startWaiter = (outcome) => {
+        s.startWaiter = null;
+        if (outcome.ok) r.ok({ instance });
+        else r.error(outcome.kind, outcome.message);
+        resolve();
+      };
+      if (s.ended) s.startWaiter({ ok: false, kind: 'client_shut_down', message: 'ended while starting' });
+    });
+  },
+
+  // Forwards what the SDK reports, as long as its client is the current one.
+  listen(s) {
+    const c = s.client;
+    const live = (f) => (...args) => {
+      this.activity += 1;
+      if (s.ended || this.session !== s) return;
+      try {
+        f(...args);
+      } catch (e) {
+        log('internal error:', e && e.stack ? e.stack : e);
+      }
+    };
+    c.on('connectionStateChanged', live((state) => {
+      const mapped = CONNECTION_STATES[state];
+      if (state === 'connected') {
+        s.everConnected = true;
+        s.tokenWorked = true;
+      }
+      if (mapped && mapped !== s.connection) {
+        s.connection = mapped;
+        observe('connection_state', { state: mapped });
+      }
+      if (state === 'connected' && s.startWaiter) s.startWaiter({ ok: true });
+      if (state === 'denied' && s.startWaiter) {
+        observe('error', { kind: 'token_rejected', message: 'the backend refused the token' });
+        s.startWaiter({ ok: false, kind: 'token_rejected', message: 'the backend refused the token (denied)' });
+      }
+    }));
+    c.on('connectionError', live((e) => {
+      const kind = e && (e.errorCode === 20104 || e.errorCode === 20157) ? 'token_rejected' : 'backend';
+      observe('error', { kind, message: `connectionError: ${e && e.message}${e && e.terminal ? ' (terminal)' : ''}` });
+    }));
+    c.on('initFailed', live(({ error } = {}) => {
+      observe('error', { kind: 'internal', message: `initFailed: ${error && error.message}` });
+    }));
+    c.on('tokenAboutToExpire', live(() => {
+      observe('token_about_to_expire');
+      this.refreshToken(s);
+    }));
+    c.on('tokenExpired', live(() => {
+      observe('token_expired');
+      if (s.startWaiter && !s.everConnected) {
+        observe('error', { kind: 'token_rejected', message: 'the backend refused the token (expired)' });
+        s.startWaiter({ ok: false, kind: 'token_rejected', message: 'the backend refused the token (expired)' });
+        return;
+      }
+      // An app replaces a token that worked; one that never did is not asked for again.
+      if (s.tokenWorked) this.refreshToken(s);
+    }));
+    c.on('conversationAdded', live((conv) => {
+      const sid = conv.sid;
+      s.removed.delete(sid);
+      const isNew = !s.known.has(sid);
+      s.known.set(sid, conv);
+      if (!s.order.includes(sid)) s.order.push(sid);
+      if (isNew) observe('conversation_added', { conversation: sid });
+    }));
+    c.on('conversationRemoved', live((conv) => {
+      const sid = conv.sid;
+      s.known.delete(sid);
+      s.removed.add(sid);
+      s.order = s.order.filter((x) => x !== sid);
+      observe('conversation_removed', { conversation: sid });
+    }));
+    c.on('conversationUpdated', live(({ conversation, updateReasons }) => {
+      const sid = conversation.sid;
+      if (!s.known.has(sid) && !s.removed.has(sid)) s.known.set(sid, conversation);
+      observe('conversation_updated', {
+        conversation: sid,
+        reasons: reasonsOf(updateReasons),
+        attributes: conversation.attributes,
+      });
+      if ((updateReasons || []).includes('attributes')) this.attributesChanged(s, `conversation ${sid}`, conversation.attributes);
+    }));
+    c.on('userUpdated', live(({ user, updateReasons }) => {
+      if (user.identity !== s.identity) return;
+      observe('user_updated', { attributes: user.attributes });
+      if ((updateReasons || []).includes('attributes')) this.attributesChanged(s, 'user', user.attributes);
+    }));
+    c.on('messageAdded', live((m) => observe('message_added', { conversation: m.conversation.sid, index: m.index })));
+    c.on('messageUpdated', live(({ message }) => {
+      observe('message_updated', { conversation: message.conversation.sid, index: message.index });
+    }));
+    c.on('messageRemoved', live((m) => observe('message_removed', { conversation: m.conversation.sid, index: m.index })));
+  },
+
+  // What an app does on tokenAboutToExpire / tokenExpired: a new token from the generator,
+  // handed to the client.
+  refreshToken(s) {
+    if (s.refreshing) return;
+    s.refreshing = (async () => {
+      try {
+        const credential = await fetchToken(s.tokenUrl, s.identity, s.instance);
+        if (s.ended) return;
+        storage.keep(s.storageDir, s.identity, credential);
+        s.tokenWorked = false;
+        await s.client.updateToken(credential.token);
+        s.token = credential.token;
+        if (!s.ended && this.session === s) observe('token_updated');
+      } catch (e) {
+        if (!s.ended) {
+          log('token refresh failed:', describeError(e));
+          observe('error', { kind: e.kind || sdkErrorKind(e), message: `token refresh failed: ${describeError(e)}` });
+        }
+      } finally {
+        s.refreshing = null;
+      }
+    })();
+    this.track(s.refreshing);
+  },
+
+  async logout(r) {
+    const s = this.current(false);
+    storage.clear(s.storageDir);
+    await this.shutDown(s);
+    r.ok({});
+  },
+
+  // Handles first, then the client's shutdown, then its socket closed.
+  async shutDown(s) {
+    for (const handle of [...s.handles.keys()].sort()) observe('handle_released', { handle });
+    s.handles.clear();
+    this.failWaiters(s, 'client_shut_down', 'the client was shut down');
+    if (s.client) {
+      let finished = false;
+      this.track(s.client.shutdown())
+        .catch((e) => log('shutdown:', describeError(e)))
+        .finally(() => (finished = true));
+      // shutdown() resolves once its `close` went out (it never does for a client that never
+      // initialized): a bounded number of real turns, never a wait on time.
+      await this.turnsUntil(() => finished, 2000);
+    }
+    observe('client_shut_down', { instance: s.instance });
+    this.end(s);
+    await this.turnsUntil(() => socketsOf(s.instance).length === 0, 2000);
+    for (const ws of socketsOf(s.instance)) ws.terminate();
+    await this.untilClosed(s.instance);
+  },
+
+  // Lets the event loop (and the SDK's timers due now) run until `done()` or `max` rounds.
+  async turnsUntil(done, max) {
+    for (let i = 0; i < max && !done(); i++) {
+      await time.pump();
+      await turns(2);
+    }
+  },
+
+  async kill(r) {
+    const s = this.current(false);
+    // The process dies: its socket goes without a goodbye, nothing is reported.
+    this.end(s);
+    for (const ws of socketsOf(s.instance)) ws.terminate();
+    if (s.client) s.client.shutdown().catch(() => {});
+    await this.untilClosed(s.instance);
+    r.ok({});
+  },
+
+  end(s) {
+    s.ended = true;
+    deadInstances.add(s.instance);
+    if (s.startWaiter) s.startWaiter({ ok: false, kind: 'client_shut_down', message: 'the client ended while starting' });
+    this.failWaiters(s, 'client_shut_down', 'the client was shut down');
+    if (s.client) s.client.removeAllListeners();
+    for (const handle of s.handles.keys()) this.handleOwners.set(handle, s.instance);
+    s.handles.clear();
+  },
+
+  untilClosed(instance) {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (socketsOf(instance).length === 0) return resolve();
+        this.closeWaiters.push(check);
+      };
+      check();
+    });
+  },
+
+  socketClosed() {
+    const waiters = this.closeWaiters;
+    this.closeWaiters = [];
+    for (const w of waiters) w();
+  },
+
+  // ------------------------------------------------------------ conversations
+
+  // The app's merged list: the SDK's paginator to the end, merged with the added/removed
+  // events; a conversation appears once.
+  async listConversations() {
+    const s = this.current();
+    const sids = [];
+    let page = await this.track(s.client.getSubscribedConversations());
+    for (;;) {
+      for (const c of page.items) sids.push(c.sid);
+      if (!page.hasNextPage) break;
+      page = await this.track(page.nextPage());
+    }
+    if (s.ended) throw new CommandError('client_shut_down', 'the client was shut down');
+    const out = [];
+    for (const sid of [...sids, ...s.order]) {
+      if (!out.includes(sid) && !(s.removed.has(sid) && !s.known.has(sid))) out.push(sid);
+    }
+    return out;
+  },
+
+  async conversation(s, sid) {
+    const known = s.known.get(sid);
+    if (known) return known;
+    try {
+      return await this.track(s.client.getConversationBySid(sid));
+    } catch (e) {
+      if (sdkErrorKind(e) === 'internal' && /not found|forbidden/i.test(e.message || '')) {
+        throw new CommandError('not_found', `conversation ${sid}: ${describeError(e)}`);
+      }
+      throw e;
+    }
+  },
+
+  async open(sid) {
+    const s = this.current();
+    await this.conversation(s, sid);
+    if (s.ended) throw new CommandError('client_shut_down', 'the client was shut down');
+    this.handles += 1;
+    const handle = `h-${this.handles}`;
+    s.handles.set(handle, sid);
+    this.handleOwners.set(handle, s.instance);
+    observe('handle_acquired', { handle });
+    return handle;
+  },
+
+  release(r, handle) {
+    const s = this.session;
+    if (s && !s.ended && s.handles.has(handle)) {
+      s.handles.delete(handle);
+      observe('handle_released', { handle });
+      return r.ok({});
+    }
+    const owner = this.handleOwners.get(handle);
+    if (!s || s.ended || (owner && owner !== s.instance)) return r.error('client_shut_down', 'the handle belongs to an ended client');
+    if (owner) return r.error('released_handle', `handle ${handle} was released`);
+    return r.error('not_found', `no handle ${handle}`);
+  },
+
+  async fetchMessages(sid, count) {
+    const s = this.current();
+    const conv = await this.conversation(s, sid);
+    const page = await this.track(conv.getMessages(Math.max(1, Number(count) || 1)));
+    return page.items.map((m) => m.index);
+  },
+
+  async sendMessage(sid, body) {
+    const s = this.current();
+    const conv = await this.conversation(s, sid);
+    return await this.track(conv.sendMessage(String(body)));
+  },
+
+  // ------------------------------------------------------------ attributes
+
+  targetKey(target) {
+    if (target && target.kind === 'user') return 'user';
+    if (target && target.kind === 'conversation' && typeof target.sid === 'string') return `conversation ${target.sid}`;
+    throw new CommandError('invalid_command', 'target must be {"kind":"user"} or {"kind":"conversation","sid":...}');
+  },
+
+  attributesChanged(s, key, value) {
+    s.attributeEvents.set(key, (s.attributeEvents.get(key) || 0) + 1);
+    const waiting = s.attributeWaiters;
+    s.attributeWaiters = [];
+    for (const w of waiting) {
+      if (w.key === key && w.acked) w.resolve(value);
+      else if (w.key === key) {
+        w.seen = value;
+        s.attributeWaiters.push(w);
+      } else s.attributeWaiters.push(w);
+    }
+  },
+
+  failWaiters(s, kind, message) {
+    const waiting = s.attributeWaiters;
+    s.attributeWaiters = [];
+    for (const w of waiting) w.reject(new CommandError(kind, message));
+  },
+
+  // The SDK resolves updateAttributes on the REST acknowledgement, before the value is applied;
+  // the reply waits for the Updated event (conversationUpdated / userUpdated with the reason
+  // `attributes`) that follows, and answers the value it carried.
+  async update(target, attributes) {
+    const key = this.targetKey(target);
+    const s = this.current();
+    const object = key === 'user' ? s.client.user : await this.conversation(s, target.sid);
+    if (sameJson(object.attributes, attributes)) {
+      // Nothing will change, so the SDK will announce nothing: the write's ack is all there is.
+      await this.track(object.updateAttributes(attributes));
+      return object.attributes;
+    }
+    const waiter = { key, acked: false, seen: undefined };
+    const applied = new Promise((resolve, reject) => {
+      waiter.resolve = resolve;
+      waiter.reject = reject;
+    });
+    s.attributeWaiters.push(waiter);
+    try {
+      await this.track(object.updateAttributes(attributes));
+    } catch (e) {
+      s.attributeWaiters = s.attributeWaiters.filter((w) => w !== waiter);
+      throw e;
+    }
+    waiter.acked = true;
+    if (waiter.seen !== undefined) {
+      s.attributeWaiters = s.attributeWaiters.filter((w) => w !== waiter);
+      return waiter.seen;
+    }
+    return await applied;
+  },
+
+  read(target) {
+    const key = this.targetKey(target);
+    const s = this.current();
+    if (key === 'user') return s.client.user.attributes;
+    const conv = s.known.get(target.sid);
+    if (!conv) throw new CommandError('not_found', `the client does not hold conversation ${target.sid}`);
+    return conv.attributes;
+  },
+
+  async count(sid, kind) {
+    const s = this.current();
+    const conv = await this.conversation(s, sid);
+    switch (kind) {
+      case 'participants':
+        return await this.track(conv.getParticipantsCount());
+      case 'messages':
+        return await this.track(conv.getMessagesCount());
+      case 'unread': {
+        const n = await this.track(conv.getUnreadMessagesCount());
+        return typeof n === 'number' ? n : null;
+      }
+      default:
+        throw new CommandError('invalid_command', `unknown count kind ${kind}`);
+    }
+  },
+
+  // ------------------------------------------------------------ settle and inspect
+
+  async barrier() {
+    const s = this.session;
+    if (!s || s.ended || !s.client) return null;
+    try {
+      const { status, text } = await httpRequest(s.barrierUrl);
+      if (status !== 200) return `status ${status}`;
+      const v = JSON.parse(text);
+      return `${v.requests}/${v.notifications}`;
+    } catch (e) {
+      return `unreachable ${e.code || e.message}`;
+    }
+  },
+
+  // Quiet = two rounds in a row in which the SDK's clock had nothing due, the backend's barrier
+  // totals, the SDK's event count and the sockets did not move, and nothing is in flight. A
+  // call or a socket handshake still pending after many unchanged rounds waits on virtual time
+  // (a queued request, a backoff) or on a backend that does not answer: settled too. The
+  // adapter's own requests to the token generator always finish first.
+  async settle() {
+    let previous = null;
+    let unchanged = 0;
+    for (let round = 0; round < 1000; round++) {
+      await time.pump();
+      await turns(3);
+      if (time.busyNow()) continue;
+      if (await time.borrow()) continue;
+      const totals = await this.barrier();
+      await turns(3);
+      await time.pump();
+      if (time.busyNow() || this.io > 0) {
+        previous = null;
+        continue;
+      }
+      const waiting = this.inflight.size + this.socketsBusy();
+      const signature = `${totals} ${this.activity} ${this.inflight.size} ${this.socketStates()} ${clock.now}`;
+      if (signature === previous) {
+        unchanged += 1;
+        if (waiting === 0 || unchanged >= 20) return;
+      } else {
+        unchanged = 0;
+      }
+      previous = signature;
+    }
+    log('settle: still busy after 1000 rounds; answering anyway');
+  },
+
+  socketStates() {
+    return [...sockets.keys()].map((ws) => ws.readyState).join('');
+  },
+
+  // Sockets opening or closing.
+  socketsBusy() {
+    return [...sockets.keys()].filter((ws) => ws.readyState !== 1).length;
+  },
+
+  inspect() {
+    const s = this.session;
+    if (!s || s.ended) return { instance: null, connection: null, sync: null, conversations: [], handles: [] };
+    return {
+      instance: s.instance,
+      connection: s.connection,
+      sync: null,
+      conversations: [...s.known.keys()].sort().map((sid) => [sid, 'all']),
+      handles: [...s.handles.keys()].sort(),
+    };
+  },
+};
+
+// ---------------------------------------------------------------- main
+
+process.on('uncaughtException', (e) => log('internal error:', e && e.stack ? e.stack : e));
+process.on('unhandledRejection', (e) => log('unhandled rejection:', e && e.stack ? e.stack : e));
+process.stdout.on('error', () => process.exit(0));
+
+send({
+  type: 'hello',
+  protocol: PROTOCOL,
+  adapter: 'twilio-conversations-js',
+  version: `${require('./package.json').version}+sdk.${SDK_VERSION}`,
+  profile: 'js',
+  capabilities: {
+    virtual_time: true,
+    settle: true,
+    count_cache_lifetime_ms: COUNT_CACHE_MS,
+    features: ['messages'],
+    commands: COMMANDS,
+  },
+});
+
+const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+input.on('line', (line) => {
+  if (closedInput || line.trim() === '') return;
+  let req;
+  try {
+    req = JSON.parse(line);
+  } catch (e) {
+    log('malformed request line:', e.message);
+    return;
+  }
+  if (typeof req !== 'object' || req === null || typeof req.id !== 'number') {
+    log('request without an id');
+    return;
+  }
+  engine.command(req);
+});
+input.on('close', () => {
+  closedInput = true;
+  for (const ws of sockets.keys()) ws.terminate();
+  process.exit(0);
+});
