@@ -40,46 +40,64 @@ const clock = FakeTimers.install({
   loopLimit: 100_000,
 });
 
-// How far `settle` may run the SDK's clock ahead of the harness's to fire a timer that is about
-// to be due (Sync's ~100 ms subscription batching: see README.md, "Time"). 0 = only timers due
-// at the harness's current time ever fire during a settle.
-const SETTLE_LEAD_MS = envNumber('TWJS_SETTLE_LEAD_MS', 150);
-// The most the SDK's clock may be ahead of the harness's in all; `advance_time` absorbs it.
-const MAX_LEAD_MS = envNumber('TWJS_MAX_LEAD_MS', 1000);
+// A timer set for at most this many ms is fired early by `settle` when nothing else is left to
+// do, without moving the clock (see README.md, "Time"): Sync batches its subscription requests
+// on a 100-120 ms timer, which would otherwise wait for the harness to advance time. Longer
+// timers (reconnect backoff, request timeouts, retries, caches) only fire on `advance_time`.
+// 0 = only timers due at the current time ever fire during a settle.
+const SETTLE_EARLY_MS = envNumber('TWJS_SETTLE_EARLY_MS', 150);
 
 function envNumber(name, fallback) {
   const v = Number(process.env[name]);
   return Number.isFinite(v) && v >= 0 ? v : fallback;
 }
 
+function eachTimer() {
+  return clock.timers instanceof Map ? [...clock.timers.values()] : Object.values(clock.timers || {});
+}
+
 const time = {
-  // The harness's clock, on the same epoch as the SDK's (`clock.now` is never behind it).
-  harnessNow: clock.now,
   pumping: false,
   pumpQueued: false,
   // The earliest timer of the SDK's clock, or null.
   nextDue() {
     let next = null;
-    const timers = clock.timers instanceof Map ? clock.timers.values() : Object.values(clock.timers || {});
-    for (const t of timers) if (next === null || t.callAt < next) next = t.callAt;
+    for (const t of eachTimer()) if (next === null || t.callAt < next) next = t.callAt;
     return next;
   },
   hasDue() {
     const next = this.nextDue();
     return next !== null && next <= clock.now;
   },
+  // The earliest zero-delay timer, if any. fake-timers schedules a zero-delay timer created
+  // while it is firing timers 1 ms later (as browsers clamp nested timers), so a chain of the
+  // SDK's `setTimeout(f, 0)` would move its clock a millisecond a link.
+  nextZero() {
+    let next = null;
+    for (const t of eachTimer()) if (!t.delay && !t.interval && (next === null || t.callAt < next)) next = t.callAt;
+    return next;
+  },
   busyNow() {
     return this.hasDue() || this.nextZero() !== null;
   },
-  // The earliest zero-delay timer, if any. fake-timers schedules a zero-delay timer created
-  // while it is firing timers 1 ms later (as browsers clamp nested timers), so the SDK's chains
-  // of `setTimeout(f, 0)` move its clock by a millisecond a link.
-  nextZero() {
-    let next = null;
-    const timers = clock.timers instanceof Map ? clock.timers.values() : Object.values(clock.timers || {});
-    for (const t of timers) if (!t.delay && !t.interval && (next === null || t.callAt < next)) next = t.callAt;
-    return next;
+  // Runs `work` with the clock to itself.
+  async exclusive(work) {
+    while (this.pumping) await turns(1);
+    this.pumping = true;
+    try {
+      return await work();
+    } finally {
+      this.pumping = false;
+    }
   },
+  // Fires the timers up to `to` ms ahead, then sets the clock back to where it was: the timers
+  // the fired ones set keep their delays (setSystemTime shifts every pending timer alike).
+  async fireEarly(to) {
+    const base = clock.now;
+    await clock.tickAsync(to - base);
+    if (clock.now !== base) clock.setSystemTime(base);
+  },
+  // Fires every timer due now, and the zero-delay ones, until none is left.
   async fireNow() {
     for (;;) {
       if (this.hasDue()) {
@@ -88,10 +106,9 @@ const time = {
       }
       const zero = this.nextZero();
       if (zero === null) return;
-      await clock.tickAsync(zero - clock.now);
+      await this.fireEarly(zero);
     }
   },
-  // Fires the timers due now, on a real turn of the event loop, until none is left.
   pumpSoon() {
     if (this.pumpQueued) return;
     this.pumpQueued = true;
@@ -102,38 +119,30 @@ const time = {
   },
   async pump() {
     if (this.pumping) return;
-    this.pumping = true;
-    try {
-      await this.fireNow();
-    } finally {
-      this.pumping = false;
-    }
+    await this.exclusive(() => this.fireNow());
   },
   async advance(ms) {
-    this.harnessNow += ms;
-    while (this.pumping) await turns(1);
-    this.pumping = true;
-    try {
-      if (clock.now < this.harnessNow) await clock.tickAsync(this.harnessNow - clock.now);
+    await this.exclusive(async () => {
+      await clock.tickAsync(ms);
       await this.fireNow();
-    } finally {
-      this.pumping = false;
-    }
+    });
   },
-  // Fires the earliest timer if it is due within the settle lead: returns whether it did.
-  async borrow() {
-    if (SETTLE_LEAD_MS <= 0) return false;
-    const next = this.nextDue();
-    if (next === null || next <= clock.now) return false;
-    if (next - clock.now > SETTLE_LEAD_MS || next - this.harnessNow > MAX_LEAD_MS) return false;
-    while (this.pumping) await turns(1);
-    this.pumping = true;
-    try {
-      await clock.tickAsync(next - clock.now);
-      await this.fireNow();
-    } finally {
-      this.pumping = false;
+  // Fires the earliest short timer (set for at most SETTLE_EARLY_MS, not an interval) early,
+  // unless a longer timer would come due first: returns whether it did.
+  async early() {
+    if (SETTLE_EARLY_MS <= 0) return false;
+    const timers = eachTimer();
+    let target = null;
+    for (const t of timers) {
+      if (!t.interval && t.delay <= SETTLE_EARLY_MS && (target === null || t.callAt < target)) target = t.callAt;
     }
+    if (target === null || target <= clock.now) return false;
+    if (timers.some((t) => t.callAt <= target && (t.interval || t.delay > SETTLE_EARLY_MS))) return false;
+    if (process.env.TWJS_DEBUG_TIME) log(`firing a timer ${target - clock.now} ms early`);
+    await this.exclusive(async () => {
+      await this.fireEarly(target);
+      await this.fireNow();
+    });
     return true;
   },
 };
@@ -924,7 +933,7 @@ const engine = {
       await time.pump();
       await turns(3);
       if (time.busyNow()) continue;
-      if (await time.borrow()) continue;
+      if (await time.early()) continue;
       const totals = await this.barrier();
       await turns(3);
       await time.pump();
