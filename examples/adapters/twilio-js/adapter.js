@@ -542,6 +542,7 @@ const engine = {
     }
     if (s.ended) return r.error('client_shut_down', 'the client was ended while starting');
     s.token = credential.token;
+    s.usedStored = !!credential.stored;
 
     const client = new Client(credential.token, {
       logLevel: process.env.TWJS_SDK_LOG || 'silent',
@@ -589,7 +590,11 @@ const engine = {
         observe('connection_state', { state: mapped });
       }
       if (state === 'connected' && s.startWaiter) s.startWaiter({ ok: true });
-      if (state === 'denied' && s.startWaiter) {
+      if (state === 'denied' && s.startWaiter && s.usedStored && !s.retriedStored) {
+        // The stored token was refused after all: the generator's turn, once.
+        s.retriedStored = true;
+        this.refreshToken(s);
+      } else if (state === 'denied' && s.startWaiter) {
         observe('error', { kind: 'token_rejected', message: 'the backend refused the token' });
         s.startWaiter({ ok: false, kind: 'token_rejected', message: 'the backend refused the token (denied)' });
       }
@@ -607,11 +612,7 @@ const engine = {
     }));
     c.on('tokenExpired', live(() => {
       observe('token_expired');
-      if (s.startWaiter && !s.everConnected) {
-        observe('error', { kind: 'token_rejected', message: 'the backend refused the token (expired)' });
-        s.startWaiter({ ok: false, kind: 'token_rejected', message: 'the backend refused the token (expired)' });
-        return;
-      }
+      if (!s.everConnected) return; // refused at start: handled with `denied` above
       // An app replaces a token that worked; one that never did is not asked for again.
       if (s.tokenWorked) this.refreshToken(s);
     }));
@@ -653,7 +654,10 @@ const engine = {
   },
 
   // What an app does on tokenAboutToExpire / tokenExpired: a new token from the generator,
-  // handed to the client.
+  // handed to the client. After the backend closed the socket for an expired token (twilsock
+  // `close` 410) the SDK sits in `disconnecting` until its 3 s DISCONNECTING_TIMEOUT, and an
+  // updateToken() made then is dropped by its state machine (an invalid transition: the promise
+  // never settles); so the token is handed over once the state is `disconnected` or `denied`.
   refreshToken(s) {
     if (s.refreshing) return;
     s.refreshing = (async () => {
@@ -661,9 +665,14 @@ const engine = {
         const credential = await fetchToken(s.tokenUrl, s.identity, s.instance);
         if (s.ended) return;
         storage.keep(s.storageDir, s.identity, credential);
+        while (!s.ended && s.client.connectionState === 'disconnecting') {
+          await new Promise((resolve) => s.client.once('connectionStateChanged', resolve));
+        }
+        if (s.ended) return;
         s.tokenWorked = false;
-        await s.client.updateToken(credential.token);
+        await this.track(s.client.updateToken(credential.token));
         s.token = credential.token;
+        s.tokenWorked = true; // the backend took it (twilsock's `update` or `init` answered 200)
         if (!s.ended && this.session === s) observe('token_updated');
       } catch (e) {
         if (!s.ended) {
@@ -674,7 +683,6 @@ const engine = {
         s.refreshing = null;
       }
     })();
-    this.track(s.refreshing);
   },
 
   async logout(r) {
