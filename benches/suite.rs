@@ -34,9 +34,15 @@
 //!   Markdown with its diagrams) and its size; a 4-shard run (shards one after the other) and
 //!   the merge of its shard reports, against the single run.
 //!
+//! - the real Twilio Conversations JS SDK (`examples/adapters/twilio-js`, when `npm ci` installed
+//!   it; `CONVO_BENCH_TWILIO_JS` overrides the command line): the per-scenario overhead (spawn,
+//!   the SDK loaded, one settle), a client's life (start, settled, logout) and the whole suite's
+//!   wall time at `--jobs 1` and `--jobs 2`.
+//!
 //! Run with `cargo bench --bench suite`; `CONVO_BENCH_QUICK=1` shortens it;
 //! `CONVO_BENCH_ONLY=overhead,requests,fuzz` (any of `overhead`, `suite`, `properties`, `pages`,
-//! `lists`, `mutants`, `requests`, `fuzz`, `stdio`, `lifecycle`, `time`, `reports`) runs only
+//! `lists`, `mutants`, `requests`, `fuzz`, `stdio`, `lifecycle`, `time`, `reports`, `twilio-js`) runs
+//! only
 //! those figures.
 
 #[path = "../tests/support/hostile.rs"]
@@ -183,6 +189,70 @@ fn stdio_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
     }
 }
 
+/// The real SDK's costs (see the module docs); skipped when its adapter is not installed.
+fn twilio_js_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
+    use convo_tck::adapter::{Command, ProcessAdapter};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/adapters/twilio-js");
+    let Some(command) = std::env::var("CONVO_BENCH_TWILIO_JS").ok().or_else(|| {
+        dir.join("node_modules")
+            .exists()
+            .then(|| format!("node {}", dir.join("adapter.js").display()))
+    }) else {
+        println!("twilio-js: not installed (npm ci --prefix examples/adapters/twilio-js)");
+        return;
+    };
+    let adapter: Arc<dyn Adapter> = Arc::new(ProcessAdapter::new(&command).expect("a command"));
+    let overhead = scene_costs(runtime, &adapter, if quick { 5 } else { 20 });
+    println!(
+        "per-scenario overhead, real JS SDK (spawn, SDK loaded, one settle): {}",
+        stats(overhead)
+    );
+    let lives: Vec<Duration> = (0..if quick { 3 } else { 10 })
+        .map(|_| {
+            runtime.block_on(async {
+                let mut h = Harness::builder(adapter.clone())
+                    .start()
+                    .await
+                    .expect("harness");
+                h.backend.load_fixture(
+                    "basic",
+                    &convo_tck::backend::fixture::Fixture::named("basic").expect("fixture"),
+                );
+                let t = Instant::now();
+                let start = h.start_command("alice");
+                h.driver.call(start).await.expect("start");
+                h.driver.call(Command::Settle).await.expect("settle");
+                h.driver.call(Command::Logout).await.expect("logout");
+                let took = t.elapsed();
+                h.close().await;
+                took
+            })
+        })
+        .collect();
+    println!(
+        "a real JS SDK client's life (start, initialized and settled, logout): {}",
+        stats(lives)
+    );
+    for jobs in [1, 2] {
+        let opts = SuiteOptions {
+            concurrency: jobs,
+            ..SuiteOptions::default()
+        };
+        let t = Instant::now();
+        let run = runtime
+            .block_on(run_suite(adapter.clone(), &opts))
+            .expect("suite");
+        let report = convo_tck::Report::build(&run);
+        println!(
+            "suite, real JS SDK, --jobs {jobs}: {:.2} s for {} scenarios ({:.2} s per scenario; exit {})",
+            t.elapsed().as_secs_f64(),
+            report.summary.scenarios,
+            t.elapsed().as_secs_f64() / report.summary.scenarios.max(1) as f64,
+            report.exit_code()
+        );
+    }
+}
+
 fn main() {
     let quick = std::env::var_os("CONVO_BENCH_QUICK").is_some();
     let only = std::env::var("CONVO_BENCH_ONLY").ok();
@@ -205,6 +275,10 @@ fn main() {
 
     if wants("reports") {
         report_figures(&runtime, quick);
+    }
+
+    if wants("twilio-js") {
+        twilio_js_figures(&runtime, quick);
     }
 
     if wants("overhead") {

@@ -20,6 +20,16 @@ Feature: Count reads are cached for a lifetime, converge after it, and say when 
     Then the count was requested once per cache lifetime
     And the count read after the lifetime matches the backend
 
+  @COUNT-1
+  Scenario: Reads spread over one lifetime make one request
+    Given alice's client has started and synchronized
+    When alice reads the message count of "general"
+    And 2 seconds pass
+    And alice reads the message count of "general"
+    And 2 seconds pass
+    And alice reads the message count of "general"
+    Then the count was requested once per cache lifetime
+
   @COUNT-3
   Scenario: A participant without a read horizon has an unknown unread count
     Given alice's client has started and synchronized
