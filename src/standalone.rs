@@ -144,6 +144,8 @@ pub struct Endpoints {
     pub token_url: String,
     /// The event channel (WebSocket).
     pub events_url: String,
+    /// The twilsock face (WebSocket; for a stack that speaks twilsock v3).
+    pub twilsock_url: String,
     /// The control API.
     pub control_url: String,
     /// The account sid.
@@ -169,6 +171,7 @@ impl Endpoints {
             ("REST_URL", &self.rest_url),
             ("TOKEN_URL", &self.token_url),
             ("EVENTS_URL", &self.events_url),
+            ("TWILSOCK_URL", &self.twilsock_url),
             ("CONTROL_URL", &self.control_url),
             ("ACCOUNT_SID", &self.account_sid),
             ("AUTH_TOKEN", &self.auth_token),
@@ -232,6 +235,7 @@ impl Standalone {
             example: format!("curl -X POST {token_url} -d identity=alice -d ttl=3600"),
             token_url,
             events_url: backend.events_url().to_owned(),
+            twilsock_url: backend.twilsock_url(),
             control_url: format!("http://{control}"),
             account_sid: backend.account_sid().to_owned(),
             auth_token: backend.auth_token().to_owned(),
