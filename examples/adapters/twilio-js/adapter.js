@@ -205,6 +205,8 @@ const TOKEN_MARGIN_MS = 180_000; // a stored token must outlive this to be used 
 const STORAGE_FILE = 'twilio-js-adapter.json';
 // The SDK's Network cache: `http_cache_interval` (seconds) x 100 ms; the SDK's default PT5S.
 const COUNT_CACHE_MS = 500;
+// list_conversations gives up (error `backend`) after this many pages in a row with nothing new.
+const STALE_PAGES = 20;
 const COMMANDS = [
   'start', 'logout', 'kill', 'list_conversations', 'open_conversation', 'release',
   'fetch_messages', 'send_message', 'update_attributes', 'read_attributes', 'get_count',
@@ -765,9 +767,19 @@ const engine = {
     const s = this.current();
     const sids = [];
     let page = await this.track(s.client.getSubscribedConversations());
-    for (;;) {
+    let stale = 0; // pages in a row that brought no conversation not seen before
+    for (let n = 1; ; n++) {
+      const fresh = page.items.filter((c) => !sids.includes(c.sid));
       for (const c of page.items) sids.push(c.sid);
       if (!page.hasNextPage) break;
+      stale = fresh.length === 0 ? stale + 1 : 0;
+      if (stale >= STALE_PAGES) {
+        // The SDK's paginator would go on for ever (each page served, none new): say so rather
+        // than never answer. Seen when the map's pages are not in key order (see README.md).
+        throw new CommandError('backend', `the SDK's paginator of the subscribed conversations went round in circles: ` +
+          `${STALE_PAGES} pages in a row (pages ${n - STALE_PAGES + 1}..${n}) brought no new conversation and still announced a next page ` +
+          `(last page: ${page.items.map((c) => c.sid).join(' ')})`);
+      }
       page = await this.track(page.nextPage());
     }
     if (s.ended) throw new CommandError('client_shut_down', 'the client was shut down');
