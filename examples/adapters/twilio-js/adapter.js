@@ -199,7 +199,7 @@ const SDK_VERSION = require('@twilio/conversations/package.json').version;
 
 // ---------------------------------------------------------------- output
 
-const PROTOCOL = 1;
+const PROTOCOL = 2;
 const TOKEN_TTL_S = 4 * 3600; // asked of the generator: hours, at most a day (TOKEN-2)
 const TOKEN_MARGIN_MS = 180_000; // a stored token must outlive this to be used at start (TOKEN-5)
 const STORAGE_FILE = 'twilio-js-adapter.json';
@@ -207,10 +207,17 @@ const STORAGE_FILE = 'twilio-js-adapter.json';
 const COUNT_CACHE_MS = 500;
 // list_conversations gives up (error `backend`) after this many pages in a row with nothing new.
 const STALE_PAGES = 20;
+// The push registrar (ERS) the SDK's Notifications client writes to over twilsock. Any host:
+// the backend routes only the path (/v1/registrations). The SDK's default is
+// https://ers.us1.twilio.com/v1/registrations.
+const ERS_URL = 'http://ers.convo-tck.invalid/v1/registrations';
+// The push technology of a device token: FCM, the one a browser has (the SDK accepts 'fcm' and
+// 'apn').
+const PUSH_CHANNEL = 'fcm';
 const COMMANDS = [
   'start', 'logout', 'kill', 'list_conversations', 'open_conversation', 'release',
   'fetch_messages', 'send_message', 'update_attributes', 'read_attributes', 'get_count',
-  'advance_time', 'settle', 'inspect',
+  'advance_time', 'settle', 'inspect', 'device_token_changed',
 ];
 
 let closedInput = false;
@@ -357,6 +364,17 @@ const storage = {
   clear(dir) {
     this.update(dir, (v) => delete v.token);
   },
+  // The device's push registration as the app last made it: { identity, device_token,
+  // channel }. Kept across logouts and kills: it describes the device, not a session.
+  push(dir) {
+    const p = this.load(dir).push;
+    return p && typeof p.identity === 'string' && typeof p.device_token === 'string' ? p : null;
+  },
+  keepPush(dir, push) {
+    this.update(dir, (v) => {
+      v.push = push;
+    });
+  },
   valid(dir, identity) {
     const t = this.load(dir).token;
     if (!t || t.identity !== identity || typeof t.token !== 'string') return null;
@@ -483,6 +501,8 @@ const engine = {
           return r.ok({});
         case 'inspect':
           return r.ok(this.inspect());
+        case 'device_token_changed':
+          return this.deviceTokenChanged(r, req.device_token);
         default:
           return r.error('unsupported', `the twilio-js adapter does not implement \`${req.command}\``);
       }
@@ -528,6 +548,8 @@ const engine = {
       handles: new Map(), // handle -> sid
       attributeEvents: new Map(), // target key -> count of attribute updates seen
       attributeWaiters: [],
+      push: Promise.resolve(), // the SDK's push registration calls, one after the other
+      deviceToken: null,
     };
     this.session = s;
 
@@ -549,6 +571,8 @@ const engine = {
     const client = new Client(credential.token, {
       logLevel: process.env.TWJS_SDK_LOG || 'silent',
       twilsock: { uri: withClient(twilsockUrl, instance) },
+      // Handed through to the SDK's Notifications client (its `options.notifications.ersUrl`).
+      notifications: { ersUrl: ERS_URL },
       apiUri: req.rest_url,
       cdsUri: req.rest_url,
       // Reconnect backoff: the SDK's defaults (1 s .. 2 min, 20% jitter), stated explicitly.
@@ -557,6 +581,7 @@ const engine = {
     s.client = client;
     observe('client_created', { instance });
     this.listen(s);
+    this.registerPushOnStart(s, typeof req.device_token === 'string' && req.device_token !== '' ? req.device_token : null);
 
     await new Promise((resolve) => {
       s.startWaiter = (outcome) => {
@@ -757,6 +782,75 @@ const engine = {
     const waiters = this.closeWaiters;
     this.closeWaiters = [];
     for (const w of waiters) w();
+  },
+
+  // ------------------------------------------------------------ push
+
+  // Runs `step` (an SDK push call) after the previous ones: the SDK's Notifications connector
+  // refuses a second commit while one is in progress ("One registration attempt is already in
+  // progress"). Tracked, so a settle waits for it; a failure is an `error` observation.
+  pushStep(s, what, step) {
+    s.push = s.push.then(async () => {
+      if (s.ended) return;
+      try {
+        await this.track(step());
+      } catch (e) {
+        if (!s.ended) {
+          log(`push ${what} failed:`, describeError(e));
+          observe('error', { kind: sdkErrorKind(e), message: `push ${what} failed: ${describeError(e)}` });
+        }
+        throw e;
+      }
+    });
+    s.push.catch(() => {});
+    this.track(s.push.catch(() => {}));
+    return s.push;
+  },
+
+  // What an app does at start with the device token the OS gave it: hands it to the SDK
+  // (`setPushRegistrationId`, which waits for the client's initialization and then writes the
+  // registration). Relaunched as another identity than the one that registered this device, it
+  // first asks the SDK to clear the device's registrations (`removePushRegistrations`, "removes
+  // all registrations" of that device token), so the new user does not get the previous one's
+  // pushes. The SDK keeps no registration state across clients: every new client registers.
+  registerPushOnStart(s, deviceToken) {
+    const previous = storage.push(s.storageDir);
+    if (previous && previous.identity !== s.identity) {
+      this.pushStep(s, 'removal of the previous identity\'s registration', () =>
+        s.client.removePushRegistrations(previous.channel || PUSH_CHANNEL, previous.device_token),
+      ).then(
+        () => {
+          const now = storage.push(s.storageDir);
+          if (now && now.identity === previous.identity && now.device_token === previous.device_token) {
+            storage.update(s.storageDir, (v) => delete v.push);
+          }
+        },
+        () => {},
+      );
+    }
+    if (deviceToken) this.setPushToken(s, deviceToken);
+  },
+
+  setPushToken(s, deviceToken) {
+    s.deviceToken = deviceToken;
+    return this.pushStep(s, 'registration', () => s.client.setPushRegistrationId(PUSH_CHANNEL, deviceToken)).then(
+      () => {
+        if (!s.ended) storage.keepPush(s.storageDir, { identity: s.identity, device_token: deviceToken, channel: PUSH_CHANNEL });
+      },
+      () => {},
+    );
+  },
+
+  // The OS's new device token, handed to the running client: the SDK removes its registration
+  // of the old one and registers the new one. Answered once handed over (an app's token
+  // callback does not wait for the registrar); a settle waits for the writes.
+  deviceTokenChanged(r, deviceToken) {
+    if (typeof deviceToken !== 'string' || deviceToken === '') {
+      return r.error('invalid_command', 'device_token_changed needs a device_token');
+    }
+    const s = this.current();
+    this.setPushToken(s, deviceToken);
+    return r.ok({});
   },
 
   // ------------------------------------------------------------ conversations
@@ -1012,7 +1106,7 @@ send({
     virtual_time: true,
     settle: true,
     count_cache_lifetime_ms: COUNT_CACHE_MS,
-    features: ['messages'],
+    features: ['messages', 'push'],
     commands: COMMANDS,
   },
 });
