@@ -28,6 +28,18 @@ const readline = require('node:readline');
 
 // ---------------------------------------------------------------- virtual time
 
+// Repeatable randomness: the SDK draws its reconnect jitter (retryPolicy randomness) from
+// Math.random; a seeded generator (mulberry32; TWJS_SEED, default 1) makes the same run take
+// the same backoff timeline every time, as the kit's virtual time expects.
+let randomState = Number(process.env.TWJS_SEED || 1) >>> 0;
+Math.random = () => {
+  randomState = (randomState + 0x6d2b79f5) >>> 0;
+  let t = randomState;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
+
 // Kept before the fakes go in: the adapter's own plumbing runs on real event-loop turns.
 const realSetImmediate = setImmediate;
 const FakeTimers = require('@sinonjs/fake-timers');
@@ -35,7 +47,8 @@ const FakeTimers = require('@sinonjs/fake-timers');
 // The SDK's clock. Only these are faked: setImmediate, process.nextTick, queueMicrotask and
 // Node's own I/O timers stay real (they are event-loop plumbing, not delays).
 const clock = FakeTimers.install({
-  now: Date.now(),
+  // The kit's virtual epoch (2026-01-01T00:00:00Z): the same dates in every run.
+  now: Date.UTC(2026, 0, 1),
   toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
   loopLimit: 100_000,
 });
@@ -227,6 +240,8 @@ function send(msg) {
 function observe(event, fields = {}) {
   send({ type: 'observation', event, ...fields });
 }
+const WAITS_FOR_EVENT = process.env.TWJS_UPDATE_WAITS_FOR_EVENT === '1';
+
 function log(...parts) {
   // stderr is journaled: never put a token here.
   process.stderr.write(`[twilio-js-adapter] ${parts.join(' ')}\n`);
@@ -626,6 +641,9 @@ const engine = {
         s.startWaiter({ ok: false, kind: 'token_rejected', message: 'the backend refused the token (denied)' });
       }
     }));
+    // The SDK's own client state (`initialized`, `failed`) has no observation in the protocol
+    // (the JS SDK reports no sync status): it is logged, so traces show when it fired.
+    c.on('stateChanged', live((state) => log(`sdk: client stateChanged ${state}`)));
     c.on('connectionError', live((e) => {
       const kind = e && (e.errorCode === 20104 || e.errorCode === 20157) ? 'token_rejected' : 'backend';
       observe('error', { kind, message: `connectionError: ${e && e.message}${e && e.terminal ? ' (terminal)' : ''}` });
@@ -962,13 +980,20 @@ const engine = {
     for (const w of waiting) w.reject(new CommandError(kind, message));
   },
 
-  // The SDK resolves updateAttributes on the REST acknowledgement, before the value is applied;
-  // the reply waits for the Updated event (conversationUpdated / userUpdated with the reason
-  // `attributes`) that follows, and answers the value it carried.
+  // The SDK resolves updateAttributes on the REST acknowledgement, before the value is applied.
+  // A thin adapter answers when the SDK's call resolves, with what the SDK shows then: that is
+  // what an app sees (UPD-1, a mobile-profile rule, is reported on it). With
+  // TWJS_UPDATE_WAITS_FOR_EVENT=1 the reply waits for the Updated event (conversationUpdated /
+  // userUpdated with the reason `attributes`) that follows, and answers the value it carried:
+  // what an app has to add on top of the SDK to follow UPD-1.
   async update(target, attributes) {
     const key = this.targetKey(target);
     const s = this.current();
     const object = key === 'user' ? s.client.user : await this.conversation(s, target.sid);
+    if (!WAITS_FOR_EVENT) {
+      await this.track(object.updateAttributes(attributes));
+      return object.attributes;
+    }
     if (sameJson(object.attributes, attributes)) {
       // Nothing will change, so the SDK will announce nothing: the write's ack is all there is.
       await this.track(object.updateAttributes(attributes));

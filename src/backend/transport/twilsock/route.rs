@@ -8,15 +8,13 @@
     reason = "the error side is the HTTP answer itself, built once per request"
 )]
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
 
 use super::sync::{self, Object};
 use super::{Frame, Session};
 use crate::backend::endpoint::Endpoint;
 use crate::backend::fact::{Fact, RequestFact};
-use crate::backend::model::At;
+use crate::backend::model::{At, BindingChange};
 use crate::backend::transport::rest::{Answer, Call, bindings, conversations, users};
 use crate::secrets::TokenFingerprint;
 use crate::wire::ConversationSid;
@@ -339,7 +337,7 @@ fn route(s: &mut Session, req: &Request, extra: &mut Vec<Out>) -> (Answer, Value
         }
         ("DELETE", ["v1", "registrations"]) => {
             let address = req.body["address"].as_str().unwrap_or_default().to_owned();
-            unregister(s, &address)
+            unregister_device(s, &address)
         }
         _ => {
             let a = Answer::error(
@@ -591,10 +589,15 @@ fn map_items(s: &mut Session, req: &Request, name: &str) -> (Answer, Value) {
     }
 }
 
-/// A page of the user's conversations map: the v1 list's order and page walk (list changes
-/// scheduled at page points happen here too), `From` the inclusive key a page starts at.
+/// A page of the user's conversations map. A Sync map is paged in key order (`Order` asc or
+/// desc, `From` an inclusive key, the SDK asking one more and dropping the anchor), whatever
+/// order the v1 list is served in; the page walk is the v1 list's (list changes scheduled at
+/// page points happen here too, and a listed-but-removed conversation stays until a final page).
 fn conversation_items(s: &mut Session, req: &Request, name: &str, last: u64) -> (Answer, Value) {
     let from = req.param("From").map(str::to_owned);
+    let desc = req
+        .param("Order")
+        .is_some_and(|o| o.eq_ignore_ascii_case("desc"));
     let size: usize = req
         .param("PageSize")
         .and_then(|p| p.parse().ok())
@@ -620,48 +623,54 @@ fn conversation_items(s: &mut Session, req: &Request, name: &str, last: u64) -> 
     let identity = s.identity.clone();
     let served = s.service.read(|m| {
         let cap = (m.lists.max_page_size as usize).max(1);
-        let empty = BTreeMap::new();
-        let index = m
+        let keys: std::collections::BTreeSet<ConversationSid> = m
             .lists
             .of(&identity)
-            .map_or(&empty, |l| l.ordered(m.lists.order));
-        let start = match &from {
-            None => None,
-            Some(k) => m.list_key(&ConversationSid::new(k.clone())),
+            .map(|l| l.sids().cloned().collect())
+            .unwrap_or_default();
+        let ordered: Vec<&ConversationSid> = if desc {
+            keys.iter().rev().collect()
+        } else {
+            keys.iter().collect()
         };
-        // `From` is inclusive: the SDK asks for one more and drops the anchor.
+        let start = match &from {
+            None => 0,
+            Some(k) => ordered
+                .iter()
+                .position(|sid| {
+                    if desc {
+                        sid.as_str() <= k.as_str()
+                    } else {
+                        sid.as_str() >= k.as_str()
+                    }
+                })
+                .unwrap_or(ordered.len()),
+        };
+        // `From` is inclusive: the anchor does not count against the page's cap.
         let take = if from.is_some() {
             size.min(cap + 1)
         } else {
             size.min(cap)
         };
-        let mut items: Vec<(crate::backend::model::Position, ConversationSid)> = match start {
-            Some(p) => index
-                .range(p..)
-                .take(take + 1)
-                .map(|(p, s)| (*p, s.clone()))
-                .collect(),
-            None if from.is_some() => Vec::new(),
-            None => index
-                .iter()
-                .take(take + 1)
-                .map(|(p, s)| (*p, s.clone()))
-                .collect(),
-        };
-        let more = items.len() > take;
-        items.truncate(take);
+        let items: Vec<ConversationSid> = ordered
+            .iter()
+            .skip(start)
+            .take(take)
+            .map(|s| (*s).clone())
+            .collect();
+        let more = start + items.len() < ordered.len();
         let ep = Endpoint::UserConversations {
             user: identity.clone(),
             page,
             last: !more,
-            items: items.iter().map(|(_, s)| s.clone()).collect(),
+            items: items.clone(),
         };
         if let Some(a) = Answer::gated(m, &ep) {
             return Err(a);
         }
         let data: Vec<Value> = items
             .iter()
-            .filter_map(|(_, sid)| m.listed_conversation(sid))
+            .filter_map(|sid| m.listed_conversation(sid))
             .map(|c| {
                 let p = c.participants.iter().find(|p| p.identity == identity);
                 let data = sync::my_conversation_data(
@@ -672,7 +681,7 @@ fn conversation_items(s: &mut Session, req: &Request, name: &str, last: u64) -> 
                 sync::map_item(name, c.sid.as_str(), data, last)
             })
             .collect();
-        let end_key = items.last().map(|(_, s)| s.as_str().to_owned());
+        let end_key = items.last().map(|s| s.as_str().to_owned());
         Ok((ep, data, more, end_key))
     });
     match served {
@@ -822,5 +831,35 @@ fn unregister(s: &Session, address: &str) -> (Answer, Value) {
         vec![],
         vec![],
     ));
+    cps(a, |_| json!({}))
+}
+
+/// The push registrar's removal of every registration of a device token (what the SDK's
+/// `removePushRegistrations` asks for: "removes all registrations" of that token, whoever made
+/// them); journaled as `unregister`, one binding fact per removal.
+fn unregister_device(s: &Session, address: &str) -> (Answer, Value) {
+    let ep = Endpoint::Unregister {
+        address: crate::backend::fact::quoted(address),
+    };
+    if let Err(a) = authorized(s, &ep) {
+        return failed(a);
+    }
+    let a = s.service.bindings(|m| {
+        if let Some(a) = Answer::gated(m, &ep) {
+            return (a, Vec::new());
+        }
+        let owners: Vec<String> = m
+            .bindings()
+            .filter(|b| b.address == address)
+            .map(|b| b.identity.clone())
+            .collect();
+        let removed: Vec<_> = owners
+            .iter()
+            .filter_map(|who| m.remove_binding(who, address))
+            .map(|b| crate::backend::service::binding_fact(BindingChange::Removed, &b))
+            .collect();
+        // Removing what is not there is done too (a delete is idempotent).
+        (Answer::ok(ep.clone(), ()).with_status(204), removed)
+    });
     cps(a, |_| json!({}))
 }
