@@ -755,7 +755,7 @@ const engine = {
     this.end(s);
     await this.turnsUntil(() => socketsOf(s.instance).length === 0, 2000);
     for (const ws of socketsOf(s.instance)) ws.terminate();
-    await this.untilClosed(s.instance);
+    await this.untilClosed(s);
   },
 
   // Lets the event loop (and the SDK's timers due now) run until `done()` or `max` rounds.
@@ -772,7 +772,7 @@ const engine = {
     this.end(s);
     for (const ws of socketsOf(s.instance)) ws.terminate();
     if (s.client) s.client.shutdown().catch(() => {});
-    await this.untilClosed(s.instance);
+    await this.untilClosed(s);
     r.ok({});
   },
 
@@ -786,14 +786,23 @@ const engine = {
     s.handles.clear();
   },
 
-  untilClosed(instance) {
-    return new Promise((resolve) => {
+  // Until the instance's sockets are closed here, and the backend let go of them too (its
+  // barrier with `closed=1`): a `close` seen here can reach the backend only a moment later, and
+  // the harness may move time on as soon as the reply is out.
+  async untilClosed(s) {
+    await new Promise((resolve) => {
       const check = () => {
-        if (socketsOf(instance).length === 0) return resolve();
+        if (socketsOf(s.instance).length === 0) return resolve();
         this.closeWaiters.push(check);
       };
       check();
     });
+    try {
+      const { status, text } = await httpRequest(`${s.barrierUrl}&closed=1`);
+      if (status !== 200) log(`the backend still holds a socket of ${s.instance}: ${status} ${text}`);
+    } catch (e) {
+      // The port is down (an outage): nothing of ours is open there.
+    }
   },
 
   socketClosed() {

@@ -19,7 +19,9 @@
 //! `GET /v3/kit/settle?client=ID` on the same port (plain HTTP) is the kit's settle barrier for
 //! this face (a stack under test cannot send the v1 channel's `ping`): answered once every
 //! event published so far was written to, and acknowledged by, every open twilsock socket of
-//! that client instance, with running totals of its requests and notifications.
+//! that client instance, with running totals of its requests and notifications; with
+//! `&closed=1`, once that instance has no socket open either (a kill or a logout is answered
+//! only once the backend let go of its socket).
 
 mod frame;
 mod route;
@@ -66,6 +68,10 @@ pub(crate) async fn settle(mut stream: TcpStream, query: &str, service: Arc<Serv
         let answer = http1::error_response(400, 20_001, "settle needs ?client=ID", &[], true);
         return http1::answer_and_close(&mut stream, &answer).await;
     };
+    // `&closed=1`: also wait until the instance has no socket open (after a kill or a logout,
+    // so the backend has let go of it before the adapter answers).
+    let closed =
+        url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "closed" && v == "1");
     let target = service.read(|m| m.events.last_seq());
     let mut changed = service.channels.subscribe();
     let deadline = tokio::time::Instant::now() + SETTLE_BOUND;
@@ -73,8 +79,8 @@ pub(crate) async fn settle(mut stream: TcpStream, query: &str, service: Arc<Serv
         let open = service.channels.of(&instance);
         let busy: Vec<String> = open
             .iter()
-            .filter(|(socket, _)| !service.is_silenced(*socket))
-            .filter(|(_, s)| s.cursor < target || s.unacked > 0)
+            .filter(|(socket, _)| closed || !service.is_silenced(*socket))
+            .filter(|(_, s)| closed || s.cursor < target || s.unacked > 0)
             .map(|(socket, s)| {
                 format!(
                     "socket {socket}: delivered through event {} of {target}, {} unacknowledged",
@@ -215,13 +221,14 @@ pub(crate) async fn session(
             token: fingerprint.clone(),
         },
     );
+    // Dropped in reverse order: the close is journaled before the barrier stops counting it.
+    let _status = ChannelGuard {
+        service: service.clone(),
+        socket,
+    };
     let _open = OpenSocket {
         service: service.clone(),
         instance: instance.clone(),
-        socket,
-    };
-    let _status = ChannelGuard {
-        service: service.clone(),
         socket,
     };
     let mut s = Session {
