@@ -631,7 +631,6 @@ const engine = {
         s.connection = mapped;
         observe('connection_state', { state: mapped });
       }
-      if (state === 'connected' && s.startWaiter) s.startWaiter({ ok: true });
       if (state === 'denied' && s.startWaiter && s.usedStored && !s.retriedStored) {
         // The stored token was refused after all: the generator's turn, once.
         s.retriedStored = true;
@@ -643,7 +642,13 @@ const engine = {
     }));
     // The SDK's own client state (`initialized`, `failed`) has no observation in the protocol
     // (the JS SDK reports no sync status): it is logged, so traces show when it fired.
-    c.on('stateChanged', live((state) => log(`sdk: client stateChanged ${state}`)));
+    c.on('stateChanged', live((state) => {
+      log(`sdk: client stateChanged ${state}`);
+      // Client creation completes when the SDK says the client is initialized (its
+      // Configuration and user are loaded; the subscribed list is fetched after): LIST-1 is
+      // judged on this moment.
+      if (state === 'initialized' && s.startWaiter) s.startWaiter({ ok: true });
+    }));
     c.on('connectionError', live((e) => {
       const kind = e && (e.errorCode === 20104 || e.errorCode === 20157) ? 'token_rejected' : 'backend';
       observe('error', { kind, message: `connectionError: ${e && e.message}${e && e.terminal ? ' (terminal)' : ''}` });
