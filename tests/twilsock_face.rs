@@ -404,3 +404,112 @@ async fn garbage_frames_are_refused_and_journaled() {
         .any(|e| matches!(e.kind, EntryKind::Backend(Fact::Refused(_))));
     assert!(refused);
 }
+
+#[tokio::test]
+async fn the_conversation_map_pages_in_key_order_from_an_inclusive_key() {
+    let (backend, journal, _) = scene::journaled_backend().await;
+    backend.seed_conversations("s", 5, &["alice".to_owned()]);
+    // The v1 list's order does not matter to a Sync map: it is paged by key.
+    backend.set_list_order(convo_tck::backend::ListOrder::Activity);
+    let tok = token(&backend, "alice", 3600).await;
+    let mut c = Client::connect(&backend, "tw-1").await;
+    assert_eq!(c.init(&tok).await["status"]["code"], 200);
+    let keys = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let path = "/v3/Maps/MP_myconvs_alice/Items";
+    let (_, first) = c
+        .http("GET", path, json!({"PageSize": "3", "Order": "asc"}), None)
+        .await;
+    let first = keys(&first);
+    let mut sorted = first.clone();
+    sorted.sort();
+    assert_eq!(first, sorted, "a page is in key order");
+    let (_, second) = c
+        .http(
+            "GET",
+            path,
+            json!({"PageSize": "6", "Order": "asc", "From": first[2]}),
+            None,
+        )
+        .await;
+    let second_keys = keys(&second);
+    assert_eq!(second_keys[0], first[2], "From is inclusive");
+    let mut all: Vec<String> = first
+        .iter()
+        .chain(second_keys.iter().skip(1))
+        .cloned()
+        .collect();
+    let walked = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), walked, "no key twice");
+    assert_eq!(
+        walked,
+        3 + 5,
+        "every conversation of alice (3 of the fixture, 5 seeded)"
+    );
+    assert_eq!(second["meta"]["next_token"], false);
+    let (_, desc) = c
+        .http("GET", path, json!({"PageSize": "2", "Order": "desc"}), None)
+        .await;
+    assert_eq!(keys(&desc), [all[7].clone(), all[6].clone()]);
+    // Journaled as the pages of alice's list walk.
+    let pages: Vec<(u32, bool)> = endpoints(&journal, "tw-1")
+        .into_iter()
+        .filter_map(|(e, _)| match e {
+            Endpoint::UserConversations { page, last, .. } => Some((page, last)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pages, [(0, false), (1, true), (0, false)]);
+}
+
+#[tokio::test]
+async fn registrar_calls_are_registrations_and_a_device_removal_removes_every_identity() {
+    let (backend, journal, _) = scene::journaled_backend().await;
+    let alice = token(&backend, "alice", 3600).await;
+    let mut a = Client::connect(&backend, "tw-1").await;
+    assert_eq!(a.init(&alice).await["status"]["code"], 200);
+    let (status, reg) = a
+        .http("POST", "/v1/registrations", json!({"productId": "ip_messaging"}),
+              Some(json!({"channel_type": "fcm", "version": "3", "message_types": [], "data": {"registration_id": "fcm-device-1"}})))
+        .await;
+    assert_eq!(status, 201);
+    assert!(reg["id"].as_str().unwrap().starts_with("BS"));
+    assert_eq!(backend.bindings().len(), 1);
+    let bob = token(&backend, "bob", 3600).await;
+    let mut b = Client::connect(&backend, "tw-2").await;
+    assert_eq!(b.init(&bob).await["status"]["code"], 200);
+    let (status, _) = b
+        .http(
+            "DELETE",
+            "/v1/registrations",
+            json!({"productId": "ip_messaging"}),
+            Some(json!({"binding_type": "fcm", "address": "fcm-device-1"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(
+        backend.bindings().is_empty(),
+        "alice's registration of the device is gone"
+    );
+    let removed = journal.snapshot().into_iter().filter(|e| matches!(&e.kind,
+        EntryKind::Backend(Fact::Binding(f)) if f.change == convo_tck::backend::BindingChange::Removed && f.identity == "alice")).count();
+    assert_eq!(removed, 1);
+    // Removing what is not there is done too.
+    let (status, _) = b
+        .http(
+            "DELETE",
+            "/v1/registrations",
+            json!({}),
+            Some(json!({"binding_type": "fcm", "address": "fcm-device-1"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+}
