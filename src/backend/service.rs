@@ -51,6 +51,10 @@ pub(crate) struct ChannelStatus {
     pub(crate) requests: u64,
     /// Notifications it carried.
     pub(crate) notifications: u64,
+    /// Frames read from the client.
+    pub(crate) received: u64,
+    /// Upgraded, its `init` not answered yet.
+    pub(crate) handshaking: bool,
 }
 
 /// The open twilsock sockets' statuses, and a signal that one changed.

@@ -28,6 +28,12 @@ const readline = require('node:readline');
 
 // ---------------------------------------------------------------- virtual time
 
+// stdout is the protocol's: whatever the SDK logs through `console` (TWJS_SDK_LOG levels above
+// warn use console.log) goes to stderr, which the kit journals as log lines (and scrubs).
+for (const level of ['log', 'info', 'debug', 'trace']) {
+  console[level] = (...parts) => process.stderr.write(`${require('node:util').format(...parts)}\n`);
+}
+
 // Repeatable randomness: the SDK draws its reconnect jitter (retryPolicy randomness) from
 // Math.random; a seeded generator (mulberry32; TWJS_SEED, default 1) makes the same run take
 // the same backoff timeline every time, as the kit's virtual time expects.
@@ -85,10 +91,14 @@ const time = {
   // The earliest zero-delay timer, if any. fake-timers schedules a zero-delay timer created
   // while it is firing timers 1 ms later (as browsers clamp nested timers), so a chain of the
   // SDK's `setTimeout(f, 0)` would move its clock a millisecond a link.
-  nextZero() {
+  nextZeroTimer() {
     let next = null;
-    for (const t of eachTimer()) if (!t.delay && !t.interval && (next === null || t.callAt < next)) next = t.callAt;
+    for (const t of eachTimer()) if (!t.delay && !t.interval && (next === null || t.callAt < next.callAt)) next = t;
     return next;
+  },
+  nextZero() {
+    const t = this.nextZeroTimer();
+    return t === null ? null : t.callAt;
   },
   busyNow() {
     return this.hasDue() || this.nextZero() !== null;
@@ -103,12 +113,17 @@ const time = {
       this.pumping = false;
     }
   },
-  // Fires the timers up to `to` ms ahead, then sets the clock back to where it was: the timers
-  // the fired ones set keep their delays (setSystemTime shifts every pending timer alike).
-  async fireEarly(to) {
-    const base = clock.now;
-    await clock.tickAsync(to - base);
-    if (clock.now !== base) clock.setSystemTime(base);
+  // Runs one timer now, ahead of its time, without moving the clock: it is taken off the
+  // clock and its function called, so every other timer keeps its time and `Date.now()` never
+  // jumps (ticking ahead and setting the clock back would shift every pending timer).
+  async fireEarly(timer) {
+    clock.clearTimeout(timer.id);
+    try {
+      timer.func.apply(null, timer.args || []);
+    } catch (e) {
+      log('a timer of the SDK threw:', e && e.stack ? e.stack : e);
+    }
+    await turns(1);
   },
   // Fires every timer due now, and the zero-delay ones, until none is left.
   async fireNow() {
@@ -117,7 +132,7 @@ const time = {
         await clock.tickAsync(0);
         continue;
       }
-      const zero = this.nextZero();
+      const zero = this.nextZeroTimer();
       if (zero === null) return;
       await this.fireEarly(zero);
     }
@@ -145,15 +160,16 @@ const time = {
   async early() {
     if (SETTLE_EARLY_MS <= 0) return false;
     const timers = eachTimer();
-    let target = null;
+    let first = null;
     for (const t of timers) {
-      if (!t.interval && t.delay <= SETTLE_EARLY_MS && (target === null || t.callAt < target)) target = t.callAt;
+      if (!t.interval && t.delay <= SETTLE_EARLY_MS && (first === null || t.callAt < first.callAt)) first = t;
     }
-    if (target === null || target <= clock.now) return false;
-    if (timers.some((t) => t.callAt <= target && (t.interval || t.delay > SETTLE_EARLY_MS))) return false;
-    if (process.env.TWJS_DEBUG_TIME) log(`firing a timer ${target - clock.now} ms early`);
+    if (first === null || first.callAt <= clock.now) return false;
+    // Never ahead of a longer timer that is due first: time order among the SDK's timers holds.
+    if (timers.some((t) => t.callAt <= first.callAt && (t.interval || t.delay > SETTLE_EARLY_MS))) return false;
+    if (process.env.TWJS_DEBUG_TIME) log(`firing a timer ${first.callAt - clock.now} ms early`);
     await this.exclusive(async () => {
-      await this.fireEarly(target);
+      await this.fireEarly(first);
       await this.fireNow();
     });
     return true;
@@ -182,7 +198,7 @@ function turns(n) {
 // The SDK's own copy of `ws` (a dependency of twilsock), wrapped so that sockets are known.
 const WsWebSocket = require(require.resolve('ws', { paths: [path.dirname(require.resolve('twilsock'))] }));
 const sockets = new Map(); // WebSocket -> instance id that opened it
-const deadInstances = new Set(); // instances killed or shut down: they never connect again
+const deadInstances = new Set(); // killed instances (a dead process): they never connect again
 
 class TrackedWebSocket extends WsWebSocket {
   constructor(url, ...rest) {
@@ -192,6 +208,7 @@ class TrackedWebSocket extends WsWebSocket {
       throw new Error(`instance ${instance} has ended`);
     }
     super(url, ...rest);
+    this.sentFrames = 0;
     sockets.set(this, instance);
     this.on('close', () => {
       sockets.delete(this);
@@ -200,7 +217,18 @@ class TrackedWebSocket extends WsWebSocket {
     this.on('error', () => {});
   }
 }
+// Frames the SDK wrote on an open socket: the settle barrier waits until the backend read them.
+TrackedWebSocket.prototype.send = function send(data, ...rest) {
+  if (this.readyState === 1) this.sentFrames += 1;
+  return WsWebSocket.prototype.send.call(this, data, ...rest);
+};
 globalThis.WebSocket = TrackedWebSocket;
+
+function framesSent(instance) {
+  return socketsOf(instance)
+    .filter((ws) => ws.readyState === 1)
+    .reduce((n, ws) => n + ws.sentFrames, 0);
+}
 
 function socketsOf(instance) {
   return [...sockets].filter(([, i]) => i === instance).map(([ws]) => ws);
@@ -460,6 +488,7 @@ const engine = {
   handleOwners: new Map(), // handle -> instance (ids are never reused)
   inflight: new Set(), // the adapter's SDK calls not settled yet
   io: 0, // the adapter's own requests to the token generator in flight
+  barrierBusy: 0, // barrier answers in a row that were not 200
   activity: 0, // bumped on every SDK event, to tell a quiet round from a busy one
   closeWaiters: [],
 
@@ -669,10 +698,10 @@ const engine = {
     c.on('conversationAdded', live((conv) => {
       const sid = conv.sid;
       s.removed.delete(sid);
-      const isNew = !s.known.has(sid);
       s.known.set(sid, conv);
       if (!s.order.includes(sid)) s.order.push(sid);
-      if (isNew) observe('conversation_added', { conversation: sid });
+      // Every emission is reported (LIST-3 judges the SDK's events, not an adapter's filter).
+      observe('conversation_added', { conversation: sid });
     }));
     c.on('conversationRemoved', live((conv) => {
       const sid = conv.sid;
@@ -775,15 +804,15 @@ const engine = {
     const s = this.current(false);
     // The process dies: its socket goes without a goodbye, nothing is reported.
     this.end(s);
+    // A dead process cannot reach the network again: its instance is kept off it.
+    deadInstances.add(s.instance);
     for (const ws of socketsOf(s.instance)) ws.terminate();
-    if (s.client) s.client.shutdown().catch(() => {});
     await this.untilClosed(s);
     r.ok({});
   },
 
   end(s) {
     s.ended = true;
-    deadInstances.add(s.instance);
     if (s.startWaiter) s.startWaiter({ ok: false, kind: 'client_shut_down', message: 'the client ended while starting' });
     this.failWaiters(s, 'client_shut_down', 'the client was shut down');
     if (s.client) s.client.removeAllListeners();
@@ -1065,8 +1094,14 @@ const engine = {
     const s = this.session;
     if (!s || s.ended || !s.client) return null;
     try {
-      const { status, text } = await httpRequest(s.barrierUrl);
-      if (status !== 200) return `status ${status}`;
+      const { status, text } = await httpRequest(`${s.barrierUrl}&sent=${framesSent(s.instance)}`);
+      if (status !== 200) {
+        // Something is still outstanding at the backend (unread frames, unacknowledged
+        // notifications): not quiet.
+        this.barrierBusy += 1;
+        return `busy ${status} ${this.barrierBusy}`;
+      }
+      this.barrierBusy = 0;
       const v = JSON.parse(text);
       return `${v.requests}/${v.notifications}`;
     } catch (e) {
@@ -1094,7 +1129,10 @@ const engine = {
         previous = null;
         continue;
       }
-      const waiting = this.inflight.size + this.socketsBusy();
+      // A barrier that stayed busy for its whole bound twice in a row, with nothing else moving,
+      // is reported and given up on (the backend holds something the SDK will not answer).
+      if (this.barrierBusy >= 2) log(`settle: the backend's barrier stayed busy (${totals})`);
+      const waiting = this.inflight.size + this.socketsBusy() + (this.barrierBusy > 0 && this.barrierBusy < 2 ? 1 : 0);
       const signature = `${totals} ${this.activity} ${this.inflight.size} ${this.socketStates()} ${clock.now}`;
       if (signature === previous) {
         unchanged += 1;

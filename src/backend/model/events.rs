@@ -113,20 +113,25 @@ impl Events {
         self.log.push(Arc::new(p));
     }
 
-    /// The sequence number of the first published event that announced `frame`'s object at
-    /// `frame`'s revision (the frame's own for a first announcement; an earlier one for a
-    /// stale redelivery).
+    /// The event id a Sync client sees for `frame`: the sequence number of the first published
+    /// event that announced its object at its revision (the frame's own for a first
+    /// announcement). A stale snapshot whose revision was never announced (the object's first
+    /// revision, say) gets an id just below the first event that announced a newer revision:
+    /// a redelivered old event, never newer than what followed it.
     pub fn first_announcing(&self, frame: &EventFrame) -> u64 {
         let target = frame.target();
-        self.log
-            .iter()
-            .take_while(|p| p.frame.seq < frame.seq)
-            .find(|p| {
-                p.frame.kind == frame.kind
-                    && p.frame.revision == frame.revision
-                    && p.frame.target() == target
-            })
-            .map_or(frame.seq, |p| p.frame.seq)
+        let earlier = || {
+            self.log
+                .iter()
+                .take_while(|p| p.frame.seq < frame.seq)
+                .filter(|p| p.frame.kind == frame.kind && p.frame.target() == target)
+        };
+        if let Some(p) = earlier().find(|p| p.frame.revision == frame.revision) {
+            return p.frame.seq;
+        }
+        earlier()
+            .find(|p| p.frame.revision > frame.revision)
+            .map_or(frame.seq, |p| p.frame.seq.saturating_sub(1))
     }
 
     /// The published events after `seq` that `identity` receives, in order.

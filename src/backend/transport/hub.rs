@@ -105,7 +105,7 @@ fn upgrade_key(head: &Head) -> Result<&[u8], Refused> {
 
 /// A WebSocket error the client caused: what to journal and the close code to send. `None` for
 /// a connection that merely went away.
-fn violation(e: &WsError) -> Option<(Refusal, CloseCode)> {
+pub(super) fn violation(e: &WsError) -> Option<(Refusal, CloseCode)> {
     match e {
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         WsError::Protocol(_) => Some((Refusal::ProtocolViolation, CloseCode::Protocol)),

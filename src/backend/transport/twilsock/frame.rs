@@ -87,9 +87,11 @@ impl Frame {
             .and_then(|n| n.trim().parse().ok())
             .ok_or(FrameError::Magic)?;
         let start = eol + 2;
-        let raw = bytes
-            .get(start..start + size)
+        let end = start
+            .checked_add(size)
+            .filter(|end| *end <= bytes.len())
             .ok_or_else(|| FrameError::Header("shorter than announced".into()))?;
+        let raw = &bytes[start..end];
         let header: Map<String, Value> =
             serde_json::from_slice(raw).map_err(|e| FrameError::Header(e.to_string()))?;
         let payload_size = header
@@ -101,9 +103,13 @@ impl Frame {
         let payload = if payload_size == 0 {
             Value::Null
         } else {
-            let at = start + size + 2;
-            let raw = bytes
-                .get(at..at + payload_size)
+            if bytes.get(end..end + 2) != Some(b"\r\n".as_slice()) {
+                return Err(FrameError::Header("no CRLF after the header".into()));
+            }
+            let at = end + 2;
+            let raw = at
+                .checked_add(payload_size)
+                .and_then(|stop| bytes.get(at..stop))
                 .ok_or(FrameError::Truncated)?;
             let text = String::from_utf8_lossy(raw);
             let json = header
@@ -155,5 +161,13 @@ mod tests {
             Frame::decode(b"TWILSOCK V3.0 18\r\n{\"payload_size\":9}\r\nab"),
             Err(FrameError::Truncated)
         );
+        // Sizes near the top of usize are errors, not overflows.
+        assert!(matches!(
+            Frame::decode(b"TWILSOCK V3.0 18446744073709551615\r\n{}"),
+            Err(FrameError::Header(_))
+        ));
+        let header = r#"{"payload_size":18446744073709551615}"#;
+        let frame = format!("TWILSOCK V3.0 {}\r\n{header}\r\nab", header.len());
+        assert_eq!(Frame::decode(frame.as_bytes()), Err(FrameError::Truncated));
     }
 }

@@ -20,6 +20,7 @@
 //! this face (a stack under test cannot send the v1 channel's `ping`): answered once every
 //! event published so far was written to, and acknowledged by, every open twilsock socket of
 //! that client instance, with running totals of its requests and notifications; with
+//! `&sent=N`, once the N frames the client wrote on its open sockets were read; with
 //! `&closed=1`, once that instance has no socket open either (a kill or a logout is answered
 //! only once the backend let go of its socket).
 
@@ -72,22 +73,42 @@ pub(crate) async fn settle(mut stream: TcpStream, query: &str, service: Arc<Serv
     // so the backend has let go of it before the adapter answers).
     let closed =
         url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "closed" && v == "1");
+    // `&sent=N`: the frames the client wrote on its open sockets; wait until they were read.
+    let sent: u64 = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "sent")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let target = service.read(|m| m.events.last_seq());
     let mut changed = service.channels.subscribe();
     let deadline = tokio::time::Instant::now() + SETTLE_BOUND;
     let (status, body) = loop {
         let open = service.channels.of(&instance);
-        let busy: Vec<String> = open
+        let live: Vec<&(u64, ChannelStatus)> = open
             .iter()
             .filter(|(socket, _)| closed || !service.is_silenced(*socket))
-            .filter(|(_, s)| closed || s.cursor < target || s.unacked > 0)
+            .collect();
+        let mut busy: Vec<String> = live
+            .iter()
+            .filter(|(_, s)| closed || s.handshaking || s.cursor < target || s.unacked > 0)
             .map(|(socket, s)| {
                 format!(
-                    "socket {socket}: delivered through event {} of {target}, {} unacknowledged",
-                    s.cursor, s.unacked
+                    "socket {socket}: {}delivered through event {} of {target}, {} unacknowledged",
+                    if s.handshaking {
+                        "before its init, "
+                    } else {
+                        ""
+                    },
+                    s.cursor,
+                    s.unacked
                 )
             })
             .collect();
+        let read: u64 = live.iter().map(|(_, s)| s.received).sum();
+        if read < sent && !live.is_empty() {
+            busy.push(format!(
+                "{read} of the {sent} frames the client sent were read"
+            ));
+        }
         let requests: u64 = service.channels.requests(&instance);
         let notifications: u64 = service.channels.notifications(&instance);
         if busy.is_empty() {
@@ -131,6 +152,8 @@ struct Session {
     next_id: u64,
     requests: u64,
     notifications: u64,
+    /// Frames read from the client.
+    received: u64,
     /// Page numbers of the user's conversation map walks, by the key a page ended on.
     pages: BTreeMap<String, u32>,
 }
@@ -152,25 +175,38 @@ pub(crate) async fn session(
     let ws =
         WebSocketStream::from_partially_read(stream, buf, Role::Server, Some(ws_config())).await;
     let (mut sink, mut stream) = ws.split();
+    // Numbered from the upgrade on: a link silenced during the handshake is silent, and the
+    // settle barrier counts the socket (busy) until its `init` is answered.
+    let socket = service.next_socket();
+    let _status = ChannelGuard {
+        service: service.clone(),
+        socket,
+    };
+    let mut received = 0;
+    let handshake = |received: u64| ChannelStatus {
+        instance: instance.clone(),
+        handshaking: true,
+        received,
+        ..ChannelStatus::default()
+    };
+    service.channels.set(socket, handshake(received));
     // The first frame must be `init`.
     let init = loop {
-        match stream.next().await {
-            Some(Ok(Message::Binary(b))) => match Frame::decode(&b) {
-                Ok(f) if f.str("method") == Some("init") => break f,
-                Ok(_) => continue,
-                Err(e) => {
-                    return refuse_frame(&service, &instance, &e.to_string(), &mut sink).await;
-                }
-            },
-            Some(Ok(Message::Text(t))) => match Frame::decode(t.as_bytes()) {
-                Ok(f) if f.str("method") == Some("init") => break f,
-                Ok(_) => continue,
-                Err(e) => {
-                    return refuse_frame(&service, &instance, &e.to_string(), &mut sink).await;
-                }
-            },
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+        let frame = match stream.next().await {
+            Some(Ok(Message::Binary(b))) => Frame::decode(&b),
+            Some(Ok(Message::Text(t))) => Frame::decode(t.as_bytes()),
+            Some(Err(e)) => return violated(&service, &instance, &e, &mut sink).await,
+            Some(Ok(Message::Close(_))) | None => return,
             Some(Ok(_)) => continue,
+        };
+        received += 1;
+        service.channels.set(socket, handshake(received));
+        match frame {
+            // A silenced link carries nothing, the init included.
+            Ok(_) if service.is_silenced(socket) => continue,
+            Ok(f) if f.str("method") == Some("init") => break f,
+            Ok(_) => continue,
+            Err(e) => return refuse_frame(&service, &instance, &e.to_string(), &mut sink).await,
         }
     };
     let id = init.str("id").unwrap_or_default().to_owned();
@@ -207,7 +243,6 @@ pub(crate) async fn session(
             return;
         }
     };
-    let socket = service.next_socket();
     // The channel is open once `init` is answered: journaled (as the v1 handshake's 101) before
     // the answer leaves, with the cursor placed, so no event slips past.
     record(101, None);
@@ -221,11 +256,7 @@ pub(crate) async fn session(
             token: fingerprint.clone(),
         },
     );
-    // Dropped in reverse order: the close is journaled before the barrier stops counting it.
-    let _status = ChannelGuard {
-        service: service.clone(),
-        socket,
-    };
+    // Dropped before `_status`: the close is journaled before the barrier stops counting it.
     let _open = OpenSocket {
         service: service.clone(),
         instance: instance.clone(),
@@ -244,6 +275,7 @@ pub(crate) async fn session(
         next_id: 0,
         requests: 0,
         notifications: 0,
+        received,
         pages: BTreeMap::new(),
     };
     let capabilities: Vec<Value> = init
@@ -314,15 +346,24 @@ pub(crate) async fn session(
                 let frame = match msg {
                     Some(Ok(Message::Binary(b))) => Frame::decode(&b),
                     Some(Ok(Message::Text(t))) => Frame::decode(t.as_bytes()),
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Err(e)) => return violated(&service, &instance, &e, &mut sink).await,
+                    Some(Ok(Message::Close(_))) | None => break,
                     Some(Ok(_)) => continue,
                 };
+                s.received += 1;
                 let frame = match frame {
                     Ok(f) => f,
                     Err(e) => return refuse_frame(&service, &instance, &e.to_string(), &mut sink).await,
                 };
                 if silent {
-                    // A silenced link swallows everything.
+                    // A silenced link swallows everything but a token handed over, which the
+                    // service still takes (as the v1 hub does); nothing is answered.
+                    if frame.str("method") == Some("update") {
+                        let token = frame.str("token").unwrap_or_default().to_owned();
+                        if s.lease.accept(&service, socket, &instance, &s.identity, &token).is_ok() {
+                            s.token = token;
+                        }
+                    }
                     continue;
                 }
                 match frame.str("method") {
@@ -383,6 +424,28 @@ pub(crate) async fn session(
     }
 }
 
+/// Journals a WebSocket violation (an oversized message, bad UTF-8, a protocol error) as the v1
+/// hub does and closes the socket with its code; a connection that merely went away ends quietly.
+async fn violated(
+    service: &Service,
+    instance: &Option<InstanceId>,
+    e: &tokio_tungstenite::tungstenite::Error,
+    sink: &mut Sink,
+) {
+    if let Some((cause, code)) = super::hub::violation(e) {
+        let mut fact = RefusedFact::new(Layer::WebSocket, cause, &e.to_string());
+        fact.close_code = Some(code.into());
+        service
+            .recorder
+            .record(instance.clone(), Fact::Refused(fact));
+        let close = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code,
+            reason: cause.name().into(),
+        };
+        let _ = sink.send(Message::Close(Some(close))).await;
+    }
+}
+
 /// Journals a frame that is not twilsock and closes the socket (1002).
 async fn refuse_frame(
     service: &Service,
@@ -430,6 +493,8 @@ impl Session {
                 unacked: self.unacked.len(),
                 requests: self.requests,
                 notifications: self.notifications,
+                received: self.received,
+                handshaking: false,
             },
         );
     }

@@ -541,9 +541,7 @@ fn sync_object(s: &Session, req: &Request, kind: &str, name: &str) -> (Answer, V
 fn map_items(s: &mut Session, req: &Request, name: &str) -> (Answer, Value) {
     let last = s.service.read(|m| m.events.last_seq());
     match Object::parse(name) {
-        Some(Object::MyConversations(id)) if id == s.identity => {
-            conversation_items(s, req, name, last)
-        }
+        Some(Object::MyConversations(id)) if id == s.identity => conversation_items(s, req, name),
         Some(Object::Roster(sid)) => {
             let a = conversations::participants(&call(
                 s,
@@ -593,7 +591,7 @@ fn map_items(s: &mut Session, req: &Request, name: &str) -> (Answer, Value) {
 /// desc, `From` an inclusive key, the SDK asking one more and dropping the anchor), whatever
 /// order the v1 list is served in; the page walk is the v1 list's (list changes scheduled at
 /// page points happen here too, and a listed-but-removed conversation stays until a final page).
-fn conversation_items(s: &mut Session, req: &Request, name: &str, last: u64) -> (Answer, Value) {
+fn conversation_items(s: &mut Session, req: &Request, name: &str) -> (Answer, Value) {
     let from = req.param("From").map(str::to_owned);
     let desc = req
         .param("Order")
@@ -622,6 +620,9 @@ fn conversation_items(s: &mut Session, req: &Request, name: &str, last: u64) -> 
     s.service.reach(Some(At::BeforePage(page)));
     let identity = s.identity.clone();
     let served = s.service.read(|m| {
+        // Read with the items, after the page point's changes were published: no event about
+        // what this page serves can fall between the two.
+        let last = m.events.last_seq();
         let cap = (m.lists.max_page_size as usize).max(1);
         let keys: std::collections::BTreeSet<ConversationSid> = m
             .lists
@@ -659,14 +660,23 @@ fn conversation_items(s: &mut Session, req: &Request, name: &str, last: u64) -> 
             .map(|s| (*s).clone())
             .collect();
         let more = start + items.len() < ordered.len();
-        let ep = Endpoint::UserConversations {
+        let mut ep = Endpoint::UserConversations {
             user: identity.clone(),
             page,
             last: !more,
-            items: items.clone(),
+            items: Vec::new(),
         };
         if let Some(a) = Answer::gated(m, &ep) {
             return Err(a);
+        }
+        // Only a page actually served lists its items, and not the inclusive anchor: the
+        // previous page served it (the SDK drops it from this one).
+        if let Endpoint::UserConversations { items: listed, .. } = &mut ep {
+            *listed = items
+                .iter()
+                .filter(|sid| from.as_deref() != Some(sid.as_str()))
+                .cloned()
+                .collect();
         }
         let data: Vec<Value> = items
             .iter()
