@@ -170,23 +170,32 @@ fn stdio_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
             stats(overhead)
         );
         for jobs in [1, 2] {
-            let opts = SuiteOptions {
-                concurrency: jobs,
-                ..SuiteOptions::default()
-            };
-            let t = Instant::now();
-            let run = runtime
-                .block_on(run_suite(adapter.clone(), &opts))
-                .expect("suite");
-            let report = convo_tck::Report::build(&run);
+            let (took, report) = timed_suite(runtime, &adapter, jobs);
             println!(
                 "suite, {name}, --jobs {jobs}: {:.2} s for {} scenarios (exit {})",
-                t.elapsed().as_secs_f64(),
+                took.as_secs_f64(),
                 report.summary.scenarios,
                 report.exit_code()
             );
         }
     }
+}
+
+/// The whole suite against `adapter`, `jobs` scenarios at once: its wall time and report.
+fn timed_suite(
+    runtime: &tokio::runtime::Runtime,
+    adapter: &Arc<dyn Adapter>,
+    jobs: usize,
+) -> (Duration, convo_tck::Report) {
+    let opts = SuiteOptions {
+        concurrency: jobs,
+        ..SuiteOptions::default()
+    };
+    let t = Instant::now();
+    let run = runtime
+        .block_on(run_suite(adapter.clone(), &opts))
+        .expect("suite");
+    (t.elapsed(), convo_tck::Report::build(&run))
 }
 
 /// The real SDK's costs (see the module docs); skipped when its adapter is not installed.
@@ -234,20 +243,12 @@ fn twilio_js_figures(runtime: &tokio::runtime::Runtime, quick: bool) {
         stats(lives)
     );
     for jobs in [1, 2] {
-        let opts = SuiteOptions {
-            concurrency: jobs,
-            ..SuiteOptions::default()
-        };
-        let t = Instant::now();
-        let run = runtime
-            .block_on(run_suite(adapter.clone(), &opts))
-            .expect("suite");
-        let report = convo_tck::Report::build(&run);
+        let (took, report) = timed_suite(runtime, &adapter, jobs);
         println!(
             "suite, real JS SDK, --jobs {jobs}: {:.2} s for {} scenarios ({:.2} s per scenario; exit {})",
-            t.elapsed().as_secs_f64(),
+            took.as_secs_f64(),
             report.summary.scenarios,
-            t.elapsed().as_secs_f64() / report.summary.scenarios.max(1) as f64,
+            took.as_secs_f64() / report.summary.scenarios.max(1) as f64,
             report.exit_code()
         );
     }

@@ -209,6 +209,31 @@ pub struct Issued {
 }
 
 impl RequestFact {
+    /// An attempt to open the event channel (either face): journaled with status 101 when it
+    /// opened, with the refusal's status and reason otherwise.
+    pub fn event_channel(
+        method: &str,
+        path: &str,
+        query: Option<String>,
+        status: u16,
+        error: Option<String>,
+        token: Option<TokenFingerprint>,
+    ) -> Self {
+        Self {
+            method: method.into(),
+            path: quoted(path),
+            query: query.map(|q| quoted(&q)),
+            endpoint: Endpoint::EventChannel,
+            status,
+            revision: None,
+            attributes: None,
+            token,
+            error,
+            issued: None,
+            token_in_url: false,
+        }
+    }
+
     /// Whether it was answered with a 2xx status.
     pub fn succeeded(&self) -> bool {
         (200..300).contains(&self.status)

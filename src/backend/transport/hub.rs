@@ -29,7 +29,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::http1::{self, Head, Refused};
-use crate::backend::endpoint::Endpoint;
 use crate::backend::fact::{
     Fact, FrameFact, Layer, Refusal, RefusedFact, RequestFact, TokenFact, TokenNotice, quoted,
 };
@@ -159,19 +158,14 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
     let record = |status: u16, error: Option<String>| {
         service.recorder.record(
             instance.clone(),
-            Fact::Request(RequestFact {
-                method: "GET".into(),
-                path: quoted(path),
-                query: (!query.is_empty()).then(|| quoted(query)),
-                endpoint: Endpoint::EventChannel,
+            Fact::Request(RequestFact::event_channel(
+                "GET",
+                path,
+                (!query.is_empty()).then(|| query.to_owned()),
                 status,
-                revision: None,
-                attributes: None,
-                token: fingerprint.clone(),
                 error,
-                issued: None,
-                token_in_url: false,
-            }),
+                fingerprint.clone(),
+            )),
         );
     };
     let refuse = |status: u16, code: u32, message: &str| {
@@ -181,24 +175,20 @@ async fn connection(mut stream: TcpStream, service: Arc<Service>) {
     if let Some(in_url) = crate::secrets::find_token(&decoded_query) {
         // A token in the URL ends up in logs along the way: refused, and journaled as such.
         let message = "an access token in the URL: tokens travel in the X-Twilio-Token header only";
-        service.recorder.record(
-            instance.clone(),
-            Fact::Request(RequestFact {
-                method: "GET".into(),
-                path: quoted(path),
-                query: Some(quoted(query)),
-                endpoint: Endpoint::EventChannel,
-                status: 400,
-                revision: None,
-                attributes: None,
-                token: fingerprint
-                    .clone()
-                    .or_else(|| Some(TokenFingerprint::of(in_url))),
-                error: Some(message.into()),
-                issued: None,
-                token_in_url: true,
-            }),
+        let mut fact = RequestFact::event_channel(
+            "GET",
+            path,
+            Some(query.to_owned()),
+            400,
+            Some(message.into()),
+            fingerprint
+                .clone()
+                .or_else(|| Some(TokenFingerprint::of(in_url))),
         );
+        fact.token_in_url = true;
+        service
+            .recorder
+            .record(instance.clone(), Fact::Request(fact));
         let answer = refuse(400, 20_001, message);
         return http1::answer_and_close(&mut stream, &answer).await;
     }

@@ -42,7 +42,6 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::http1;
 use super::hub::{Lease, OpenSocket, frame_fact, ws_config};
-use crate::backend::endpoint::Endpoint;
 use crate::backend::fact::{Fact, Layer, Refusal, RefusedFact, RequestFact, TokenNotice, quoted};
 use crate::backend::service::{ChannelStatus, Service};
 use crate::secrets::TokenFingerprint;
@@ -215,19 +214,14 @@ pub(crate) async fn session(
     let record = |status: u16, error: Option<String>| {
         service.recorder.record(
             instance.clone(),
-            Fact::Request(RequestFact {
-                method: "init".into(),
-                path: PATH.into(),
-                query: None,
-                endpoint: Endpoint::EventChannel,
+            Fact::Request(RequestFact::event_channel(
+                "init",
+                PATH,
+                None,
                 status,
-                revision: None,
-                attributes: None,
-                token: fingerprint.clone(),
                 error,
-                issued: None,
-                token_in_url: false,
-            }),
+                fingerprint.clone(),
+            )),
         );
     };
     let claims = match service.tokens.validate(&token) {

@@ -100,6 +100,19 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Sync paging: whether `Order` is `desc`, and `PageSize` (1..=100, default 50).
+    fn paging(&self) -> (bool, usize) {
+        let desc = self
+            .param("Order")
+            .is_some_and(|o| o.eq_ignore_ascii_case("desc"));
+        let size = self
+            .param("PageSize")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(50)
+            .clamp(1, 100);
+        (desc, size)
+    }
+
     fn query(&self) -> Option<String> {
         (!self.params.is_empty()).then(|| {
             url::form_urlencoded::Serializer::new(String::new())
@@ -593,14 +606,7 @@ fn map_items(s: &mut Session, req: &Request, name: &str) -> (Answer, Value) {
 /// page points happen here too, and a listed-but-removed conversation stays until a final page).
 fn conversation_items(s: &mut Session, req: &Request, name: &str) -> (Answer, Value) {
     let from = req.param("From").map(str::to_owned);
-    let desc = req
-        .param("Order")
-        .is_some_and(|o| o.eq_ignore_ascii_case("desc"));
-    let size: usize = req
-        .param("PageSize")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(50)
-        .clamp(1, 100);
+    let (desc, size) = req.paging();
     let page = match &from {
         None => 0,
         Some(k) => s.pages.get(k).copied().unwrap_or(1),
@@ -718,14 +724,7 @@ fn list_items(s: &Session, req: &Request, name: &str) -> (Answer, Value) {
             name,
         );
     };
-    let desc = req
-        .param("Order")
-        .is_some_and(|o| o.eq_ignore_ascii_case("desc"));
-    let size: usize = req
-        .param("PageSize")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(50)
-        .clamp(1, 100);
+    let (desc, size) = req.paging();
     let mut query = vec![
         ("PageSize".to_owned(), size.to_string()),
         (
